@@ -1,0 +1,158 @@
+/**
+ * The experiment and sweep config: one schema, parsed once at the edge. Defaults reproduce the
+ * reference system (REFERENCE.md); every bad field is named in one error message.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+
+export const DatasetSchema = z
+  .object({
+    name: z.enum(['cifar100', 'synthetic']).default('synthetic'),
+    /** Folder holding train.bin and test.bin; defaults to data/<name>. */
+    dir: z.string().optional(),
+    /** Seeded subset of both splits, in (0, 1]. */
+    fraction: z.number().gt(0).max(1).default(1),
+    partition: z.enum(['contiguous', 'iid', 'dirichlet']).default('contiguous'),
+    alpha: z.number().positive().default(0.5),
+  })
+  .strict();
+
+export const ModelSchema = z
+  .object({
+    width: z.number().positive().max(1).default(1),
+    numClasses: positiveInt.default(100),
+    /** 'random' or the path of a safetensors checkpoint to start from. */
+    init: z.string().default('random'),
+  })
+  .strict();
+
+export const FederationSchema = z
+  .object({
+    worldSize: positiveInt.max(64).default(1),
+    mode: z.enum(['slice', 'fedavg']).default('slice'),
+    swap: z.boolean().default(false),
+    layerwiseSwap: z.boolean().default(false),
+    rounds: positiveInt.default(10),
+    roundTimeoutS: z.number().positive().default(3600),
+    /** Updates needed for a round to proceed after the timeout; defaults to worldSize. */
+    minTrainers: positiveInt.optional(),
+  })
+  .strict();
+
+export const TrainSchema = z
+  .object({
+    optimizer: z.enum(['adam']).default('adam'),
+    learningRate: z.number().min(0).default(1e-4),
+    weightDecay: z.number().min(0).default(1e-4),
+    batchSize: positiveInt.default(32),
+    epochs: positiveInt.default(3),
+    augment: z.boolean().default(true),
+    /** Stop an epoch early after this many steps (for quick tests); unset = full passes. */
+    maxStepsPerEpoch: positiveInt.optional(),
+  })
+  .strict();
+
+export const EvalSchema = z
+  .object({
+    batchSize: positiveInt.default(500),
+  })
+  .strict();
+
+export const BackendSchema = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
+
+export const ExperimentSchema = z
+  .object({
+    name: z.string().default('experiment'),
+    dataset: DatasetSchema.default(DatasetSchema.parse({})),
+    model: ModelSchema.default(ModelSchema.parse({})),
+    federation: FederationSchema.default(FederationSchema.parse({})),
+    train: TrainSchema.default(TrainSchema.parse({})),
+    eval: EvalSchema.default(EvalSchema.parse({})),
+    seed: z.number().int().min(0).default(123),
+    backend: BackendSchema.default('auto'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const { worldSize, minTrainers } = c.federation;
+    if (minTrainers !== undefined && minTrainers > worldSize) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['federation', 'minTrainers'],
+        message: `is ${minTrainers} but worldSize is ${worldSize}; it must be at most worldSize`,
+      });
+    }
+  });
+
+export type Experiment = z.infer<typeof ExperimentSchema>;
+export type DatasetConfig = Experiment['dataset'];
+export type ModelConfig = Experiment['model'];
+export type FederationConfig = Experiment['federation'];
+export type TrainConfig = Experiment['train'];
+export type EvalConfig = Experiment['eval'];
+export type BackendName = z.infer<typeof BackendSchema>;
+
+const GridValue = z.union([z.number(), z.string(), z.boolean()]);
+export const SweepSchema = z
+  .object({
+    name: z.string().min(1),
+    base: z.unknown().default({}),
+    /** Dotted paths into the experiment, each with the values to try. */
+    grid: z.record(z.string(), z.array(GridValue).min(1)).default({}),
+    /** A run matching every pair of one entry is left out. */
+    skip: z.array(z.record(z.string(), GridValue)).default([]),
+  })
+  .strict();
+export type SweepFile = z.infer<typeof SweepSchema>;
+
+/** Thrown for bad input: one line naming what is wrong and what to do. */
+export class ConfigError extends Error {
+  readonly code = 'FEDSLICE_ERR_CONFIG';
+}
+
+function describeIssues(source: string, error: z.ZodError): string {
+  const parts = error.issues.map((i) => {
+    const path = i.path.length ? i.path.join('.') : '(top level)';
+    return `${path}: ${i.message}`;
+  });
+  return `${source}: invalid config: ${parts.join('; ')}`;
+}
+
+export function parseExperiment(raw: unknown, source = 'config'): Experiment {
+  const r = ExperimentSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(describeIssues(source, r.error));
+  return r.data;
+}
+
+export function parseSweep(raw: unknown, source = 'sweep'): SweepFile {
+  const r = SweepSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(describeIssues(source, r.error));
+  return r.data;
+}
+
+export function readJsonFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}; check the path`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export function loadExperiment(path: string): Experiment {
+  return parseExperiment(readJsonFile(path), path);
+}
+
+export function minTrainersOf(c: Experiment): number {
+  return c.federation.minTrainers ?? c.federation.worldSize;
+}
+
+export function datasetDir(d: DatasetConfig): string {
+  return d.dir ?? `data/${d.name}`;
+}
