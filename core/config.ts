@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { FedsliceError } from './errors.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -107,8 +108,10 @@ export const SweepSchema = z
 export type SweepFile = z.infer<typeof SweepSchema>;
 
 /** Thrown for bad input: one line naming what is wrong and what to do. */
-export class ConfigError extends Error {
-  readonly code = 'FEDSLICE_ERR_CONFIG';
+export class ConfigError extends FedsliceError {
+  constructor(message: string) {
+    super('FEDSLICE_ERR_CONFIG', message);
+  }
 }
 
 function describeIssues(source: string, error: z.ZodError): string {

@@ -1,0 +1,35 @@
+/** The one `fedslice` command; each sub-command registers itself from its own folder. */
+import { Command, CommanderError } from 'commander';
+import { register as registerData } from './core/data/command.ts';
+import { register as registerMetaserver } from './metaserver/command.ts';
+import { register as registerAggregator } from './aggregator/command.ts';
+import { register as registerTrainer } from './trainer/command.ts';
+import { register as registerRunner } from './runner/command.ts';
+import { register as registerAnalysis } from './analysis/command.ts';
+import { isFedsliceError } from './core/errors.ts';
+
+const program = new Command('fedslice')
+  .description('Horizontal tensor-parallel federated learning experiments on TensorFlow.js')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+registerMetaserver(program);
+registerAggregator(program);
+registerTrainer(program);
+registerRunner(program);
+registerAnalysis(program);
+registerData(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode;
+  } else if (isFedsliceError(e)) {
+    process.stderr.write(`fedslice: error: ${e.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`fedslice: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,74 @@
+/** Records of the results store (DESIGN.md): results/runs.jsonl and results/rounds.jsonl. */
+import type { Experiment } from './config.ts';
+
+/** The fields a run is keyed by; the same key is never run twice unless asked. */
+export interface RunKey {
+  worldSize: number;
+  learningRate: number;
+  swap: boolean;
+  layerwiseSwap: boolean;
+  rounds: number;
+  seed: number;
+  mode: string; // slice | fedavg | async
+  dataset: string; // cifar100 | synthetic
+  width: number;
+}
+
+export type RunStatus = 'started' | 'completed' | 'failed' | 'interrupted';
+
+export interface RunEnvironment {
+  backend: string;
+  node: string;
+  tfjs: string;
+  fedslice: string;
+  host: string;
+  platform: string;
+}
+
+/** One line of runs.jsonl: written when a run starts and again when it ends. */
+export interface RunRecord {
+  kind: 'run';
+  runId: string;
+  /** Canonical string of the RunKey plus the config hash, used to find completed work. */
+  key: string;
+  keyFields: RunKey;
+  status: RunStatus;
+  config: Experiment;
+  startedAt: string; // ISO time
+  endedAt?: string;
+  wallSeconds?: number;
+  environment: RunEnvironment;
+  error?: string;
+  /** Extra figures written at the end (e.g. async metrics). */
+  summary?: Record<string, number>;
+}
+
+export interface RoundTimings {
+  roundSeconds: number;
+  /** Slowest trainer's local training time. */
+  trainSeconds: number;
+  /** Round time not spent training, merging or evaluating: sending and receiving. */
+  transferSeconds: number;
+  mergeSeconds: number;
+  evalSeconds: number;
+}
+
+/** One line of rounds.jsonl. Round 0 is the model before training. */
+export interface RoundRecord extends RunKey, RoundTimings {
+  kind: 'round';
+  runId: string;
+  round: number;
+  testLoss: number;
+  testAccuracy: number;
+  /** Mean training loss over trainers (sample-weighted); null for round 0. */
+  trainLoss: number | null;
+  bytesSent: number;
+  bytesReceived: number;
+  /** Training samples processed per second, summed over trainers. */
+  samplesPerSecond: number;
+  trainersReporting: number;
+  time: string; // ISO time the record was written
+  /** async mode: model version and staleness figures. */
+  version?: number;
+  staleness?: number;
+}
