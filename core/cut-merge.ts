@@ -1,0 +1,107 @@
+/**
+ * Cutting a model into slices and merging slices (or their deltas) back: pure maths over
+ * Float32Array, no sockets, no tfjs. Every slice goes back exactly where it was cut from.
+ */
+import type { NamedTensor, Weights } from './tensor.ts';
+import { sizeOf } from './tensor.ts';
+import type { SlicePlan, TensorCut } from './slice-plan.ts';
+import { cutShape } from './slice-plan.ts';
+
+/** Row-major geometry of a cut: `outer` blocks, each `axisLen * inner` long in the full tensor. */
+function geometry(c: TensorCut) {
+  if (c.axis === null) return { outer: 1, axisLen: 1, inner: sizeOf(c.fullShape), start: 0, len: 1 };
+  const outer = sizeOf(c.fullShape.slice(0, c.axis));
+  const inner = sizeOf(c.fullShape.slice(c.axis + 1));
+  return { outer, axisLen: c.fullShape[c.axis], inner, start: c.start, len: c.end - c.start };
+}
+
+export function cutTensor(full: NamedTensor, c: TensorCut): NamedTensor {
+  if (full.name !== c.name || sizeOf(full.shape) !== sizeOf(c.fullShape)) {
+    throw new Error(`cut plan for ${c.name} does not fit tensor ${full.name} [${full.shape}]`);
+  }
+  const shape = cutShape(c);
+  if (c.axis === null) return { name: c.name, shape, data: new Float32Array(full.data) };
+  const g = geometry(c);
+  const out = new Float32Array(sizeOf(shape));
+  const block = g.len * g.inner;
+  for (let o = 0; o < g.outer; o++) {
+    const src = (o * g.axisLen + g.start) * g.inner;
+    out.set(full.data.subarray(src, src + block), o * block);
+  }
+  return { name: c.name, shape, data: out };
+}
+
+export function cutWeights(full: Weights, plan: SlicePlan): Weights {
+  const byName = new Map(full.map((t) => [t.name, t]));
+  return plan.cuts.map((c) => {
+    const t = byName.get(c.name);
+    if (!t) throw new Error(`model has no tensor ${c.name}`);
+    return cutTensor(t, c);
+  });
+}
+
+export interface Contribution {
+  plan: SlicePlan;
+  /** Tensors in plan order, shaped as the plan's cuts. */
+  tensors: Weights;
+  /** Weight of this contribution where slices overlap (samples trained on). */
+  weight: number;
+}
+
+/**
+ * Merges contributions into `base`. Where contributions overlap (replicated tensors, or fedavg),
+ * their weighted mean is used; where none covers a part, `base` is kept.
+ * asDelta: the contributions are deltas and the result is base + merged delta;
+ * otherwise they are values that replace base.
+ * Sums run in float64, so a single contribution (or equal values) merges back bit-exactly.
+ */
+export function mergeInto(base: Weights, contributions: Contribution[], asDelta: boolean): Weights {
+  return base.map((t) => {
+    const parts = contributions.map((c) => {
+      const i = c.plan.cuts.findIndex((k) => k.name === t.name);
+      if (i < 0) throw new Error(`contribution has no cut for ${t.name}`);
+      return { cut: c.plan.cuts[i], data: c.tensors[i].data, weight: c.weight };
+    });
+    return { name: t.name, shape: [...t.shape], data: mergeTensor(t.data, parts, asDelta) };
+  });
+}
+
+function mergeTensor(
+  base: Float32Array,
+  parts: { cut: TensorCut; data: Float32Array; weight: number }[],
+  asDelta: boolean,
+): Float32Array {
+  const out = new Float32Array(base);
+  if (parts.length === 0) return out;
+  // Fast path: one part per region and no overlap is the common slice case; a general
+  // accumulator handles overlap (replicated tensors, fedavg).
+  const axes = new Set(parts.map((p) => p.cut.axis));
+  if (axes.size !== 1) throw new Error(`contributions cut ${parts[0].cut.name} along different axes`);
+  const g = geometry(parts[0].cut);
+  const sum = new Float64Array(base.length);
+  const wsum = new Float64Array(g.axisLen);
+  for (const p of parts) {
+    const pg = geometry(p.cut);
+    const expected = pg.outer * pg.len * pg.inner;
+    if (p.data.length !== expected) throw new Error(`contribution for ${p.cut.name} has ${p.data.length} values, expected ${expected}`);
+    for (let a = 0; a < pg.len; a++) wsum[pg.start + a] += p.weight;
+    const block = pg.len * pg.inner;
+    for (let o = 0; o < pg.outer; o++) {
+      const dst = (o * pg.axisLen + pg.start) * pg.inner;
+      const src = o * block;
+      for (let k = 0; k < block; k++) sum[dst + k] += p.weight * p.data[src + k];
+    }
+  }
+  for (let o = 0; o < g.outer; o++) {
+    for (let a = 0; a < g.axisLen; a++) {
+      const w = wsum[a];
+      if (w === 0) continue;
+      const at = (o * g.axisLen + a) * g.inner;
+      for (let k = 0; k < g.inner; k++) {
+        const v = sum[at + k] / w;
+        out[at + k] = asDelta ? base[at + k] + v : v;
+      }
+    }
+  }
+  return out;
+}
