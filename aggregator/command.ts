@@ -1,3 +1,50 @@
 import type { Command } from 'commander';
+import { loadExperiment } from '../core/config.ts';
+import { resolveToken } from '../core/token.ts';
+import { abortOnSignals, backendOption, DEFAULT_METASERVER, intOption, log, signalExitCode, urlOption, withBackend } from '../core/cli-options.ts';
+import { runAggregator } from './run.ts';
 
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  program
+    .command('aggregator')
+    .description('run the round loop of one experiment: wait for trainers, slice, send, collect, merge, evaluate, record')
+    .requiredOption('--config <file>', 'experiment config (JSON)')
+    .option('--metaserver <url>', 'metaserver to register with', DEFAULT_METASERVER)
+    .option('--job <id>', 'job id trainers join (default: the config name)')
+    .option('--results <dir>', 'results store to append to', 'results')
+    .option('--resume', 'continue the unfinished run of this config from its last checkpoint')
+    .option('--force', 'run again even if this config already completed')
+    .option('--host <addr>', 'interface the trainer server binds to', '127.0.0.1')
+    .option('--port <n>', 'trainer server port (0: the OS picks one)', intOption('--port'), 0)
+    .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN, else a random one is made and printed)')
+    .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu')
+    .action(async (opts) => {
+      const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
+      const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
+      if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
+      const job = opts.job ?? config.name;
+      const signal = abortOnSignals();
+      try {
+        await runAggregator({
+          config,
+          metaserver: urlOption(opts.metaserver),
+          job,
+          token,
+          results: opts.results,
+          resume: Boolean(opts.resume),
+          force: Boolean(opts.force),
+          host: opts.host,
+          port: opts.port,
+          signal,
+          log,
+        });
+      } catch (e) {
+        if (signal.aborted) {
+          log(`aggregator: ${(e as Error).message}`);
+          process.exitCode = signalExitCode(signal);
+          return;
+        }
+        throw e;
+      }
+    });
+}

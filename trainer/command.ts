@@ -1,3 +1,43 @@
 import type { Command } from 'commander';
+import { hostname } from 'node:os';
+import { loadExperiment } from '../core/config.ts';
+import { resolveToken } from '../core/token.ts';
+import { abortOnSignals, backendOption, DEFAULT_METASERVER, intOption, log, signalExitCode, urlOption, withBackend } from '../core/cli-options.ts';
+import { runTrainer } from './run.ts';
 
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  program
+    .command('trainer')
+    .description('join a job, train the slices the aggregator sends on this trainer\'s shard, upload the deltas')
+    .requiredOption('--config <file>', 'experiment config (JSON), the same file the aggregator uses')
+    .option('--metaserver <url>', 'metaserver to find the aggregator through', DEFAULT_METASERVER)
+    .option('--job <id>', 'job id to join (default: the config name)')
+    .option('--id <name>', 'this trainer\'s id; rejoining with the same id gets the same shard back (default: host-pid)')
+    .option('--shard <k>', 'ask for data shard k (default: the first free one)', intOption('--shard'))
+    .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN)')
+    .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu')
+    .action(async (opts) => {
+      const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
+      const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
+      const signal = abortOnSignals();
+      try {
+        await runTrainer({
+          config,
+          metaserver: urlOption(opts.metaserver),
+          job: opts.job ?? config.name,
+          token,
+          id: opts.id ?? `${hostname()}-${process.pid}`,
+          shard: opts.shard,
+          signal,
+          log,
+        });
+      } catch (e) {
+        if (signal.aborted) {
+          log(`trainer: ${(e as Error).message}`);
+          process.exitCode = signalExitCode(signal);
+          return;
+        }
+        throw e;
+      }
+    });
+}

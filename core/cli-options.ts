@@ -1,0 +1,58 @@
+/** Small pieces every sub-command shares: option parsers that fail with one clear line, signals. */
+import { InvalidArgumentError } from 'commander';
+import { BackendSchema, type BackendName, type Experiment } from './config.ts';
+
+export const DEFAULT_METASERVER = 'ws://127.0.0.1:9100';
+
+export function intOption(name: string, min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+export function positiveNumberOption(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${v}"`);
+    return n;
+  };
+}
+
+export function backendOption(v: string): BackendName {
+  const r = BackendSchema.safeParse(v);
+  if (!r.success) throw new InvalidArgumentError(`must be one of ${BackendSchema.options.join(', ')}`);
+  return r.data;
+}
+
+export function urlOption(v: string): string {
+  if (!/^wss?:\/\/[^\s]+$/.test(v)) throw new InvalidArgumentError(`must be a ws:// or wss:// URL, got "${v}"`);
+  return v;
+}
+
+/** Applies --backend over the config's choice. */
+export function withBackend(c: Experiment, backend?: BackendName): Experiment {
+  return backend ? { ...c, backend } : c;
+}
+
+/** An AbortSignal that fires on the first SIGINT or SIGTERM; a second one exits at once. */
+export function abortOnSignals(): AbortSignal {
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (ac.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+    ac.abort(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return ac.signal;
+}
+
+/** Exit status for a run stopped by a signal. */
+export function signalExitCode(signal: AbortSignal): number {
+  return signal.reason === 'SIGINT' ? 130 : 143;
+}
+
+export const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};

@@ -1,0 +1,27 @@
+/** What a run ran on, recorded with every run. */
+import { hostname, platform, arch } from 'node:os';
+import { readFileSync } from 'node:fs';
+import type { RunEnvironment } from './results-types.ts';
+
+const ownVersion = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export function fedsliceVersion(): string {
+  return ownVersion;
+}
+
+export function runEnvironment(backend: { name: string; tfjsVersion: string }): RunEnvironment {
+  return {
+    backend: backend.name,
+    node: process.version,
+    tfjs: backend.tfjsVersion,
+    fedslice: ownVersion,
+    host: hostname(),
+    platform: `${platform()}-${arch()}`,
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * A trainer: finds its job's aggregator through the metaserver, joins with the job token, trains
+ * each task on its own shard and uploads the delta. If the aggregator's connection drops it waits
+ * for the aggregator to register again (a restart with --resume) and rejoins with the same id.
+ */
+import WebSocket from 'ws';
+import type { Experiment } from '../core/config.ts';
+import { alexnetLayers, parameterCount } from '../core/model-spec.ts';
+import { FedsliceError } from '../core/errors.ts';
+import { subtractWeights } from '../core/tensor.ts';
+import { initBackend } from '../core/backend.ts';
+import { trainLocal } from '../core/train.ts';
+import { loadForExperiment, shardIndices } from '../core/data/load.ts';
+import { decode, encode, maxFrameBytes, type Message } from '../core/wire.ts';
+import { connectMetaserver } from '../metaserver/client.ts';
+
+type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
+
+export interface TrainerOptions {
+  config: Experiment;
+  metaserver: string;
+  job: string;
+  token: string;
+  id: string;
+  shard?: number;
+  signal: AbortSignal;
+  log: (line: string) => void;
+}
+
+type SessionEnd = { kind: 'done'; msg: Msg<'done'> } | { kind: 'lost'; reason: string } | { kind: 'refused'; error: FedsliceError };
+
+export async function runTrainer(o: TrainerOptions): Promise<void> {
+  const { config, log } = o;
+  await initBackend(config.backend);
+  const layers = alexnetLayers(config.model);
+  const { train } = loadForExperiment(config.dataset, config.seed);
+  // fedavg tasks carry the full model: size frames for it.
+  const maxPayload = maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT);
+  const waitS = config.federation.roundTimeoutS;
+
+  const meta = await connectMetaserver({ url: o.metaserver, job: o.job, role: 'trainer', id: o.id, token: o.token });
+  const stop = new Promise<never>((_, reject) => {
+    const fail = () => reject(new FedsliceError('FEDSLICE_ERR_INTERRUPTED', `interrupted by ${String(o.signal.reason ?? 'signal')}`));
+    if (o.signal.aborted) fail();
+    o.signal.addEventListener('abort', fail, { once: true });
+  });
+  stop.catch(() => {});
+  try {
+    let backoffMs = 200;
+    for (;;) {
+      log(`trainer ${o.id}: waiting for the aggregator of job ${o.job}`);
+      const address = await Promise.race([meta.waitForAggregator(waitS * 1000), stop]);
+      const end = await Promise.race([session(address), stop]);
+      if (end.kind === 'done') {
+        if (end.msg.reason === 'completed') {
+          log(`trainer ${o.id}: run completed`);
+          return;
+        }
+        throw new FedsliceError('FEDSLICE_ERR_RUN_FAILED', `the aggregator ended the run: ${end.msg.message ?? 'failed'}`);
+      }
+      if (end.kind === 'refused') throw end.error;
+      log(`trainer ${o.id}: lost the aggregator (${end.reason}); will rejoin when it is back`);
+      // A dropped connection may come back at the same address before the metaserver notices;
+      // the growing pause only spaces out retries, it is not a readiness wait.
+      await Promise.race([new Promise((r) => setTimeout(r, backoffMs)), stop]);
+      backoffMs = Math.min(backoffMs * 2, 5000);
+    }
+  } finally {
+    meta.close();
+  }
+
+  function session(address: string): Promise<SessionEnd> {
+    return new Promise<SessionEnd>((resolve) => {
+      const ws = new WebSocket(address, { maxPayload });
+      let shard: number | null = null;
+      let indices: Int32Array | null = null;
+      let settled = false;
+      let busy: Promise<void> = Promise.resolve();
+      const end = (e: SessionEnd) => {
+        if (settled) return;
+        settled = true;
+        resolve(e);
+        ws.close();
+      };
+      const send = (m: Message) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(encode(m));
+      };
+      o.signal.addEventListener('abort', () => ws.close(), { once: true });
+
+      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) } as Message));
+      ws.on('message', (data) => {
+        const d = decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
+        if (!d.ok) {
+          log(`trainer ${o.id}: dropped a bad frame from the aggregator: ${d.error}`);
+          return;
+        }
+        const msg = d.msg;
+        switch (msg.type) {
+          case 'joined':
+            shard = msg.shard;
+            indices = shardIndices(train, config.dataset, msg.worldSize, shard, config.seed);
+            log(`trainer ${o.id}: joined job ${o.job} as shard ${shard} of ${msg.worldSize} (${indices.length} training images)`);
+            return;
+          case 'task':
+            // Tasks are handled one at a time, in order.
+            busy = busy.then(() => handleTask(msg, shard, indices, send)).catch((e) => end({ kind: 'lost', reason: (e as Error).message }));
+            return;
+          case 'done':
+            end({ kind: 'done', msg });
+            return;
+          case 'error':
+            if (msg.code === 'FEDSLICE_ERR_TOKEN' || msg.code === 'FEDSLICE_ERR_JOB' || msg.code === 'FEDSLICE_ERR_FULL' || msg.code === 'FEDSLICE_ERR_SHARD') {
+              end({ kind: 'refused', error: new FedsliceError(msg.code, `the aggregator refused trainer ${o.id}: ${msg.message}`) });
+            } else {
+              log(`trainer ${o.id}: the aggregator reported: ${msg.message}`);
+            }
+            return;
+          default:
+            log(`trainer ${o.id}: ignored an unexpected ${msg.type} message`);
+        }
+      });
+      ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
+      ws.on('error', (e) => end({ kind: 'lost', reason: e.message }));
+    });
+  }
+
+  async function handleTask(task: Msg<'task'>, shard: number | null, indices: Int32Array | null, send: (m: Message) => void) {
+    if (shard === null || !indices) throw new Error('task before joined');
+    log(`trainer ${o.id}: round ${task.round}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
+    const result = await trainLocal({
+      layers,
+      weights: task.weights,
+      data: train,
+      indices,
+      hyper: task.hyper,
+      // Each shard shuffles and drops out differently, the same way on every run.
+      seed: task.hyper.seed * 1009 + shard,
+      round: task.round,
+    });
+    send({
+      type: 'update',
+      job: o.job,
+      round: task.round,
+      rank: task.rank,
+      delta: subtractWeights(result.weights, task.weights),
+      numSamples: result.numSamples,
+      metrics: {
+        trainLoss: result.trainLoss,
+        trainSeconds: result.seconds,
+        samplesPerSecond: result.samplesPerSecond,
+        steps: result.steps,
+      },
+    } as Message);
+    log(`trainer ${o.id}: round ${task.round}: sent update (loss ${result.trainLoss.toFixed(4)}, ${result.samplesPerSecond.toFixed(0)} samples/s)`);
+  }
+}
