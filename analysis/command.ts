@@ -1,3 +1,66 @@
+/**
+ * Registers `fedslice analyze`. The analysis modules (arquero, vega) load only when the
+ * command runs, so the other sub-commands start without them.
+ */
 import type { Command } from 'commander';
+import { FedsliceError } from '../core/errors.ts';
+import type { AnalyzeOptions } from './analyze.ts';
+import type { Metric } from './tables.ts';
 
-export function register(_program: Command): void {}
+interface RawOptions {
+  results: string;
+  plots: boolean;
+  out?: string;
+  top: string;
+  metric: string;
+  where?: string;
+  csv?: string;
+  json?: string;
+}
+
+const METRIC_NAMES: readonly Metric[] = ['testAccuracy', 'testLoss'];
+
+export function register(program: Command): void {
+  program
+    .command('analyze')
+    .description('Tables and charts over the results store: per-configuration statistics, top runs, swap, timing')
+    .option('--results <dir>', 'results store folder (runs.jsonl, rounds.jsonl)', 'results')
+    .option('--no-plots', 'print the tables only; write no chart or report file')
+    .option('--out <dir>', 'folder for the charts and report.html (default: <results>/report)')
+    .option('--top <n>', 'how many configurations the top table shows', '5')
+    .option('--metric <name>', 'rank configurations by testAccuracy (highest first) or testLoss (lowest first)', 'testAccuracy')
+    .option('--where <k=v,...>', 'keep runs whose key fields match, e.g. worldSize=2,swap=true or learningRate=1e-4|1e-3')
+    .option('--csv <file>', 'also write the per-configuration table as CSV')
+    .option('--json <file>', 'also write the per-configuration table as JSON')
+    .addHelpText(
+      'after',
+      '\nStatistics use runs that reached their final round; std is the sample std over seeds (n-1), "-" when n = 1.\n' +
+        'Charts: learning-curves, hyperparameters, scaling, time-breakdown (.vl.json, .svg, .png) and report.html.',
+    )
+    .action(async (raw: RawOptions) => {
+      const opts = await parseOptions(raw);
+      const { runAnalyze } = await import('./analyze.ts');
+      await runAnalyze(opts);
+    });
+}
+
+export async function parseOptions(raw: RawOptions): Promise<AnalyzeOptions> {
+  const top = Number(raw.top);
+  if (!Number.isInteger(top) || top < 1) {
+    throw new FedsliceError('FEDSLICE_ERR_OPTION', `--top must be a positive whole number, got "${raw.top}"`);
+  }
+  if (!(METRIC_NAMES as readonly string[]).includes(raw.metric)) {
+    throw new FedsliceError('FEDSLICE_ERR_OPTION', `--metric must be one of ${METRIC_NAMES.join(', ')}, got "${raw.metric}"`);
+  }
+  const { parseWhere } = await import('./where.ts');
+  return {
+    results: raw.results,
+    plots: raw.plots,
+    out: raw.out,
+    top,
+    metric: raw.metric as Metric,
+    where: raw.where ? parseWhere(raw.where) : [],
+    csv: raw.csv,
+    json: raw.json,
+  };
+}

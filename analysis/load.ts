@@ -1,0 +1,150 @@
+/**
+ * Loads the results store into arquero tables: the latest record of each run, and the round
+ * records de-duplicated by (runId, round) with the last write winning (a resumed run writes
+ * a round again). Skipped lines and other oddities come back as warnings, not errors.
+ */
+import * as aq from 'arquero';
+import type { ColumnTable } from 'arquero';
+import { existsSync } from 'node:fs';
+import { FedsliceError } from '../core/errors.ts';
+import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results-store.ts';
+import type { RoundRecord, RunKey, RunRecord } from '../core/results-types.ts';
+import { KEY_FIELDS, configId } from './fields.ts';
+
+export interface LoadedStore {
+  dir: string;
+  /** One row per run id: its latest status, key fields, config id, wall seconds, error. */
+  runs: ColumnTable;
+  /** One row per (runId, round): key fields, config id, metrics and timings. */
+  rounds: ColumnTable;
+  warnings: string[];
+}
+
+const ROUND_COLUMNS = [
+  'round',
+  'testLoss',
+  'testAccuracy',
+  'trainLoss',
+  'roundSeconds',
+  'trainSeconds',
+  'transferSeconds',
+  'mergeSeconds',
+  'evalSeconds',
+  'samplesPerSecond',
+  'bytesSent',
+  'bytesReceived',
+  'trainersReporting',
+] as const;
+
+export function noResultsError(dir: string): FedsliceError {
+  return new FedsliceError(
+    'FEDSLICE_ERR_NO_RESULTS',
+    `no results in ${dir}: run \`fedslice runner sweep --config configs/smoke.json\` first`,
+  );
+}
+
+export function loadStore(dir: string): LoadedStore {
+  if (!existsSync(dir)) throw noResultsError(dir);
+  const store = new ResultsStore(dir);
+  const runsRead = store.readRuns();
+  const roundsRead = store.readRounds();
+  if (runsRead.records.length === 0 && roundsRead.records.length === 0) throw noResultsError(dir);
+
+  const warnings: string[] = [];
+  for (const [file, read] of [
+    [RUNS_FILE, runsRead],
+    [ROUNDS_FILE, roundsRead],
+  ] as const) {
+    if (read.tornLastLine !== null) {
+      warnings.push(`${file}: skipped a torn last line (a writer stopped mid-append): ${clip(read.tornLastLine, 60)}`);
+    }
+    if (read.badLines.length > 0) {
+      warnings.push(`${file}: skipped ${read.badLines.length} unparsable line(s): ${read.badLines.slice(0, 10).join(', ')}`);
+    }
+  }
+
+  const latestRun = new Map<string, RunRecord>();
+  let badRuns = 0;
+  for (const r of runsRead.records) {
+    if (!isRunRecord(r)) badRuns++;
+    else latestRun.set(r.runId, r);
+  }
+  if (badRuns > 0) warnings.push(`${RUNS_FILE}: skipped ${badRuns} record(s) without runId, status and keyFields`);
+
+  const latestRound = new Map<string, RoundRecord>();
+  let badRounds = 0;
+  let rewritten = 0;
+  for (const r of roundsRead.records) {
+    if (!isRoundRecord(r)) {
+      badRounds++;
+      continue;
+    }
+    const k = `${r.runId}\u0000${r.round}`;
+    if (latestRound.has(k)) {
+      rewritten++;
+      latestRound.delete(k); // re-insert so the map keeps the order of the last writes
+    }
+    latestRound.set(k, r);
+  }
+  if (badRounds > 0) warnings.push(`${ROUNDS_FILE}: skipped ${badRounds} record(s) missing runId, round or test metrics`);
+  if (rewritten > 0) {
+    warnings.push(`${ROUNDS_FILE}: ${rewritten} round(s) written twice (resumed runs); the last record of each is used`);
+  }
+
+  const runRows = [...latestRun.values()].map((r) => ({
+    runId: r.runId,
+    status: r.status,
+    ...keyOf(r.keyFields),
+    config: configId(r.keyFields),
+    wallSeconds: r.wallSeconds ?? null,
+    error: r.error ?? null,
+  }));
+  const roundRows = [...latestRound.values()]
+    .map((r) => {
+      const row: Record<string, unknown> = { runId: r.runId, ...keyOf(r), config: configId(r) };
+      for (const c of ROUND_COLUMNS) row[c] = r[c] ?? null;
+      row.status = latestRun.get(r.runId)?.status ?? 'unknown';
+      return row;
+    })
+    .sort((a, b) => cmp(a.runId as string, b.runId as string) || (a.round as number) - (b.round as number));
+
+  return {
+    dir,
+    runs: runRows.length > 0 ? aq.from(runRows) : emptyTable(['runId', 'status', ...KEY_FIELDS, 'config', 'wallSeconds', 'error']),
+    rounds: roundRows.length > 0 ? aq.from(roundRows) : emptyTable(['runId', ...KEY_FIELDS, 'config', ...ROUND_COLUMNS, 'status']),
+    warnings,
+  };
+}
+
+function keyOf(r: RunKey): Record<string, unknown> {
+  return Object.fromEntries(KEY_FIELDS.map((f) => [f, r[f]]));
+}
+
+function emptyTable(columns: readonly string[]): ColumnTable {
+  return aq.table(Object.fromEntries(columns.map((c) => [c, [] as unknown[]])));
+}
+
+function isRunRecord(r: unknown): r is RunRecord {
+  const x = r as RunRecord;
+  return !!x && typeof x.runId === 'string' && typeof x.status === 'string' && !!x.keyFields && typeof x.keyFields === 'object';
+}
+
+function isRoundRecord(r: unknown): r is RoundRecord {
+  const x = r as RoundRecord;
+  return (
+    !!x &&
+    typeof x.runId === 'string' &&
+    Number.isInteger(x.round) &&
+    typeof x.testAccuracy === 'number' &&
+    typeof x.testLoss === 'number' &&
+    KEY_FIELDS.every((f) => x[f] !== undefined)
+  );
+}
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}...` : s;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
