@@ -1,3 +1,32 @@
 import type { Command } from 'commander';
+import { intOption, log } from '../core/cli-options.ts';
+import { FedsliceError } from '../core/errors.ts';
+import { startMetaserver } from './server.ts';
 
-export function register(_program: Command): void {}
+export function register(program: Command): void {
+  program
+    .command('metaserver')
+    .description('run the rendezvous that coordinates jobs: where each aggregator listens, which trainers are present, liveness')
+    .option('--host <addr>', 'interface to bind', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0: the OS picks one)', intOption('--port'), 9100)
+    .option('--ping-interval <ms>', 'liveness ping interval; a peer that misses one pong is dropped', intOption('--ping-interval', 100), 5000)
+    .action(async (opts: { host: string; port: number; pingInterval: number }) => {
+      let server;
+      try {
+        server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, log });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new FedsliceError('FEDSLICE_ERR_LISTEN', `cannot listen on ${opts.host}:${opts.port} (${code ?? (e as Error).message}); pick another --port or stop what holds it`);
+      }
+      log(`metaserver: listening on ${server.url}`);
+      const srv = server;
+      await new Promise<void>((resolve) => {
+        const stop = (sig: string) => {
+          log(`metaserver: ${sig}: shutting down`);
+          void srv.close().then(resolve);
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

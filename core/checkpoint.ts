@@ -1,0 +1,166 @@
+/**
+ * Checkpoints as safetensors files with PyTorch names and layouts, so `safetensors.torch.load_file`
+ * (or a few lines of struct + torch.frombuffer) loads them into the reference AlexNet.
+ * Our tensors use TensorFlow.js layouts; on the way out conv kernels go [kh,kw,in,out] ->
+ * [out,in,kh,kw], dense kernels [in,out] -> [out,in], and fc1's input rows go from our NHWC
+ * flatten order (h,w,c) to PyTorch's (c,h,w). Writes are atomic: temp file, fsync, rename.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { FedsliceError } from './errors.ts';
+import { FINAL_SPATIAL, parameterSpecs, type LayerSpec } from './model-spec.ts';
+import type { NamedTensor, Weights } from './tensor.ts';
+import { sizeOf } from './tensor.ts';
+
+interface HeaderEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+/** How one of our tensors maps to PyTorch: its torch shape and the element permutation. */
+function torchShape(layer: LayerSpec, role: 'weight' | 'bias', shape: number[]): number[] {
+  if (role === 'bias') return shape;
+  if (layer.kind === 'conv') {
+    const [kh, kw, ci, co] = shape;
+    return [co, ci, kh, kw];
+  }
+  const [ni, no] = shape;
+  return [no, ni];
+}
+
+/** Index in our layout of the element at torch flat index `t`, for every t (a gather map). */
+function gatherMap(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], isFirstDense: boolean): Int32Array | null {
+  if (role === 'bias') return null;
+  const n = sizeOf(shape);
+  const map = new Int32Array(n);
+  if (layer.kind === 'conv') {
+    const [kh, kw, ci, co] = shape;
+    let t = 0;
+    for (let o = 0; o < co; o++)
+      for (let i = 0; i < ci; i++)
+        for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) map[t++] = ((y * kw + x) * ci + i) * co + o;
+    return map;
+  }
+  const [ni, no] = shape;
+  const s = FINAL_SPATIAL;
+  const channels = ni / (s * s);
+  let t = 0;
+  for (let o = 0; o < no; o++) {
+    for (let i = 0; i < ni; i++) {
+      // torch input index i; for fc1 it is (c, h, w) while ours is (h, w, c)
+      let ours = i;
+      if (isFirstDense) {
+        const c = Math.floor(i / (s * s));
+        const hw = i % (s * s);
+        ours = hw * channels + c;
+      }
+      map[t++] = ours * no + o;
+    }
+  }
+  return map;
+}
+
+function toTorch(layer: LayerSpec, role: 'weight' | 'bias', t: NamedTensor, firstDense: boolean): Float32Array {
+  const map = gatherMap(layer, role, t.shape, firstDense);
+  if (!map) return t.data;
+  const out = new Float32Array(t.data.length);
+  for (let k = 0; k < map.length; k++) out[k] = t.data[map[k]];
+  return out;
+}
+
+function fromTorch(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], data: Float32Array, firstDense: boolean): Float32Array {
+  const map = gatherMap(layer, role, shape, firstDense);
+  if (!map) return data;
+  const out = new Float32Array(data.length);
+  for (let k = 0; k < map.length; k++) out[map[k]] = data[k];
+  return out;
+}
+
+function specsWithLayers(layers: LayerSpec[]) {
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  const firstDense = layers.find((l) => l.kind === 'dense')?.name;
+  return parameterSpecs(layers).map((p) => ({ ...p, layerSpec: byName.get(p.layer)!, firstDense: p.layer === firstDense }));
+}
+
+export async function writeCheckpoint(path: string, layers: LayerSpec[], weights: Weights, metadata: Record<string, string>): Promise<void> {
+  const specs = specsWithLayers(layers);
+  const byName = new Map(weights.map((t) => [t.name, t]));
+  const header: Record<string, HeaderEntry | Record<string, string>> = { __metadata__: metadata };
+  const blobs: Float32Array[] = [];
+  let offset = 0;
+  for (const s of specs) {
+    const t = byName.get(s.name);
+    if (!t || sizeOf(t.shape) !== sizeOf(s.shape)) throw new Error(`checkpoint: model has no tensor ${s.name} of shape [${s.shape}]`);
+    const data = toTorch(s.layerSpec, s.role, t, s.firstDense);
+    header[s.name] = { dtype: 'F32', shape: torchShape(s.layerSpec, s.role, t.shape), data_offsets: [offset, offset + data.byteLength] };
+    offset += data.byteLength;
+    blobs.push(data);
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    writeAll(fd, len);
+    writeAll(fd, headerBytes);
+    for (const b of blobs) writeAll(fd, new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+}
+
+export interface Checkpoint {
+  weights: Weights;
+  metadata: Record<string, string>;
+}
+
+export async function readCheckpoint(path: string, layers: LayerSpec[]): Promise<Checkpoint> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    throw new FedsliceError('FEDSLICE_ERR_CHECKPOINT', `cannot read checkpoint ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  const corrupt = (why: string) => new FedsliceError('FEDSLICE_ERR_CHECKPOINT', `checkpoint ${path} is not a valid safetensors file: ${why}`);
+  if (buf.length < 8) throw corrupt(`only ${buf.length} bytes`);
+  const headerLen = Number(buf.readBigUInt64LE(0));
+  if (headerLen > buf.length - 8) throw corrupt(`header of ${headerLen} bytes does not fit in ${buf.length} bytes (truncated?)`);
+  let header: Record<string, HeaderEntry | Record<string, string>>;
+  try {
+    header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8'));
+  } catch {
+    throw corrupt('its header is not JSON');
+  }
+  const dataStart = 8 + headerLen;
+  const weights: Weights = [];
+  for (const s of specsWithLayers(layers)) {
+    const e = header[s.name] as HeaderEntry | undefined;
+    if (!e) throw new FedsliceError('FEDSLICE_ERR_CHECKPOINT', `checkpoint ${path} has no tensor ${s.name}`);
+    const want = torchShape(s.layerSpec, s.role, s.shape);
+    if (e.dtype !== 'F32') throw new FedsliceError('FEDSLICE_ERR_CHECKPOINT', `checkpoint ${path}: ${s.name} is ${e.dtype}, expected F32`);
+    if (!Array.isArray(e.shape) || e.shape.join(',') !== want.join(',')) {
+      throw new FedsliceError('FEDSLICE_ERR_CHECKPOINT', `checkpoint ${path}: ${s.name} has shape [${e.shape}], expected [${want}] for this model (check model.width and model.numClasses)`);
+    }
+    const [b, end] = e.data_offsets;
+    if (end - b !== sizeOf(want) * 4 || dataStart + end > buf.length) throw corrupt(`${s.name}'s data is cut short (truncated?)`);
+    // copy into an aligned buffer: the file offset need not be a multiple of 4
+    const data = new Float32Array(sizeOf(want));
+    new Uint8Array(data.buffer).set(buf.subarray(dataStart + b, dataStart + end));
+    weights.push({ name: s.name, shape: s.shape, data: fromTorch(s.layerSpec, s.role, s.shape, data, s.firstDense) });
+  }
+  return { weights, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+}

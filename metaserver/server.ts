@@ -1,0 +1,190 @@
+/**
+ * The metaserver: a rendezvous that knows, per job, where the aggregator listens and which
+ * trainers are present, pushes joins and leaves, forwards the aggregator's status to observers,
+ * and drops peers that stop answering pings. It never carries model bytes, and never crashes on
+ * a peer's bad frame: the peer gets an error and, for anything before hello, is closed.
+ */
+import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { decode, encode, type Message, type Peer, type StatusMessage } from '../core/wire.ts';
+import { tokensEqual } from '../core/token.ts';
+
+/** The metaserver only carries small coordination messages. */
+export const METASERVER_MAX_PAYLOAD = 64 * 1024;
+
+interface Member {
+  peer: Peer;
+  conn: WebSocket;
+  alive: boolean;
+}
+
+interface Job {
+  tokenHash: string;
+  members: Map<string, Member>; // by peer id
+}
+
+export interface MetaserverOptions {
+  host?: string;
+  port?: number;
+  pingIntervalMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface MetaserverEvents {
+  joined: [{ job: string; peer: Peer }];
+  left: [{ job: string; peer: Peer; reason: 'closed' | 'timeout' }];
+  status: [StatusMessage];
+}
+
+export interface Metaserver extends EventEmitter<MetaserverEvents> {
+  url: string;
+  port: number;
+  /** Jobs and their members, for inspection. */
+  jobs(): Map<string, Peer[]>;
+  close(): Promise<void>;
+}
+
+const hashToken = (t: string) => createHash('sha256').update(t).digest('hex');
+
+export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metaserver> {
+  const host = o.host ?? '127.0.0.1';
+  const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const wss = new WebSocketServer({ host, port: o.port ?? 0, maxPayload: METASERVER_MAX_PAYLOAD });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  wss.on('error', (e) => log(`metaserver: server error: ${e.message}`));
+  const port = (wss.address() as AddressInfo).port;
+  const jobs = new Map<string, Job>();
+  const events = new EventEmitter<MetaserverEvents>();
+
+  const send = (conn: WebSocket, msg: Message) => {
+    if (conn.readyState === conn.OPEN) conn.send(encode(msg));
+  };
+  const refuse = (conn: WebSocket, code: string, message: string) => {
+    send(conn, { type: 'error', code, message });
+    conn.close(1008, code);
+  };
+  const count = (job: Job, role: Peer['role']) => [...job.members.values()].filter((m) => m.peer.role === role).length;
+  /** Who hears about `peer`: the other role, and every observer. */
+  const audience = (job: Job, peer: Peer) =>
+    peer.role === 'observer' ? [] : [...job.members.values()].filter((m) => m.peer.id !== peer.id && (m.peer.role === 'observer' || m.peer.role !== peer.role));
+
+  const removeMember = (jobId: string, member: Member, reason: 'closed' | 'timeout') => {
+    const job = jobs.get(jobId);
+    if (!job || job.members.get(member.peer.id) !== member) return;
+    job.members.delete(member.peer.id);
+    for (const m of audience(job, member.peer)) send(m.conn, { type: 'peer-left', job: jobId, peer: member.peer, reason });
+    log(`metaserver: job ${jobId}: ${member.peer.role} ${member.peer.id} left (${reason}; ${count(job, 'trainer')} trainers)`);
+    events.emit('left', { job: jobId, peer: member.peer, reason });
+    if (job.members.size === 0) jobs.delete(jobId);
+  };
+
+  wss.on('connection', (conn, req) => {
+    const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    let member: Member | null = null;
+    let jobId = '';
+
+    conn.on('pong', () => {
+      if (member) member.alive = true;
+    });
+    conn.on('message', (data, isBinary) => {
+      const frame = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
+      const d = isBinary ? decode(frame) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; send binary msgpack frames' } as const);
+      if (!d.ok) {
+        log(`metaserver: bad frame from ${member?.peer.id ?? from}: ${d.error}`);
+        if (member) send(conn, { type: 'error', code: d.code, message: d.error });
+        else refuse(conn, d.code, d.error);
+        return;
+      }
+      const msg = d.msg;
+      if (!member) {
+        if (msg.type !== 'hello') {
+          refuse(conn, 'FEDSLICE_ERR_HELLO', `expected hello first, got ${msg.type}`);
+          return;
+        }
+        let job = jobs.get(msg.job);
+        if (job && !tokensEqual(hashToken(msg.token), job.tokenHash)) {
+          log(`metaserver: job ${msg.job}: refused ${msg.role} ${msg.id} from ${from}: wrong job token`);
+          refuse(conn, 'FEDSLICE_ERR_TOKEN', `wrong token for job ${msg.job}`);
+          return;
+        }
+        if (msg.role === 'aggregator' && !msg.address) {
+          refuse(conn, 'FEDSLICE_ERR_HELLO', 'an aggregator must give the address of its server');
+          return;
+        }
+        const previous = job?.members.get(msg.id);
+        if (job && msg.role === 'aggregator') {
+          const other = [...job.members.values()].find((m) => m.peer.role === 'aggregator' && m.peer.id !== msg.id);
+          if (other) {
+            log(`metaserver: job ${msg.job}: refused a second aggregator ${msg.id}`);
+            refuse(conn, 'FEDSLICE_ERR_AGGREGATOR', `job ${msg.job} already has an aggregator (${other.peer.id})`);
+            return;
+          }
+        }
+        if (!job) {
+          job = { tokenHash: hashToken(msg.token), members: new Map() };
+          jobs.set(msg.job, job);
+        }
+        jobId = msg.job;
+        const peer: Peer = { id: msg.id, role: msg.role, ...(msg.address ? { address: msg.address } : {}) };
+        if (previous) {
+          job.members.delete(msg.id); // a reconnect replaces the old connection silently
+          previous.conn.close(1000, 'replaced by a new connection');
+        }
+        member = { peer, conn, alive: true };
+        job.members.set(peer.id, member);
+        const visible = [...job.members.values()]
+          .filter((m) => m.peer.id !== peer.id && (peer.role === 'observer' || m.peer.role !== peer.role) && m.peer.role !== 'observer')
+          .map((m) => m.peer);
+        send(conn, { type: 'welcome', job: jobId, peers: visible });
+        for (const m of audience(job, peer)) send(m.conn, { type: 'peer-joined', job: jobId, peer });
+        log(`metaserver: job ${jobId}: ${peer.role} ${peer.id} joined${peer.address ? ` at ${peer.address}` : ''} (${count(job, 'trainer')} trainers)`);
+        events.emit('joined', { job: jobId, peer });
+        return;
+      }
+      if (msg.type === 'status' && member.peer.role === 'aggregator' && msg.job === jobId) {
+        const job = jobs.get(jobId);
+        for (const m of job ? job.members.values() : []) if (m.peer.role === 'observer') send(m.conn, msg);
+        events.emit('status', msg);
+        return;
+      }
+      log(`metaserver: job ${jobId}: dropped an unexpected ${msg.type} from ${member.peer.id}`);
+      send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` });
+    });
+    conn.on('close', () => {
+      if (member) removeMember(jobId, member, 'closed');
+    });
+    conn.on('error', (e) => log(`metaserver: connection ${member?.peer.id ?? from}: ${e.message}`));
+  });
+
+  const pinger = setInterval(() => {
+    for (const [jobId, job] of jobs) {
+      for (const m of [...job.members.values()]) {
+        if (!m.alive) {
+          removeMember(jobId, m, 'timeout');
+          m.conn.terminate();
+          continue;
+        }
+        m.alive = false;
+        m.conn.ping();
+      }
+    }
+  }, o.pingIntervalMs ?? 5000);
+  pinger.unref();
+
+  return Object.assign(events, {
+    url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    jobs: () => new Map([...jobs].map(([id, j]) => [id, [...j.members.values()].map((m) => m.peer)])),
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(pinger);
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => resolve());
+      }),
+  });
+}

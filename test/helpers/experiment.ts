@@ -1,0 +1,58 @@
+/** Small experiment configs and data for end-to-end tests: seconds per run on two cores. */
+import { join } from 'node:path';
+import { writeSynthetic } from '../../core/data/synthetic.ts';
+import { writeJson } from './roles.ts';
+
+export const TEST_DATA = { numClasses: 10, trainCount: 1200, testCount: 400, seed: 0 };
+
+/** Writes the synthetic set the tests train on into `dir`/data and returns that folder. */
+export function makeTestData(dir: string): string {
+  const data = join(dir, 'data');
+  writeSynthetic(data, TEST_DATA);
+  return data;
+}
+
+export interface TestConfigOptions {
+  dataDir: string;
+  worldSize?: number;
+  mode?: 'slice' | 'fedavg';
+  swap?: boolean;
+  layerwiseSwap?: boolean;
+  rounds?: number;
+  learningRate?: number;
+  steps?: number;
+  epochs?: number;
+  roundTimeoutS?: number;
+  minTrainers?: number;
+  name?: string;
+  seed?: number;
+}
+
+export function testConfig(o: TestConfigOptions): Record<string, unknown> {
+  return {
+    name: o.name ?? 'e2e',
+    dataset: { name: 'synthetic', dir: o.dataDir },
+    model: { width: 0.125, numClasses: 10 },
+    federation: {
+      worldSize: o.worldSize ?? 2,
+      mode: o.mode ?? 'slice',
+      swap: o.swap ?? false,
+      layerwiseSwap: o.layerwiseSwap ?? false,
+      rounds: o.rounds ?? 2,
+      roundTimeoutS: o.roundTimeoutS ?? 120,
+      ...(o.minTrainers !== undefined ? { minTrainers: o.minTrainers } : {}),
+    },
+    train: {
+      learningRate: o.learningRate ?? 1e-3,
+      batchSize: 32,
+      epochs: o.epochs ?? 1,
+      maxStepsPerEpoch: o.steps ?? 10,
+    },
+    eval: { batchSize: 400 },
+    seed: o.seed ?? 123,
+  };
+}
+
+export function writeConfig(dir: string, file: string, o: TestConfigOptions): string {
+  return writeJson(join(dir, file), testConfig(o));
+}
