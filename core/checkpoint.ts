@@ -2,14 +2,14 @@
  * Checkpoints as safetensors files with PyTorch names and layouts, so `safetensors.torch.load_file`
  * (or a few lines of struct + torch.frombuffer) loads them into the reference AlexNet.
  * Our tensors use TensorFlow.js layouts; on the way out conv kernels go [kh,kw,in,out] ->
- * [out,in,kh,kw], dense kernels [in,out] -> [out,in], and fc1's input rows go from our NHWC
- * flatten order (h,w,c) to PyTorch's (c,h,w). Writes are atomic: temp file, fsync, rename.
+ * [out,in,kh,kw] and dense kernels [in,out] -> [out,in]. fc1's input rows need no permutation:
+ * core/model.ts flattens in PyTorch's (c,h,w) order. Writes are atomic: temp file, fsync, rename.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FedsliceError } from './errors.ts';
-import { FINAL_SPATIAL, parameterSpecs, type LayerSpec } from './model-spec.ts';
+import { parameterSpecs, type LayerSpec } from './model-spec.ts';
 import type { NamedTensor, Weights } from './tensor.ts';
 import { sizeOf } from './tensor.ts';
 
@@ -31,7 +31,7 @@ function torchShape(layer: LayerSpec, role: 'weight' | 'bias', shape: number[]):
 }
 
 /** Index in our layout of the element at torch flat index `t`, for every t (a gather map). */
-function gatherMap(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], isFirstDense: boolean): Int32Array | null {
+function gatherMap(layer: LayerSpec, role: 'weight' | 'bias', shape: number[]): Int32Array | null {
   if (role === 'bias') return null;
   const n = sizeOf(shape);
   const map = new Int32Array(n);
@@ -44,34 +44,21 @@ function gatherMap(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], i
     return map;
   }
   const [ni, no] = shape;
-  const s = FINAL_SPATIAL;
-  const channels = ni / (s * s);
   let t = 0;
-  for (let o = 0; o < no; o++) {
-    for (let i = 0; i < ni; i++) {
-      // torch input index i; for fc1 it is (c, h, w) while ours is (h, w, c)
-      let ours = i;
-      if (isFirstDense) {
-        const c = Math.floor(i / (s * s));
-        const hw = i % (s * s);
-        ours = hw * channels + c;
-      }
-      map[t++] = ours * no + o;
-    }
-  }
+  for (let o = 0; o < no; o++) for (let i = 0; i < ni; i++) map[t++] = i * no + o;
   return map;
 }
 
-function toTorch(layer: LayerSpec, role: 'weight' | 'bias', t: NamedTensor, firstDense: boolean): Float32Array {
-  const map = gatherMap(layer, role, t.shape, firstDense);
+function toTorch(layer: LayerSpec, role: 'weight' | 'bias', t: NamedTensor): Float32Array {
+  const map = gatherMap(layer, role, t.shape);
   if (!map) return t.data;
   const out = new Float32Array(t.data.length);
   for (let k = 0; k < map.length; k++) out[k] = t.data[map[k]];
   return out;
 }
 
-function fromTorch(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], data: Float32Array, firstDense: boolean): Float32Array {
-  const map = gatherMap(layer, role, shape, firstDense);
+function fromTorch(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], data: Float32Array): Float32Array {
+  const map = gatherMap(layer, role, shape);
   if (!map) return data;
   const out = new Float32Array(data.length);
   for (let k = 0; k < map.length; k++) out[map[k]] = data[k];
@@ -80,8 +67,7 @@ function fromTorch(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], d
 
 function specsWithLayers(layers: LayerSpec[]) {
   const byName = new Map(layers.map((l) => [l.name, l]));
-  const firstDense = layers.find((l) => l.kind === 'dense')?.name;
-  return parameterSpecs(layers).map((p) => ({ ...p, layerSpec: byName.get(p.layer)!, firstDense: p.layer === firstDense }));
+  return parameterSpecs(layers).map((p) => ({ ...p, layerSpec: byName.get(p.layer)! }));
 }
 
 export async function writeCheckpoint(path: string, layers: LayerSpec[], weights: Weights, metadata: Record<string, string>): Promise<void> {
@@ -93,7 +79,7 @@ export async function writeCheckpoint(path: string, layers: LayerSpec[], weights
   for (const s of specs) {
     const t = byName.get(s.name);
     if (!t || sizeOf(t.shape) !== sizeOf(s.shape)) throw new Error(`checkpoint: model has no tensor ${s.name} of shape [${s.shape}]`);
-    const data = toTorch(s.layerSpec, s.role, t, s.firstDense);
+    const data = toTorch(s.layerSpec, s.role, t);
     header[s.name] = { dtype: 'F32', shape: torchShape(s.layerSpec, s.role, t.shape), data_offsets: [offset, offset + data.byteLength] };
     offset += data.byteLength;
     blobs.push(data);
@@ -160,7 +146,7 @@ export async function readCheckpoint(path: string, layers: LayerSpec[]): Promise
     // copy into an aligned buffer: the file offset need not be a multiple of 4
     const data = new Float32Array(sizeOf(want));
     new Uint8Array(data.buffer).set(buf.subarray(dataStart + b, dataStart + end));
-    weights.push({ name: s.name, shape: s.shape, data: fromTorch(s.layerSpec, s.role, s.shape, data, s.firstDense) });
+    weights.push({ name: s.name, shape: s.shape, data: fromTorch(s.layerSpec, s.role, s.shape, data) });
   }
   return { weights, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
 }
