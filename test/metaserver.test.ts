@@ -1,0 +1,134 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { startMetaserver, type Metaserver } from '../metaserver/server.ts';
+import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
+import { decode, encode, type Message, type StatusMessage } from '../core/wire.ts';
+import { startRole, stopAll } from './helpers/roles.ts';
+
+let server: Metaserver;
+const lines: string[] = [];
+const clients: MetaClient[] = [];
+
+beforeAll(async () => {
+  server = await startMetaserver({ port: 0, pingIntervalMs: 200, log: (l) => lines.push(l) });
+});
+afterAll(() => server.close());
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await stopAll();
+});
+
+function join(job: string, role: 'aggregator' | 'trainer' | 'observer', id: string, extra: Partial<Parameters<typeof connectMetaserver>[0]> = {}) {
+  return connectMetaserver({ url: server.url, job, role, id, token: 'tok', ...(role === 'aggregator' ? { address: `ws://127.0.0.1:1/${id}` } : {}), ...extra }).then((c) => {
+    clients.push(c);
+    return c;
+  });
+}
+
+/** A raw socket for sending frames no well-behaved client would. */
+function raw(opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; next: () => Promise<Message | { closed: number }> }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(server.url, opts);
+    const queue: (Message | { closed: number })[] = [];
+    const waiters: ((m: Message | { closed: number }) => void)[] = [];
+    const push = (m: Message | { closed: number }) => (waiters.length ? waiters.shift()!(m) : queue.push(m));
+    ws.on('message', (d) => {
+      const r = decode(d as Buffer);
+      if (r.ok) push(r.msg);
+    });
+    ws.on('close', (code) => push({ closed: code }));
+    ws.on('open', () => resolve({ ws, next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))) }));
+    ws.on('error', reject);
+  });
+}
+
+describe('metaserver', () => {
+  it('introduces an aggregator and its trainers, pushes joins and leaves, and keeps jobs apart', async () => {
+    const seen = new Map<string, () => void>();
+    const when = (key: string) => new Promise<void>((r) => seen.set(key, r));
+    const t1 = await join('A', 'trainer', 't1');
+    const agg = await join('A', 'aggregator', 'agg', {
+      onPeerJoined: (p) => seen.get(`joined:${p.id}`)?.(),
+      onPeerLeft: (p) => seen.get(`left:${p.id}`)?.(),
+    });
+    expect(agg.peers().map((p) => p.id)).toEqual(['t1']);
+    expect(await t1.waitForAggregator(2000)).toBe('ws://127.0.0.1:1/agg');
+    const other = await join('B', 'trainer', 't1'); // same id, other job
+    expect(other.peers()).toEqual([]);
+    const t2Joined = when('joined:t2');
+    const t2 = await join('A', 'trainer', 't2');
+    expect(t2.peers().map((p) => p.role)).toEqual(['aggregator']);
+    await t2Joined;
+    const t1Left = when('left:t1');
+    t1.close();
+    await t1Left;
+    expect(server.jobs().get('A')!.map((p) => p.id).sort()).toEqual(['agg', 't2']);
+    expect(server.jobs().get('B')!.map((p) => p.id)).toEqual(['t1']);
+  });
+
+  it('forwards the aggregator status to observers of its job only', async () => {
+    const seen: StatusMessage[] = [];
+    const elsewhere: StatusMessage[] = [];
+    const agg = await join('S', 'aggregator', 'agg');
+    await join('S', 'observer', 'runner', { onStatus: (s) => seen.push(s) });
+    await join('S2', 'observer', 'runner', { onStatus: (s) => elsewhere.push(s) });
+    const got = new Promise<void>((r) => server.once('status', () => r()));
+    agg.sendStatus({ state: 'training', round: 2, rounds: 5 });
+    await got;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([{ type: 'status', job: 'S', state: 'training', round: 2, rounds: 5 }]);
+    expect(elsewhere).toEqual([]);
+  });
+
+  it('refuses a wrong token and a second aggregator, and keeps serving', async () => {
+    await join('T', 'aggregator', 'agg');
+    await expect(join('T', 'trainer', 'x', { token: 'nope' })).rejects.toThrow(/refused trainer x for job T: wrong token/);
+    await expect(join('T', 'aggregator', 'agg2')).rejects.toThrow(/already has an aggregator/);
+    expect(lines.some((l) => /refused trainer x .*wrong job token/.test(l))).toBe(true);
+    expect(lines.every((l) => !l.includes('nope'))).toBe(true); // tokens never logged
+    await expect(join('T', 'trainer', 'y')).resolves.toBeTruthy();
+  });
+
+  it('answers garbage, a text frame, a wrong-typed hello and an oversized frame without falling over', async () => {
+    const a = await raw();
+    a.ws.send(Buffer.from([0xc1, 0x00, 0x01]));
+    expect(await a.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_FRAME' });
+    const b = await raw();
+    b.ws.send(encode({ type: 'hello', job: 'J', role: 'wizard', id: 'w', token: 't' } as unknown as Message));
+    expect(await b.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/role must be one of/) });
+    const c = await raw();
+    c.ws.send(Buffer.alloc(200_000));
+    expect(await c.next()).toEqual({ closed: 1009 });
+    const d = await raw();
+    d.ws.send('hello', { binary: false });
+    expect(await d.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/text frame/) });
+    await expect(join('after-garbage', 'trainer', 'ok')).resolves.toBeTruthy();
+  });
+
+  it('drops a peer that stops answering pings, and says so', async () => {
+    const leftFor: string[] = [];
+    await join('P', 'aggregator', 'agg', { onPeerLeft: (p, reason) => leftFor.push(`${p.id}:${reason}`) });
+    const silent = await raw({ autoPong: false });
+    silent.ws.send(encode({ type: 'hello', job: 'P', role: 'trainer', id: 'zombie', token: 'tok' }));
+    expect(await silent.next()).toMatchObject({ type: 'welcome' });
+    const gone = new Promise<void>((r) => server.on('left', (e) => e.peer.id === 'zombie' && r()));
+    await gone;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(leftFor).toContain('zombie:timeout');
+  });
+
+  it('client: one clear error when nothing listens at the URL', async () => {
+    await expect(connectMetaserver({ url: 'ws://127.0.0.1:1', job: 'j', role: 'trainer', id: 'x', token: 't' })).rejects.toThrow(
+      /cannot reach the metaserver at ws:\/\/127.0.0.1:1 \(ECONNREFUSED\)/,
+    );
+  });
+
+  it('CLI: prints its address, serves, and exits 0 on SIGTERM', async () => {
+    const m = startRole('metaserver', ['metaserver', '--port', '0']);
+    const [, url] = await m.waitFor(/listening on (ws:\/\/\S+)/);
+    const c = await connectMetaserver({ url, job: 'cli', role: 'trainer', id: 'x', token: 't' });
+    c.close();
+    m.child.kill('SIGTERM');
+    expect(await m.exited).toEqual({ code: 0, signal: null });
+  });
+});
