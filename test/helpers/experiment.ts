@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { writeSynthetic } from '../../core/data/synthetic.ts';
 import { writeJson } from './roles.ts';
 
-export const TEST_DATA = { numClasses: 10, trainCount: 1200, testCount: 400, seed: 0 };
+export const TEST_DATA = { numClasses: 10, trainCount: 4000, testCount: 500, seed: 0 };
 
 /** Writes the synthetic set the tests train on into `dir`/data and returns that folder. */
 export function makeTestData(dir: string): string {
@@ -48,7 +48,7 @@ export function testConfig(o: TestConfigOptions): Record<string, unknown> {
       epochs: o.epochs ?? 1,
       maxStepsPerEpoch: o.steps ?? 10,
     },
-    eval: { batchSize: 400 },
+    eval: { batchSize: 500 },
     seed: o.seed ?? 123,
   };
 }

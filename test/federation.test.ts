@@ -1,0 +1,94 @@
+// The reference algorithm end to end: a metaserver, an aggregator and two trainers as separate
+// processes over real sockets, on the synthetic set at width 1/8.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCheckpoint } from '../core/checkpoint.ts';
+import { parseExperiment } from '../core/config.ts';
+import { initialWeights } from '../core/init.ts';
+import { alexnetLayers } from '../core/model-spec.ts';
+import { runKey } from '../core/results-store.ts';
+import type { RoundRecord, RunRecord } from '../core/results-types.ts';
+import { checkpointPath } from '../aggregator/run.ts';
+import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
+import { makeTestData, testConfig, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
+
+let dir: string;
+let dataDir: string;
+let metaUrl: string;
+let metaserver: Role;
+
+beforeAll(async () => {
+  dir = tempDir('fedslice-fed-');
+  dataDir = makeTestData(dir);
+  metaserver = startRole('metaserver', ['metaserver', '--port', '0']);
+  [, metaUrl] = await metaserver.waitFor(/listening on (ws:\/\/\S+)/);
+});
+afterAll(() => stopAll());
+
+const jsonl = <T>(path: string): T[] =>
+  readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+
+/** Runs one experiment with the real CLI roles and returns its records. */
+async function runJob(name: string, o: Omit<TestConfigOptions, 'dataDir' | 'name'>) {
+  const cfg = writeConfig(dir, `${name}.json`, { ...o, dataDir, name });
+  const results = join(dir, `results-${name}`);
+  const env = { FEDSLICE_TOKEN: `token-${name}` };
+  const agg = startRole('aggregator', ['aggregator', '--config', cfg, '--metaserver', metaUrl, '--results', results], env);
+  const trainers = Array.from({ length: o.worldSize ?? 2 }, (_, i) =>
+    startRole(`trainer ${i}`, ['trainer', '--config', cfg, '--metaserver', metaUrl, '--id', `${name}-t${i}`], env),
+  );
+  const codes = await Promise.all([agg, ...trainers].map((r) => r.exited.then((e) => e.code)));
+  return {
+    codes,
+    agg,
+    trainers,
+    results,
+    rounds: jsonl<RoundRecord>(join(results, 'rounds.jsonl')),
+    runs: jsonl<RunRecord>(join(results, 'runs.jsonl')),
+    config: parseExperiment(testConfig({ ...o, dataDir, name })),
+  };
+}
+
+describe('federation over real processes', () => {
+  it('slice mode with swap: 2 trainers, 2 rounds, accuracy rises, everything recorded', async () => {
+    const r = await runJob('slice', { worldSize: 2, mode: 'slice', swap: true, rounds: 2, steps: 70, learningRate: 1e-3 });
+    expect(r.codes).toEqual([0, 0, 0]);
+    expect(r.rounds.map((x) => x.round)).toEqual([0, 1, 2]);
+    expect(r.rounds[2].testAccuracy).toBeGreaterThan(r.rounds[0].testAccuracy);
+    expect(r.runs.map((x) => x.status)).toEqual(['started', 'completed']);
+    // swap: each trainer trained rank 0 in one round and rank 1 in the other
+    for (const t of r.trainers) expect(t.output()).toMatch(/round 1: training rank (\d).*\n(.*\n)*.*round 2: training rank (?!\1)\d/);
+    const rec = r.rounds[1];
+    expect(rec).toMatchObject({ worldSize: 2, swap: true, mode: 'slice', trainersReporting: 2, dataset: 'synthetic', width: 0.125 });
+    expect(rec.bytesSent).toBeGreaterThan(0);
+    expect(rec.bytesReceived).toBeGreaterThan(0);
+    expect(rec.trainSeconds).toBeGreaterThan(0);
+    expect(rec.samplesPerSecond).toBeGreaterThan(0);
+    expect(r.runs[1].environment.backend).toMatch(/wasm|cpu|tensorflow/);
+  });
+
+  it('fedavg mode: the same, with full-model replicas', async () => {
+    const r = await runJob('fedavg', { worldSize: 2, mode: 'fedavg', rounds: 2, steps: 70, learningRate: 1e-3 });
+    expect(r.codes).toEqual([0, 0, 0]);
+    expect(r.rounds.map((x) => x.round)).toEqual([0, 1, 2]);
+    expect(r.rounds[2].testAccuracy).toBeGreaterThan(r.rounds[0].testAccuracy);
+  });
+
+  it('learning rate 0 leaves the global model bit-identical through a round', async () => {
+    const r = await runJob('lr0', { worldSize: 2, mode: 'slice', swap: true, layerwiseSwap: true, rounds: 2, steps: 2, learningRate: 0 });
+    expect(r.codes).toEqual([0, 0, 0]);
+    const layers = alexnetLayers(r.config.model);
+    const start = initialWeights(layers, r.config.seed);
+    const { weights } = await readCheckpoint(checkpointPath(r.results, runKey(r.config)), layers);
+    weights.forEach((t, i) => expect(Buffer.from(t.data.buffer).equals(Buffer.from(start[i].data.buffer))).toBe(true));
+    expect(r.rounds[2].testLoss).toBe(r.rounds[0].testLoss);
+  });
+
+  it('refuses a completed config unless --force, with one clear line', async () => {
+    const cfg = join(dir, 'lr0.json');
+    const again = startRole('aggregator', ['aggregator', '--config', cfg, '--metaserver', metaUrl, '--results', join(dir, 'results-lr0')], { FEDSLICE_TOKEN: 'x' });
+    expect((await again.exited).code).toBe(1);
+    expect(again.output()).toMatch(/fedslice: error: run ws2_lr0_\S+ is already completed in .*; pass --force to run it again/);
+  });
+});
