@@ -133,7 +133,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     startedAt: startedAt.toISOString(),
     environment: runEnvironment(backend),
   };
-  store.appendRun(runRecord);
   const finishRun = (status: 'completed' | 'failed' | 'interrupted', error?: string) =>
     store.appendRun({
       ...runRecord,
@@ -200,14 +199,22 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   });
   log(`aggregator: job ${o.job}: listening for trainers on ${server.url}`);
 
-  const meta = await connectMetaserver({
-    url: o.metaserver,
-    job: o.job,
-    role: 'aggregator',
-    id: `aggregator-${process.pid}`,
-    token: o.token,
-    address: server.url,
-  });
+  let meta;
+  try {
+    meta = await connectMetaserver({
+      url: o.metaserver,
+      job: o.job,
+      role: 'aggregator',
+      id: `aggregator-${process.pid}`,
+      token: o.token,
+      address: server.url,
+    });
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+  // Recorded only once the run can actually start: a wrong URL or token leaves no record behind.
+  store.appendRun(runRecord);
   const status = (state: 'waiting' | 'training' | 'completed' | 'failed', message?: string) =>
     meta.sendStatus({ state, round, rounds: fed.rounds, ...(message ? { message } : {}) });
 
