@@ -8,6 +8,12 @@ import { register as registerRunner } from './runner/command.ts';
 import { register as registerAnalysis } from './analysis/command.ts';
 import { isFedsliceError } from './core/errors.ts';
 
+// `fedslice ... | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command('fedslice')
   .description('Horizontal tensor-parallel federated learning experiments on TensorFlow.js')
   .showHelpAfterError('(run with --help for usage)')

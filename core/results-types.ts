@@ -39,6 +39,8 @@ export interface RunRecord {
   wallSeconds?: number;
   environment: RunEnvironment;
   error?: string;
+  /** The last lines of the run's logs, when the sweep runner recorded a failure. */
+  logTail?: string[];
   /** Extra figures written at the end (e.g. async metrics). */
   summary?: Record<string, number>;
 }

@@ -1,0 +1,81 @@
+/**
+ * Child processes of a sweep: each role in its own process group (so a role's own children go
+ * with it), output to its log file, and every group ended (TERM, then KILL after a grace
+ * period) before the sweep exits, whatever way it exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const FEDSLICE_BIN = fileURLToPath(new URL('../bin/fedslice.js', import.meta.url));
+
+export interface RoleProcess {
+  name: string;
+  logFile: string;
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  running(): boolean;
+}
+
+const live = new Set<RoleProcess>();
+
+export function spawnRole(name: string, args: string[], env: Record<string, string>, logFile: string): RoleProcess {
+  const fd = openSync(logFile, 'a');
+  writeSync(fd, `# ${new Date().toISOString()} fedslice ${args.join(' ')}\n`);
+  const child = spawn(process.execPath, [FEDSLICE_BIN, ...args], {
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      done = true;
+      live.delete(proc);
+      resolve({ code, signal });
+    });
+    child.once('error', () => {
+      done = true;
+      live.delete(proc);
+      resolve({ code: null, signal: null });
+    });
+  });
+  const proc: RoleProcess = { name, logFile, child, exited, running: () => !done };
+  live.add(proc);
+  return proc;
+}
+
+/** Ends a role's whole process group: TERM, then KILL if it is still there after `graceMs`. */
+export async function endRole(p: RoleProcess, graceMs = 5000): Promise<void> {
+  if (!p.running() || p.child.pid === undefined) return;
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-p.child.pid!, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  signal('SIGTERM');
+  const timer = setTimeout(() => signal('SIGKILL'), graceMs);
+  await p.exited;
+  clearTimeout(timer);
+  signal('SIGKILL'); // anything the role itself left behind in its group
+}
+
+export async function endAll(graceMs = 5000): Promise<void> {
+  await Promise.all([...live].map((p) => endRole(p, graceMs)));
+}
+
+export function liveCount(): number {
+  return live.size;
+}
+
+/** The last `n` non-empty lines of a log file. */
+export function tail(file: string, n = 12): string[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).slice(-n);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * One run of a sweep: its aggregator and trainers as child processes, watched through the
+ * metaserver (status = which round it is in) and their exits. A run ends completed, failed
+ * (with the reason and its log tail recorded), or interrupted. Never by sleeping.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { minTrainersOf } from '../core/config.ts';
+import { ResultsStore, runKeyFields } from '../core/results-store.ts';
+import type { RunRecord } from '../core/results-types.ts';
+import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
+import type { StatusMessage } from '../core/wire.ts';
+import type { PlannedRun } from './grid.ts';
+import { endRole, spawnRole, tail, type RoleProcess } from './processes.ts';
+
+export type RunOutcome = { status: 'completed' } | { status: 'failed'; reason: string } | { status: 'interrupted' };
+
+export interface RunOneOptions {
+  run: PlannedRun;
+  metaserver: string;
+  results: string;
+  timeoutS: number; // 0 = none
+  force: boolean;
+  attempt: number;
+  signal: AbortSignal;
+  onStatus: (s: StatusMessage) => void;
+  onEvent: (line: string) => void;
+}
+
+export function logDir(results: string, key: string): string {
+  return join(results, 'logs', key);
+}
+
+export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
+  const { run } = o;
+  const dir = logDir(o.results, run.key);
+  mkdirSync(dir, { recursive: true });
+  const configFile = join(dir, 'config.json');
+  writeFileSync(configFile, JSON.stringify(run.config, null, 2));
+  const token = randomBytes(16).toString('hex');
+  const job = run.key;
+  const W = run.config.federation.worldSize;
+  const env = { FEDSLICE_TOKEN: token };
+  const common = ['--config', configFile, '--metaserver', o.metaserver, '--job', job];
+
+  // The observer joins first so it hears every status of this job.
+  let observer: MetaClient | null = null;
+  try {
+    observer = await connectMetaserver({ url: o.metaserver, job, role: 'observer', id: `runner-${process.pid}-${o.attempt}`, token, onStatus: o.onStatus });
+  } catch (e) {
+    return { status: 'failed', reason: `cannot watch the run: ${(e as Error).message}` };
+  }
+
+  const aggregator = spawnRole('aggregator', ['aggregator', ...common, '--results', o.results, '--resume', ...(o.force && o.attempt === 1 ? ['--force'] : [])], env, join(dir, 'aggregator.log'));
+  const trainers: RoleProcess[] = Array.from({ length: W }, (_, i) =>
+    spawnRole(`trainer ${i}`, ['trainer', ...common, '--id', `${job}-t${i}`, '--shard', String(i)], env, join(dir, `trainer-${i}.log`)),
+  );
+  const all = [aggregator, ...trainers];
+  const minTrainers = minTrainersOf(run.config);
+
+  let timer: NodeJS.Timeout | null = null;
+  const verdict = await new Promise<RunOutcome | 'aggregator-exited'>((resolve) => {
+    let crashed = 0;
+    aggregator.exited.then(() => resolve('aggregator-exited'));
+    trainers.forEach((t, i) =>
+      t.exited.then(({ code, signal }) => {
+        if (code === 0 || !aggregator.running()) return;
+        crashed++;
+        o.onEvent(`${run.key}: trainer ${i} exited with ${code ?? signal}`);
+        if (W - crashed < minTrainers) {
+          const last = tail(t.logFile, 1)[0] ?? '';
+          resolve({ status: 'failed', reason: `trainer ${i} exited with ${code !== null ? `code ${code}` : signal}${last ? `: ${last}` : ''}` });
+        }
+      }),
+    );
+    if (o.timeoutS > 0) timer = setTimeout(() => resolve({ status: 'failed', reason: `timed out after ${o.timeoutS} s (--timeout)` }), o.timeoutS * 1000);
+    o.signal.addEventListener('abort', () => resolve({ status: 'interrupted' }), { once: true });
+  });
+  if (timer) clearTimeout(timer);
+
+  let outcome: RunOutcome;
+  if (verdict === 'aggregator-exited') {
+    const { code, signal } = await aggregator.exited;
+    // Trainers leave on their own once told the run is done; a short grace, then they are ended.
+    await Promise.race([Promise.all(trainers.map((t) => t.exited)), new Promise((r) => setTimeout(r, 10_000).unref())]);
+    if (code === 0) outcome = { status: 'completed' };
+    else if (o.signal.aborted) outcome = { status: 'interrupted' };
+    else {
+      const errLine = tail(aggregator.logFile, 50).reverse().find((l) => l.startsWith('fedslice: error:') || l.startsWith('fedslice: internal error'));
+      outcome = { status: 'failed', reason: errLine?.replace(/^fedslice: (internal )?error: /, '') ?? `aggregator exited with ${code ?? signal}` };
+    }
+  } else {
+    outcome = verdict;
+  }
+  await Promise.all(all.map((p) => endRole(p)));
+  observer.close();
+  recordEnd(o, outcome, all);
+  return outcome;
+}
+
+/**
+ * The aggregator records its own end when it can; this covers what it cannot: killed roles,
+ * crashes before it registered, and the log tail a human needs to see why.
+ */
+function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: RoleProcess[]): void {
+  if (outcome.status === 'completed') return;
+  const store = new ResultsStore(o.results);
+  const latest = [...store.latestRuns().values()].filter((r) => r.key === o.run.key).at(-1);
+  const base: RunRecord = latest ?? {
+    kind: 'run',
+    runId: `${o.run.key}-${Date.now().toString(36)}`,
+    key: o.run.key,
+    keyFields: runKeyFields(o.run.config),
+    status: 'started',
+    config: o.run.config,
+    startedAt: new Date().toISOString(),
+    environment: { backend: 'unknown', node: process.version, tfjs: 'unknown', fedslice: 'unknown', host: '', platform: process.platform },
+  };
+  if (outcome.status === 'interrupted' && latest && latest.status !== 'started') return; // the aggregator said so itself
+  store.appendRun({
+    ...base,
+    status: outcome.status,
+    endedAt: new Date().toISOString(),
+    error: outcome.status === 'failed' ? outcome.reason : 'interrupted by the sweep runner',
+    logTail: roles.flatMap((r) => tail(r.logFile, 6).map((l) => `${r.name}: ${l}`)),
+  });
+}

@@ -1,0 +1,178 @@
+/**
+ * `fedslice runner sweep`: expand the grid, skip what is done, run the rest in parallel with one
+ * metaserver for the whole sweep, retry failures, end every child on a signal, and summarise.
+ */
+import { availableParallelism } from 'node:os';
+import { mkdirSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseSweep, readJsonFile } from '../core/config.ts';
+import { ResultsStore } from '../core/results-store.ts';
+import { startMetaserver } from '../metaserver/server.ts';
+import { describePoint, expandSweep, type PlannedRun } from './grid.ts';
+import { tryLock } from './lock.ts';
+import { endAll } from './processes.ts';
+import { fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
+import { runOne, type RunOutcome } from './run-one.ts';
+
+export interface SweepOptions {
+  config: string;
+  results: string;
+  parallel?: number;
+  timeoutS: number;
+  retries: number;
+  force: boolean;
+  dryRun: boolean;
+  signal: AbortSignal;
+  tty: boolean;
+  out?: NodeJS.WriteStream;
+}
+
+export interface SweepSummary {
+  total: number;
+  completed: number;
+  failed: { key: string; reason: string }[];
+  alreadyDone: number;
+  elsewhere: number;
+  interrupted: number;
+  wallSeconds: number;
+}
+
+/** A trainer on the wasm backend keeps one core busy; the aggregator mostly waits. */
+export function defaultParallel(runs: PlannedRun[], cores = availableParallelism()): number {
+  const widest = Math.max(1, ...runs.map((r) => r.config.federation.worldSize));
+  return Math.max(1, Math.floor(cores / widest));
+}
+
+export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
+  const out = o.out ?? process.stdout;
+  const sweep = parseSweep(readJsonFile(o.config), o.config);
+  const runs = expandSweep(sweep, o.config);
+  const store = new ResultsStore(o.results);
+  const latest = [...store.latestRuns().values()];
+  const done = store.completedKeys();
+  const pending = o.force ? runs : runs.filter((r) => !done.has(r.key));
+  const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, wallSeconds: 0 };
+
+  if (o.dryRun) {
+    const state = (r: PlannedRun) => {
+      if (done.has(r.key)) return 'done';
+      const last = latest.filter((x) => x.key === r.key).at(-1);
+      return last ? `${last.status} before` : 'pending';
+    };
+    out.write(`sweep ${sweep.name}: ${runs.length} runs, ${summary.alreadyDone} already completed in ${o.results}, ${pending.length} to run${o.force ? ' (--force)' : ''}\n`);
+    const rows = runs.map((r) => [String(r.index + 1), state(r), describePoint(r.point), r.key]);
+    const widths = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c].length), ['#', 'status', 'grid point'][c].length));
+    out.write(['#', 'status', 'grid point'].map((h, c) => h.padEnd(widths[c])).join('  ') + '  key\n');
+    for (const row of rows) out.write(row.slice(0, 3).map((v, c) => v.padEnd(widths[c])).join('  ') + `  ${row[3]}\n`);
+    return summary;
+  }
+  if (pending.length === 0) {
+    out.write(`sweep ${sweep.name}: all ${runs.length} runs are already completed in ${o.results}; nothing to do (--force runs them again)\n`);
+    return summary;
+  }
+
+  const parallel = o.parallel ?? defaultParallel(pending);
+  const logs = join(o.results, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const metaserver = await startMetaserver({ port: 0, log: (l) => appendFileSync(join(logs, 'metaserver.log'), `${l}\n`) });
+  const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
+  const started = Date.now();
+  const running = new Map<string, RunningView>();
+  const durations: number[] = [];
+  const counts = () => ({ done: summary.completed, failed: summary.failed.length, skipped: summary.elsewhere, total: pending.length });
+  const eta = () => {
+    const left = pending.length - summary.completed - summary.failed.length - summary.elsewhere - running.size;
+    if (!durations.length) return null;
+    const mean = durations.reduce((a, b) => a + b, 0) / durations.length;
+    return (mean * (left + running.size)) / parallel;
+  };
+  const refresh = () => progress.update([...running.values()], counts(), eta());
+  progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${parallel} at a time; logs in ${logs}`);
+
+  const queue = [...pending];
+  const worker = async () => {
+    while (queue.length && !o.signal.aborted) {
+      const run = queue.shift()!;
+      const lock = tryLock(o.results, run.key);
+      if (!lock) {
+        summary.elsewhere++;
+        progress.event(`skip ${run.key}: another sweep is running it`);
+        continue;
+      }
+      try {
+        await execute(run);
+      } finally {
+        lock.release();
+      }
+    }
+  };
+  const execute = async (run: PlannedRun) => {
+    const label = `${describePoint(run.point)}`;
+    const t0 = Date.now();
+    let outcome: RunOutcome = { status: 'interrupted' };
+    for (let attempt = 1; attempt <= o.retries + 1 && !o.signal.aborted; attempt++) {
+      running.set(run.key, { key: run.key, label, round: 0, rounds: run.config.federation.rounds, state: 'starting', startedAt: t0 });
+      progress.event(`start ${run.key}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+      refresh();
+      outcome = await runOne({
+        run,
+        metaserver: metaserver.url,
+        results: o.results,
+        timeoutS: o.timeoutS,
+        force: o.force,
+        attempt,
+        signal: o.signal,
+        onStatus: (s) => {
+          const v = running.get(run.key);
+          if (!v) return;
+          v.round = s.round;
+          v.state = s.state;
+          if (!o.tty && s.state === 'training') progress.event(`${run.key}: round ${s.round}/${s.rounds} recorded`);
+          refresh();
+        },
+        onEvent: (line) => progress.event(line),
+      });
+      if (outcome.status !== 'failed') break;
+      progress.event(`fail  ${run.key}: ${outcome.reason}${attempt <= o.retries ? '; retrying' : ''}`);
+    }
+    running.delete(run.key);
+    const secs = (Date.now() - t0) / 1000;
+    if (outcome.status === 'completed') {
+      summary.completed++;
+      durations.push(secs);
+      progress.event(`done  ${run.key} in ${fmtDuration(secs)}`);
+    } else if (outcome.status === 'failed') {
+      summary.failed.push({ key: run.key, reason: outcome.reason });
+    } else {
+      summary.interrupted++;
+    }
+    refresh();
+  };
+
+  try {
+    await Promise.all(Array.from({ length: Math.min(parallel, pending.length) }, worker));
+  } finally {
+    await endAll();
+    progress.close();
+    await metaserver.close();
+  }
+  summary.wallSeconds = (Date.now() - started) / 1000;
+  printSummary(out, sweep.name, summary, o.signal.aborted);
+  return summary;
+}
+
+function printSummary(out: NodeJS.WritableStream, name: string, s: SweepSummary, aborted: boolean): void {
+  const rows: [string, string][] = [
+    ['runs in the sweep', String(s.total)],
+    ['completed now', String(s.completed)],
+    ['failed', String(s.failed.length)],
+    ['skipped: already completed', String(s.alreadyDone)],
+    ['skipped: running in another sweep', String(s.elsewhere)],
+    ['interrupted', String(s.interrupted)],
+    ['wall time', fmtDuration(s.wallSeconds)],
+  ];
+  const w = Math.max(...rows.map((r) => r[0].length));
+  out.write(`\nsweep ${name}${aborted ? ' (interrupted: run it again to finish)' : ''}\n`);
+  for (const [k, v] of rows) out.write(`  ${k.padEnd(w)}  ${v}\n`);
+  for (const f of s.failed) out.write(`  failed ${f.key}: ${f.reason}\n`);
+}

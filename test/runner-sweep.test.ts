@@ -1,0 +1,147 @@
+// The sweep runner over real processes: completes and resumes, survives Ctrl-C with nothing left
+// running, records a crashed run and carries on, and shares a results directory safely.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { RoundRecord, RunRecord } from '../core/results-types.ts';
+import { startRole, stopAll, tempDir, writeJson } from './helpers/roles.ts';
+import { makeTestData } from './helpers/experiment.ts';
+
+let dir: string;
+let dataDir: string;
+
+beforeAll(() => {
+  dir = tempDir('fedslice-runner-');
+  dataDir = makeTestData(dir);
+});
+afterEach(() => stopAll());
+
+const jsonl = <T>(path: string): T[] =>
+  readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+
+function sweepFile(name: string, grid: Record<string, unknown[]>, steps = 3, rounds = 2): string {
+  return writeJson(join(dir, `${name}.json`), {
+    name,
+    base: {
+      dataset: { name: 'synthetic', dir: dataDir, fraction: 0.25 },
+      model: { width: 0.125, numClasses: 10 },
+      federation: { rounds, roundTimeoutS: 120 },
+      train: { learningRate: 0.001, epochs: 1, maxStepsPerEpoch: steps },
+      eval: { batchSize: 500 },
+    },
+    grid,
+    skip: [{ 'federation.worldSize': 1, 'federation.swap': true }],
+  });
+}
+
+function sweep(file: string, results: string, extra: string[] = []) {
+  return startRole('runner', ['runner', 'sweep', '--config', file, '--results', results, ...extra], { CI: 'true' });
+}
+
+/** Processes whose command line mentions `marker` (our temp dir): what a sweep left behind. */
+function processesMentioning(marker: string): string[] {
+  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return ps.split('\n').filter((l) => l.includes(marker) && !l.includes(' ps -eo'));
+}
+
+/** Rounds per key across all its runs: each round exactly once, and all of them. */
+function checkRoundsOnce(results: string, rounds: number): void {
+  const runs = jsonl<RunRecord>(join(results, 'runs.jsonl'));
+  const records = jsonl<RoundRecord>(join(results, 'rounds.jsonl'));
+  const completed = new Map<string, string>();
+  for (const r of runs) if (r.status === 'completed') {
+    expect(completed.has(r.key), `${r.key} completed twice`).toBe(false);
+    completed.set(r.key, r.runId);
+  }
+  for (const runId of completed.values()) {
+    expect(records.filter((r) => r.runId === runId).map((r) => r.round)).toEqual(Array.from({ length: rounds + 1 }, (_, i) => i));
+  }
+}
+
+describe('runner sweep', () => {
+  it('runs a 4-run sweep, writes every round, and does nothing the second time', async () => {
+    const file = sweepFile('four', { 'federation.worldSize': [1, 2], seed: [1, 2] });
+    const results = join(dir, 'results-four');
+    const dry = sweep(file, results, ['--dry-run']);
+    expect((await dry.exited).code).toBe(0);
+    expect(dry.output()).toMatch(/sweep four: 4 runs, 0 already completed in .*, 4 to run/);
+
+    const first = sweep(file, results, ['--parallel', '2']);
+    expect((await first.exited).code).toBe(0);
+    expect(first.output()).toMatch(/completed now\s+4/);
+    checkRoundsOnce(results, 2);
+    for (const key of jsonl<RunRecord>(join(results, 'runs.jsonl')).map((r) => r.key)) {
+      expect(readFileSync(join(results, 'logs', key, 'aggregator.log'), 'utf8')).toMatch(/completed/);
+      expect(readFileSync(join(results, 'logs', key, 'trainer-0.log'), 'utf8')).toMatch(/run completed/);
+    }
+
+    const second = sweep(file, results);
+    expect((await second.exited).code).toBe(0);
+    expect(second.output()).toMatch(/all 4 runs are already completed .*; nothing to do/);
+    expect(jsonl<RunRecord>(join(results, 'runs.jsonl'))).toHaveLength(8); // started + completed, 4 times
+  });
+
+  it('on SIGINT ends every child, records the run as interrupted, and the next sweep finishes only what is missing', async () => {
+    const file = sweepFile('ctrlc', { 'federation.worldSize': [2], seed: [1, 2] }, 8, 2);
+    const results = join(dir, 'results-ctrlc');
+    const first = sweep(file, results, ['--parallel', '1']);
+    await first.waitFor(/round 1\/2 recorded/);
+    first.child.kill('SIGINT');
+    const { code } = await first.exited;
+    expect(code).toBe(130);
+    expect(first.output()).toMatch(/interrupted: run it again to finish/);
+    expect(processesMentioning(results)).toEqual([]);
+    const runs = jsonl<RunRecord>(join(results, 'runs.jsonl'));
+    expect(runs.at(-1)!.status).toBe('interrupted');
+
+    const second = sweep(file, results, ['--parallel', '1']);
+    expect((await second.exited).code).toBe(0);
+    expect(second.output()).toMatch(/completed now\s+2/);
+    expect(readFileSync(join(results, 'logs', runs[0].key, 'aggregator.log'), 'utf8')).toMatch(/resuming run \S+ after round [12]/);
+    checkRoundsOnce(results, 2);
+    expect(processesMentioning(results)).toEqual([]);
+  });
+
+  it('records a run whose trainer crashes as failed, with the reason, and finishes the others', async () => {
+    const file = sweepFile('crash', { 'federation.worldSize': [1], seed: [1, 2] }, 20, 1);
+    const results = join(dir, 'results-crash');
+    const s = sweep(file, results, ['--parallel', '1']);
+    const [, key] = await s.waitFor(/start (ws1\S+seed1\S+)/);
+    await s.waitFor(/round 0\/1 recorded/);
+    const victim = processesMentioning(`--id ${key}-t0`).map((l) => Number(l.trim().split(/\s+/)[0]));
+    expect(victim).toHaveLength(1);
+    process.kill(victim[0], 'SIGKILL');
+    expect((await s.exited).code).toBe(1);
+    expect(s.output()).toMatch(/completed now\s+1/);
+    expect(s.output()).toMatch(new RegExp(`failed ${key}: trainer 0 exited with SIGKILL`));
+    const failed = jsonl<RunRecord>(join(results, 'runs.jsonl')).filter((r) => r.key === key).at(-1)!;
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatch(/trainer 0 exited with SIGKILL/);
+    expect(failed.logTail!.some((l) => l.startsWith('aggregator: '))).toBe(true);
+    expect(processesMentioning(results)).toEqual([]);
+  });
+
+  it('two sweeps on one results directory run each run once and keep every line whole', async () => {
+    const file = sweepFile('twice', { 'federation.worldSize': [1], seed: [1, 2, 3] }, 3, 1);
+    const results = join(dir, 'results-twice');
+    const a = sweep(file, results, ['--parallel', '1']);
+    const b = sweep(file, results, ['--parallel', '1']);
+    const codes = await Promise.all([a.exited, b.exited]);
+    expect(codes.map((c) => c.code)).toEqual([0, 0]);
+    for (const f of ['runs.jsonl', 'rounds.jsonl']) {
+      const text = readFileSync(join(results, f), 'utf8');
+      expect(text.endsWith('\n')).toBe(true);
+      for (const line of text.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+    }
+    checkRoundsOnce(results, 1);
+    expect(new Set(jsonl<RunRecord>(join(results, 'runs.jsonl')).filter((r) => r.status === 'completed').map((r) => r.key)).size).toBe(3);
+  });
+
+  it('says clearly what is wrong with a bad sweep file', async () => {
+    const bad = writeJson(join(dir, 'bad.json'), { name: 'bad', base: {}, grid: { 'federation.worldSize': [0] } });
+    const s = sweep(bad, join(dir, 'results-bad'));
+    expect((await s.exited).code).toBe(1);
+    expect(s.output().trim().split('\n')).toEqual([expect.stringMatching(/^fedslice: error: .*bad.json run worldSize=0: invalid config: federation.worldSize: Too small/)]);
+  });
+});
