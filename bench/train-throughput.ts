@@ -1,0 +1,134 @@
+/**
+ * Training and inference throughput (images/s) of the AlexNet at several widths on the chosen
+ * backend, against the same model in PyTorch where Debian's python3-torch is installed, and the
+ * pure-JS cpu backend against wasm + conv-gradient kernels at width 1/8.
+ *
+ *   node --import tsx bench/train-throughput.ts [--widths 0.125,0.25,1] [--steps N] [--backend auto]
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../core/backend.ts';
+import type { BackendName } from '../core/config.ts';
+import { generateSynthetic } from '../core/data/synthetic.ts';
+import { initialWeights } from '../core/init.ts';
+import { alexnetLayers } from '../core/model-spec.ts';
+import { forward, paramTensors } from '../core/model.ts';
+import { range, Rng } from '../core/rng.ts';
+import { trainLocal } from '../core/train.ts';
+
+const TRAIN_BATCH = 32;
+const INFER_BATCH = 100;
+const CLASSES = 100;
+const PYTHON = '/usr/bin/python3';
+
+interface Rates {
+  train: number;
+  infer: number;
+}
+
+/** Full width is ~1 image/s on wasm: time fewer steps there. */
+function stepsFor(width: number, steps: number): number {
+  return width >= 1 ? Math.max(1, Math.round(steps / 5)) : steps;
+}
+
+async function trainRate(width: number, steps: number): Promise<number> {
+  const layers = alexnetLayers({ width, numClasses: CLASSES });
+  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: TRAIN_BATCH * (steps + 1), testCount: 1, seed: 1 });
+  const stamps: number[] = [];
+  await trainLocal({
+    layers,
+    weights: initialWeights(layers, 1),
+    data: sets.train,
+    indices: range(sets.train.count),
+    hyper: { learningRate: 1e-4, weightDecay: 1e-4, batchSize: TRAIN_BATCH, epochs: 1, augment: true, maxStepsPerEpoch: steps + 1 },
+    seed: 1,
+    round: 1,
+    onProgress: () => stamps.push(performance.now()),
+  });
+  // the first step is the warm-up; time the rest from its end
+  return (steps * TRAIN_BATCH) / ((stamps[stamps.length - 1] - stamps[0]) / 1000);
+}
+
+async function inferRate(width: number, steps: number): Promise<number> {
+  const layers = alexnetLayers({ width, numClasses: CLASSES });
+  const params = paramTensors(initialWeights(layers, 1));
+  const rng = new Rng(2);
+  const data = new Float32Array(INFER_BATCH * 32 * 32 * 3).map(() => rng.normal());
+  const x = tf.tensor4d(data, [INFER_BATCH, 32, 32, 3]);
+  const once = async () => {
+    const y = forward(layers, params, x, { dropout: null });
+    await y.data();
+    y.dispose();
+  };
+  await once();
+  const start = performance.now();
+  for (let i = 0; i < steps; i++) await once();
+  const seconds = (performance.now() - start) / 1000;
+  tf.dispose([x, ...params.values()]);
+  return (steps * INFER_BATCH) / seconds;
+}
+
+function torchRates(widths: number[], steps: number): Map<number, Rates> | string {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return 'PyTorch not found (install Debian python3-torch to compare); skipping the comparison';
+  const script = fileURLToPath(new URL('./torch_throughput.py', import.meta.url));
+  const r = spawnSync(
+    PYTHON,
+    [script, '--widths', widths.join(','), '--steps', String(steps), '--full-steps', String(stepsFor(1, steps)), '--threads', '2', '--classes', String(CLASSES)],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) return `the PyTorch bench failed: ${r.stderr.trim().split('\n').pop()}`;
+  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rates & { width: number });
+  return new Map(rows.map((row) => [row.width, { train: row.train, infer: row.infer }]));
+}
+
+const fmt = (v: number | undefined, digits = 1) => (v === undefined ? '-' : v.toFixed(digits));
+const pad = (s: string, n: number) => s.padStart(n);
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      widths: { type: 'string', default: '0.125,0.25,1' },
+      steps: { type: 'string', default: '10' },
+      backend: { type: 'string', default: 'auto' },
+      'no-baseline': { type: 'boolean', default: false },
+    },
+  });
+  const widths = values.widths.split(',').map(Number);
+  const steps = Number(values.steps);
+  if (widths.some((w) => !(w > 0 && w <= 1)) || !(steps >= 1)) {
+    throw new Error('--widths takes numbers in (0, 1] such as 0.125,0.25,1 and --steps a positive integer');
+  }
+  const info = await initBackend(values.backend as BackendName);
+  const ours = new Map<number, Rates>();
+  for (const w of widths) {
+    const n = stepsFor(w, steps);
+    ours.set(w, { train: await trainRate(w, n), infer: await inferRate(w, n) });
+    process.stderr.write(`  width ${w}: done\n`);
+  }
+  const torch = torchRates(widths, steps);
+
+  console.log(`\nimages/s, train batch ${TRAIN_BATCH} (Adam, dropout, augment), inference batch ${INFER_BATCH}; ${CLASSES} classes`);
+  console.log(`fedslice backend: ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}`);
+  if (typeof torch === 'string') console.log(torch);
+  console.log(['width', 'train', 'infer', 'torch train', 'torch infer', 'train ratio', 'infer ratio'].map((h) => pad(h, 12)).join(''));
+  for (const w of widths) {
+    const o = ours.get(w)!;
+    const t = typeof torch === 'string' ? undefined : torch.get(w);
+    const cells = [String(w), fmt(o.train), fmt(o.infer), fmt(t?.train), fmt(t?.infer), fmt(t && o.train / t.train, 3), fmt(t && o.infer / t.infer, 3)];
+    console.log(cells.map((c) => pad(c, 12)).join(''));
+  }
+
+  if (!values['no-baseline'] && info.name === 'wasm') {
+    const w = 0.125;
+    const n = Math.max(1, Math.round(steps / 5));
+    const wasm = ours.get(w)?.train ?? (await trainRate(w, n));
+    await initBackend('cpu');
+    const cpu = await trainRate(w, n);
+    console.log(`\nbaseline, train at width ${w}: cpu backend (pure JS, its own conv gradients) ${fmt(cpu, 2)} images/s; wasm + conv-gradient kernels ${fmt(wasm, 1)} images/s: ${fmt(wasm / cpu, 1)}x`);
+  }
+}
+
+await main();

@@ -1,0 +1,130 @@
+/**
+ * TensorFlow.js backend choice: tensorflow-gpu > tensorflow > wasm (SIMD) > cpu, or a forced one.
+ * The choice is printed once to stderr; on wasm the conv-gradient kernels are registered.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendName } from './config.ts';
+import { FedsliceError } from './errors.ts';
+import { registerConvGradKernels } from './conv-grad-kernels.ts';
+
+export type ChosenBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  name: ChosenBackend;
+  detail: string;
+  tfjsVersion: string;
+}
+
+let current: BackendInfo | null = null;
+let printed: ChosenBackend | null = null;
+
+export function currentBackend(): BackendInfo | null {
+  return current;
+}
+
+const NODE_PACKAGES = { 'tensorflow-gpu': '@tensorflow/tfjs-node-gpu', tensorflow: '@tensorflow/tfjs-node' } as const;
+
+/** Why a tfjs-node package cannot load, or null when its native binding is present. */
+export function nativeBindingProblem(pkg: string): string | null {
+  let root: string;
+  try {
+    root = dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`));
+  } catch {
+    return `${pkg} is not installed`;
+  }
+  const lib = join(root, 'lib');
+  const found = existsSync(lib) && readdirSync(lib).some((d) => existsSync(join(lib, d, 'tfjs_binding.node')));
+  return found ? null : `${pkg} has no native binding (tfjs_binding.node)`;
+}
+
+/** tfjs-node registers its kernels before it loads the binding, so a failed first try makes the second warn about duplicates. */
+async function importQuietly(pkg: string): Promise<void> {
+  const warn = console.warn;
+  console.warn = (...a: unknown[]) => {
+    if (!/is already registered/.test(String(a[0]))) warn(...a);
+  };
+  try {
+    await import(pkg);
+  } finally {
+    console.warn = warn;
+  }
+}
+
+async function tryNode(which: 'tensorflow-gpu' | 'tensorflow'): Promise<string | { detail: string }> {
+  const pkg = NODE_PACKAGES[which];
+  const problem = nativeBindingProblem(pkg);
+  if (problem) return problem;
+  try {
+    await importQuietly(pkg);
+    if (!(await tf.setBackend('tensorflow'))) return `${pkg} loaded but its backend did not initialise`;
+    return { detail: pkg };
+  } catch (e) {
+    return `${pkg} failed to load: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
+  }
+}
+
+async function tryWasm(): Promise<string | { detail: string }> {
+  try {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend('wasm'))) return 'the wasm backend did not initialise';
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    const threads = wasm.getThreadsCount();
+    const multi = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+    const threadText =
+      threads > 1 ? `${threads} threads` : multi ? '1 thread' : '1 thread, multithreading off under Node in tfjs 4.22';
+    return { detail: `${simd ? 'simd' : 'no simd'}, ${threadText}` };
+  } catch (e) {
+    return `@tensorflow/tfjs-backend-wasm failed to load: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
+  }
+}
+
+async function tryCpu(): Promise<string | { detail: string }> {
+  if (!(await tf.setBackend('cpu'))) return 'the cpu backend did not initialise';
+  // the cpu backend otherwise prints a multi-line "install tfjs-node" banner on first use
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  return { detail: 'pure JavaScript' };
+}
+
+const TRY: Record<ChosenBackend, () => Promise<string | { detail: string }>> = {
+  'tensorflow-gpu': () => tryNode('tensorflow-gpu'),
+  tensorflow: () => tryNode('tensorflow'),
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+const AUTO_ORDER: ChosenBackend[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+/**
+ * Select the backend: 'auto' takes the first that loads in AUTO_ORDER; a named one must load or
+ * it is an error. Calling again with the same request (or 'auto' once chosen) changes nothing.
+ */
+export async function initBackend(requested: BackendName): Promise<BackendInfo> {
+  if (current && (requested === 'auto' || requested === current.name)) return current;
+  const candidates = requested === 'auto' ? AUTO_ORDER : [requested];
+  const failures: string[] = [];
+  for (const name of candidates) {
+    const r = await TRY[name]();
+    if (typeof r === 'string') {
+      failures.push(r);
+      continue;
+    }
+    await tf.ready();
+    // on cpu they stay opt-in (registerConvGradKernels('cpu')): its own kernels are the reference they are tested against
+    if (name === 'wasm') registerConvGradKernels('wasm');
+    current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs };
+    if (printed !== name) {
+      process.stderr.write(`fedslice: backend ${name} (${r.detail})\n`);
+      printed = name;
+    }
+    return current;
+  }
+  if (requested === 'auto') {
+    throw new FedsliceError('FEDSLICE_ERR_BACKEND', `no TensorFlow.js backend could load (${failures.join('; ')}); reinstall the dependencies with npm install`);
+  }
+  throw new FedsliceError(
+    'FEDSLICE_ERR_BACKEND',
+    `backend '${requested}' cannot load: ${failures.join('; ')}; install it or choose another with --backend (auto, wasm, cpu)`,
+  );
+}

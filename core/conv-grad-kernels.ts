@@ -1,0 +1,167 @@
+/**
+ * Convolution gradients as ordinary forward convolutions (DESIGN.md "Compute backend"), registered
+ * as the Conv2DBackpropFilter and Conv2DBackpropInput kernels of a backend. wasm ships no filter
+ * gradient and a plain-loop input gradient; these run on its fast (XNNPACK) Conv2D instead.
+ *
+ * For stride 1, NHWC, padding (top, bottom, left, right):
+ *   dW = conv2d(x^T [Ci,H,W,B], dy^T [Ho,Wo,B,Co], pad t,b,l,r) = [Ci,kh,kw,Co] -> [kh,kw,Ci,Co]
+ *   dx = conv2d(dy, reverse_hw(W)^T [kh,kw,Co,Ci], pad kh-1-t, kh-1-b, kw-1-l, kw-1-r)
+ * Other configurations (stride > 1, padding wider than the kernel) go to the backend's own kernel
+ * when it has one, else fail with a clear error.
+ */
+import {
+  backend_util,
+  Conv2D,
+  Conv2DBackpropFilter,
+  Conv2DBackpropInput,
+  getKernel,
+  registerKernel,
+  Reverse,
+  Transpose,
+  unregisterKernel,
+  type KernelBackend,
+  type KernelConfig,
+  type KernelFunc,
+  type NamedAttrMap,
+  type TensorInfo,
+} from '@tensorflow/tfjs';
+import { FedsliceError } from './errors.ts';
+
+export type ConvGradBackend = 'wasm' | 'cpu';
+
+interface KernelArgs {
+  inputs: Record<string, TensorInfo>;
+  backend: KernelBackend;
+  attrs?: NamedAttrMap;
+}
+
+interface ConvGradAttrs {
+  strides: number | [number, number];
+  pad: backend_util.PadInfo['type'] | number | backend_util.ExplicitPadding | 'valid' | 'same';
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** The kernels each backend had before ours, so they can be restored and used as a fallback. */
+const originals = new Map<ConvGradBackend, Map<string, KernelConfig | undefined>>();
+
+function run(name: string, backendName: string, args: KernelArgs): TensorInfo {
+  const k = getKernel(name, backendName);
+  if (!k) throw new FedsliceError('FEDSLICE_ERR_KERNEL', `backend ${backendName} has no ${name} kernel, which the conv gradients need; use another backend`);
+  return k.kernelFunc(args as Parameters<KernelFunc>[0]) as TensorInfo;
+}
+
+function release(backend: KernelBackend, ...infos: TensorInfo[]): void {
+  for (const t of infos) backend.disposeData(t.dataId);
+}
+
+/** Stride-1 NHWC padding of the forward convolution, or null when it is not a configuration we handle. */
+function stride1Padding(inShape: number[], filterShape: number[], attrs: ConvGradAttrs): backend_util.PadInfo | null {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return null;
+  const info = backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad as 'valid',
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  if (info.strideHeight !== 1 || info.strideWidth !== 1) return null;
+  return info.padInfo;
+}
+
+function fallback(kernelName: string, backendName: ConvGradBackend, args: KernelArgs, why: string): TensorInfo {
+  const original = originals.get(backendName)?.get(kernelName);
+  if (original) return original.kernelFunc(args as Parameters<KernelFunc>[0]) as TensorInfo;
+  throw new FedsliceError(
+    'FEDSLICE_ERR_KERNEL',
+    `${kernelName} on ${backendName} handles stride-1 NHWC convolutions only (${why}); use the cpu backend for this model`,
+  );
+}
+
+function explicit(t: number, b: number, l: number, r: number): backend_util.ExplicitPadding {
+  return [[0, 0], [t, b], [l, r], [0, 0]];
+}
+
+function conv(backendName: string, backend: KernelBackend, x: TensorInfo, filter: TensorInfo, pad: backend_util.ExplicitPadding): TensorInfo {
+  return run(Conv2D, backendName, {
+    inputs: { x, filter },
+    backend,
+    attrs: { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] } as unknown as NamedAttrMap,
+  });
+}
+
+function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, perm: number[]): TensorInfo {
+  return run(Transpose, backendName, { inputs: { x }, backend, attrs: { perm } });
+}
+
+function filterGradient(backendName: ConvGradBackend): KernelFunc {
+  return (params) => {
+    const args = params as unknown as KernelArgs;
+    const { x, dy } = args.inputs;
+    const attrs = args.attrs as unknown as ConvGradAttrs & { filterShape: number[] };
+    const pad = stride1Padding(x.shape, attrs.filterShape, attrs);
+    if (!pad) return fallback(Conv2DBackpropFilter, backendName, args, `got strides ${JSON.stringify(attrs.strides)}, format ${attrs.dataFormat}`);
+    const { backend } = args;
+    const xT = transpose(backendName, backend, x, [3, 1, 2, 0]); // [Ci, H, W, B]
+    const dyT = transpose(backendName, backend, dy, [1, 2, 0, 3]); // [Ho, Wo, B, Co]
+    const g = conv(backendName, backend, xT, dyT, explicit(pad.top, pad.bottom, pad.left, pad.right)); // [Ci, kh, kw, Co]
+    const out = transpose(backendName, backend, g, [1, 2, 0, 3]);
+    release(backend, xT, dyT, g);
+    return out;
+  };
+}
+
+function inputGradient(backendName: ConvGradBackend): KernelFunc {
+  return (params) => {
+    const args = params as unknown as KernelArgs;
+    const { dy, filter } = args.inputs;
+    const attrs = args.attrs as unknown as ConvGradAttrs & { inputShape: number[] };
+    const pad = stride1Padding(attrs.inputShape, filter.shape, attrs);
+    const [kh, kw] = filter.shape;
+    if (!pad) return fallback(Conv2DBackpropInput, backendName, args, `got strides ${JSON.stringify(attrs.strides)}, format ${attrs.dataFormat}`);
+    const p = [kh - 1 - pad.top, kh - 1 - pad.bottom, kw - 1 - pad.left, kw - 1 - pad.right];
+    if (p.some((v) => v < 0)) return fallback(Conv2DBackpropInput, backendName, args, 'padding wider than kernel - 1');
+    const { backend } = args;
+    const flipped = run(Reverse, backendName, { inputs: { x: filter }, backend, attrs: { dims: [0, 1] } });
+    const swapped = transpose(backendName, backend, flipped, [0, 1, 3, 2]); // [kh, kw, Co, Ci]
+    const out = conv(backendName, backend, dy, swapped, explicit(p[0], p[1], p[2], p[3]));
+    release(backend, flipped, swapped);
+    return out;
+  };
+}
+
+const KERNELS: Array<[string, (b: ConvGradBackend) => KernelFunc]> = [
+  [Conv2DBackpropFilter, filterGradient],
+  [Conv2DBackpropInput, inputGradient],
+];
+
+/** Replace the backend's conv-gradient kernels with ours (idempotent). */
+export function registerConvGradKernels(backendName: ConvGradBackend): void {
+  if (originals.has(backendName)) return;
+  const saved = new Map<string, KernelConfig | undefined>();
+  for (const [name, make] of KERNELS) {
+    const existing = getKernel(name, backendName);
+    saved.set(name, existing);
+    if (existing) unregisterKernel(name, backendName);
+    registerKernel({ kernelName: name, backendName, kernelFunc: make(backendName) });
+  }
+  originals.set(backendName, saved);
+}
+
+/** Put the backend's own kernels back (for comparisons and baselines). */
+export function unregisterConvGradKernels(backendName: ConvGradBackend): void {
+  const saved = originals.get(backendName);
+  if (!saved) return;
+  for (const [name, original] of saved) {
+    unregisterKernel(name, backendName);
+    if (original) registerKernel(original);
+  }
+  originals.delete(backendName);
+}
+
+export function convGradKernelsRegistered(backendName: ConvGradBackend): boolean {
+  return originals.has(backendName);
+}

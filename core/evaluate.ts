@@ -1,0 +1,58 @@
+/** Batched evaluation without augmentation: mean NLL and accuracy over a whole image set. */
+import * as tf from '@tensorflow/tfjs';
+import { allocBatch, fillBatch } from './data/batches.ts';
+import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from './data/types.ts';
+import { FedsliceError } from './errors.ts';
+import type { LayerSpec } from './model-spec.ts';
+import { forward, paramTensors } from './model.ts';
+import { range } from './rng.ts';
+import type { Weights } from './tensor.ts';
+
+export interface EvaluateArgs {
+  layers: LayerSpec[];
+  weights: Weights;
+  data: ImageSet;
+  batchSize: number;
+}
+
+export interface EvaluateResult {
+  loss: number;
+  accuracy: number;
+  seconds: number;
+  count: number;
+}
+
+const FLOATS_PER_IMAGE = IMAGE_SIDE * IMAGE_SIDE * IMAGE_CHANNELS;
+
+export async function evaluate({ layers, weights, data, batchSize }: EvaluateArgs): Promise<EvaluateResult> {
+  if (data.count === 0) throw new FedsliceError('FEDSLICE_ERR_EVAL', 'the evaluation set is empty; check the dataset config');
+  if (!(batchSize >= 1)) throw new FedsliceError('FEDSLICE_ERR_EVAL', `eval batch size ${batchSize} must be at least 1`);
+  const started = performance.now();
+  const params = paramTensors(weights);
+  const order = range(data.count);
+  const batch = allocBatch(Math.min(batchSize, data.count));
+  let nllSum = 0;
+  let correct = 0;
+  try {
+    for (let start = 0; start < data.count; start += batch.y.length) {
+      const size = Math.min(batch.y.length, data.count - start);
+      fillBatch(data, order, start, size, null, batch);
+      const [nll, hits] = tf.tidy(() => {
+        const x = tf.tensor4d(batch.x.subarray(0, size * FLOATS_PER_IMAGE), [size, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
+        const y = tf.tensor1d(batch.y.subarray(0, size), 'int32');
+        const logp = forward(layers, params, x, { dropout: null });
+        const picked = tf.sum(tf.mul(logp, tf.oneHot(y, logp.shape[1])));
+        const right = tf.sum(tf.cast(tf.equal(tf.argMax(logp, 1), y), 'float32'));
+        return [picked, right];
+      });
+      const [p, r] = await Promise.all([nll.data(), hits.data()]);
+      tf.dispose([nll, hits]);
+      nllSum -= p[0];
+      correct += r[0];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    tf.dispose([...params.values()]);
+  }
+  return { loss: nllSum / data.count, accuracy: correct / data.count, seconds: (performance.now() - started) / 1000, count: data.count };
+}
