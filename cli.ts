@@ -38,4 +38,6 @@ try {
     process.stderr.write(`fedslice: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
     process.exitCode = 2;
   }
+  // Work still in flight (a trainer mid-step when told the run failed) must not hold the exit.
+  process.exit();
 }
