@@ -71,7 +71,7 @@ describe('conv-gradient kernels', () => {
     expect(convGradKernelsRegistered('cpu')).toBe(false);
     CASES.forEach((c, i) => reference.push(convGradients(c, 100 + i)));
     await initBackend('wasm');
-  });
+  }, 300_000); // the pure-JS reference gradients take a minute on a busy 2-core machine
 
   it('are registered on wasm by initBackend', () => {
     expect(tf.getBackend()).toBe('wasm');
