@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/token.ts';
-import { abortOnSignals, backendOption, DEFAULT_METASERVER, intOption, log, signalExitCode, urlOption, withBackend } from '../core/cli-options.ts';
+import { backendOption, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
 import { runAggregator } from './run.ts';
 
 export function register(program: Command): void {
@@ -23,9 +23,8 @@ export function register(program: Command): void {
       const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
       if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
       const job = opts.job ?? config.name;
-      const signal = abortOnSignals();
-      try {
-        await runAggregator({
+      await runRole('aggregator', (signal) =>
+        runAggregator({
           config,
           metaserver: urlOption(opts.metaserver),
           job,
@@ -37,14 +36,7 @@ export function register(program: Command): void {
           port: opts.port,
           signal,
           log,
-        });
-      } catch (e) {
-        if (signal.aborted) {
-          log(`aggregator: ${(e as Error).message}`);
-          process.exitCode = signalExitCode(signal);
-          return;
-        }
-        throw e;
-      }
+        }),
+      );
     });
 }

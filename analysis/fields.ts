@@ -3,6 +3,7 @@
  * A configuration is a run key minus its seed: seeds are replicates of one configuration.
  */
 import type { RunKey } from '../core/results-types.ts';
+import { keyName } from '../core/results-store.ts';
 
 export type ConfigKey = Omit<RunKey, 'seed'>;
 
@@ -29,17 +30,7 @@ export const ALWAYS_SHOWN: ReadonlySet<KeyField> = new Set(['worldSize', 'learni
 
 /** A stable, file-name-safe id of a configuration, like the run keys: ws2_lr0.0001_swap1_... */
 export function configId(k: ConfigKey): string {
-  const b = (x: boolean) => (x ? 1 : 0);
-  return [
-    `ws${k.worldSize}`,
-    `lr${k.learningRate}`,
-    `swap${b(k.swap)}`,
-    `lsw${b(k.layerwiseSwap)}`,
-    `r${k.rounds}`,
-    k.mode,
-    k.dataset,
-    `w${k.width}`,
-  ].join('_');
+  return keyName(k);
 }
 
 export function pickConfig(r: ConfigKey): ConfigKey {

@@ -53,6 +53,21 @@ export function signalExitCode(signal: AbortSignal): number {
   return signal.reason === 'SIGINT' ? 130 : 143;
 }
 
+/**
+ * Runs a role until it ends or a signal stops it: a stop by signal is one log line and the
+ * conventional exit status (130 / 143), not an error.
+ */
+export async function runRole(role: string, body: (signal: AbortSignal) => Promise<unknown>): Promise<void> {
+  const signal = abortOnSignals();
+  try {
+    await body(signal);
+  } catch (e) {
+    if (!signal.aborted) throw e;
+    log(`${role}: ${(e as Error).message}`);
+    process.exitCode = signalExitCode(signal);
+  }
+}
+
 export const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };

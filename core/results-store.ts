@@ -88,9 +88,11 @@ function sortKeys(v: unknown): unknown {
   return v;
 }
 
-/** A readable, file-name-safe key, like the reference's log folders: ws2_lr0.0001_swap1_... */
-export function runKey(c: Experiment): string {
-  const k = runKeyFields(c);
+/**
+ * A readable, file-name-safe name for key fields, like the reference's log folders:
+ * ws2_lr0.0001_swap1_lsw0_r10_seed42_slice_cifar100_w1. Without a seed it names a configuration.
+ */
+export function keyName(k: Omit<RunKey, 'seed'> & { seed?: number }): string {
   const b = (x: boolean) => (x ? 1 : 0);
   return [
     `ws${k.worldSize}`,
@@ -98,12 +100,16 @@ export function runKey(c: Experiment): string {
     `swap${b(k.swap)}`,
     `lsw${b(k.layerwiseSwap)}`,
     `r${k.rounds}`,
-    `seed${k.seed}`,
+    ...(k.seed === undefined ? [] : [`seed${k.seed}`]),
     k.mode,
     k.dataset,
     `w${k.width}`,
-    configHash(c),
   ].join('_');
+}
+
+/** The run's key: its key fields plus the hash of everything else that changes what it computes. */
+export function runKey(c: Experiment): string {
+  return `${keyName(runKeyFields(c))}_${configHash(c)}`;
 }
 
 export class ResultsStore {

@@ -7,6 +7,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import type { NamedTensor } from './tensor.ts';
+import type { TrainHyper } from './train.ts';
 
 // ---- messages --------------------------------------------------------------------------------
 
@@ -100,15 +101,8 @@ export interface JoinedMessage {
   worldSize: number;
 }
 
-export interface TaskHyper {
-  learningRate: number;
-  weightDecay: number;
-  batchSize: number;
-  epochs: number;
-  augment: boolean;
-  maxStepsPerEpoch?: number;
-  seed: number;
-}
+/** The training recipe of a task: what core/train.ts takes, plus the run's seed. */
+export type TaskHyper = TrainHyper & { seed: number };
 
 export interface TaskMessage {
   type: 'task';

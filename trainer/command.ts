@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/token.ts';
-import { abortOnSignals, backendOption, DEFAULT_METASERVER, intOption, log, signalExitCode, urlOption, withBackend } from '../core/cli-options.ts';
+import { backendOption, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
 import { runTrainer } from './run.ts';
 
 export function register(program: Command): void {
@@ -19,9 +19,8 @@ export function register(program: Command): void {
     .action(async (opts) => {
       const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
       const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
-      const signal = abortOnSignals();
-      try {
-        await runTrainer({
+      await runRole('trainer', (signal) =>
+        runTrainer({
           config,
           metaserver: urlOption(opts.metaserver),
           job: opts.job ?? config.name,
@@ -30,14 +29,7 @@ export function register(program: Command): void {
           shard: opts.shard,
           signal,
           log,
-        });
-      } catch (e) {
-        if (signal.aborted) {
-          log(`trainer: ${(e as Error).message}`);
-          process.exitCode = signalExitCode(signal);
-          return;
-        }
-        throw e;
-      }
+        }),
+      );
     });
 }
