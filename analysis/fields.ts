@@ -30,7 +30,8 @@ export const ALWAYS_SHOWN: ReadonlySet<KeyField> = new Set(['worldSize', 'learni
 
 /** A stable, file-name-safe id of a configuration, like the run keys: ws2_lr0.0001_swap1_... */
 export function configId(k: ConfigKey): string {
-  return keyName(k);
+  // rows of the store carry their seed too; a configuration is named without it
+  return keyName({ ...k, seed: undefined });
 }
 
 export function pickConfig(r: ConfigKey): ConfigKey {
