@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -46,24 +46,27 @@ describe('fedslice data (real CLI)', () => {
   });
 
   it('bad input gives one error line and exit 1', async () => {
-    const missing = await fedslice('data', 'info', '--dir', join(root, 'nothing'));
+    const notArchive = join(root, 'fake.tar.gz');
+    writeFileSync(notArchive, 'not an archive');
+    const [missing, badOpt, dl] = await Promise.all([
+      fedslice('data', 'info', '--dir', join(root, 'nothing')),
+      fedslice('data', 'synth', '--dir', join(root, 'x'), '--classes', 'ten'),
+      fedslice('data', 'download', '--dir', join(root, 'c100'), '--archive', notArchive),
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(`fedslice: error: data folder ${join(root, 'nothing')} does not exist; run \`fedslice data download --dir ${join(root, 'nothing')}\` (or \`fedslice data synth --dir ${join(root, 'nothing')}\` for the synthetic set)\n`);
-    const badOpt = await fedslice('data', 'synth', '--dir', join(root, 'x'), '--classes', 'ten');
     expect(badOpt.code).toBe(1);
     expect(badOpt.stderr).toBe("fedslice: error: --classes must be an integer >= 2, got 'ten'\n");
-    const notArchive = join(root, 'fake.tar.gz');
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(notArchive, 'not an archive');
-    const dl = await fedslice('data', 'download', '--dir', join(root, 'c100'), '--archive', notArchive);
     expect(dl.code).toBe(1);
     expect(dl.stderr.trim().split('\n')).toHaveLength(1);
     expect(dl.stderr).toMatch(/fake\.tar\.gz has MD5 [0-9a-f]{32} but CIFAR-100 binary has 03b5dce01913d631647c71ecec9e9cb8/);
   });
 
   it('--help works for each sub-command', async () => {
-    for (const sub of ['download', 'synth', 'info']) {
-      const r = await fedslice('data', sub, '--help');
+    const subs = ['download', 'synth', 'info'];
+    const runs = await Promise.all(subs.map((sub) => fedslice('data', sub, '--help')));
+    for (const [k, sub] of subs.entries()) {
+      const r = runs[k];
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: fedslice data ${sub}`);
     }
