@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../core/backend.ts';
+import { registerConvGradKernels, unregisterConvGradKernels } from '../core/conv-grad-kernels.ts';
 import type { BackendName } from '../core/config.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
 import { initialWeights } from '../core/init.ts';
@@ -49,6 +50,15 @@ async function trainRate(width: number, steps: number): Promise<number> {
   });
   // the first step is the warm-up; time the rest from its end
   return (steps * TRAIN_BATCH) / ((stamps[stamps.length - 1] - stamps[0]) / 1000);
+}
+
+/** Images/s of a single training step (setup included), for backends too slow to warm up. */
+async function oneStepRate(width: number, batchSize: number): Promise<number> {
+  const layers = alexnetLayers({ width, numClasses: CLASSES });
+  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: batchSize, testCount: 1, seed: 1 });
+  const hyper = { learningRate: 1e-4, weightDecay: 1e-4, batchSize, epochs: 1, augment: true, maxStepsPerEpoch: 1 };
+  const r = await trainLocal({ layers, weights: initialWeights(layers, 1), data: sets.train, indices: range(batchSize), hyper, seed: 1, round: 1 });
+  return r.samplesPerSecond;
 }
 
 async function inferRate(width: number, steps: number): Promise<number> {
@@ -123,11 +133,15 @@ async function main(): Promise<void> {
 
   if (!values['no-baseline'] && info.name === 'wasm') {
     const w = 0.125;
-    const n = Math.max(1, Math.round(steps / 5));
-    const wasm = ours.get(w)?.train ?? (await trainRate(w, n));
+    const wasm = ours.get(w)?.train ?? (await trainRate(w, stepsFor(w, steps)));
     await initBackend('cpu');
-    const cpu = await trainRate(w, n);
-    console.log(`\nbaseline, train at width ${w}: cpu backend (pure JS, its own conv gradients) ${fmt(cpu, 2)} images/s; wasm + conv-gradient kernels ${fmt(wasm, 1)} images/s: ${fmt(wasm / cpu, 1)}x`);
+    // the cpu backend's own filter gradient is ~10 s per image here: one batch of 8 is enough to time it
+    const cpuOwn = await oneStepRate(w, 8);
+    registerConvGradKernels('cpu');
+    const cpuOurs = await trainRate(w, 2);
+    unregisterConvGradKernels('cpu');
+    console.log(`\nbaseline, train at width ${w} (images/s): cpu backend with its own conv gradients ${fmt(cpuOwn, 3)} (one batch of 8); ` +
+      `cpu with the conv-gradient kernels ${fmt(cpuOurs, 2)}; wasm with them ${fmt(wasm, 1)}: ${fmt(wasm / cpuOwn, 0)}x and ${fmt(wasm / cpuOurs, 1)}x`);
   }
 }
 
