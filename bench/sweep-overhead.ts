@@ -30,20 +30,24 @@ if (r.status !== 0) {
 }
 const store = new ResultsStore(results);
 const rounds = store.readRounds().records;
-const runs = new Set(rounds.map((x) => x.runId)).size;
+const completed = store.readRuns().records.filter((x) => x.status === 'completed');
+const runs = completed.length;
 const work = rounds.reduce((s, x) => s + x.trainSeconds + x.mergeSeconds + x.evalSeconds, 0);
 const transfer = rounds.reduce((s, x) => s + x.transferSeconds, 0);
+// The aggregator's own wall time starts once its backend and data are loaded.
+const aggregatorWall = completed.reduce((s, x) => s + (x.wallSeconds ?? 0), 0);
 const perRun = (x: number) => x / runs;
 const overhead = perRun(wall - work);
 const rows: [string, string][] = [
   ['runs', String(runs)],
   ['sweep wall time per run', `${perRun(wall).toFixed(2)} s`],
   ['training + merge + evaluation per run', `${perRun(work).toFixed(2)} s`],
-  ['  of which transfer (in rounds)', `${perRun(transfer).toFixed(2)} s`],
-  ['orchestration overhead per run', `${overhead.toFixed(2)} s (process start, backend, data, sockets)`],
+  ['orchestration overhead per run', `${overhead.toFixed(2)} s`],
+  ['  start-up: processes, backend, data, exit', `${perRun(wall - aggregatorWall).toFixed(2)} s`],
+  ['  in the run: joins, transfer, checkpoints', `${perRun(aggregatorWall - work).toFixed(2)} s (transfer ${perRun(transfer).toFixed(2)} s)`],
   ['reference fixed sleeps per run', `${REFERENCE_SLEEPS_S.toFixed(2)} s (before its own start-up)`],
   ['overhead / reference sleeps', `${(overhead / REFERENCE_SLEEPS_S).toFixed(2)}x`],
 ];
 const w = Math.max(...rows.map((x) => x[0].length));
-console.log(`\nsweep overhead (${values.config}, results in ${results})`);
+console.log(`\nsweep overhead (${values.config}, --parallel 1, results in ${results})`);
 for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);

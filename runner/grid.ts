@@ -4,7 +4,9 @@
  * Every run is validated; one error names each bad run and field.
  */
 import { ConfigError, parseExperiment, type Experiment, type SweepFile } from '../core/config.ts';
+import { alexnetLayers } from '../core/model-spec.ts';
 import { runKey } from '../core/results-store.ts';
+import { checkSliceable } from '../core/slice-plan.ts';
 
 export type GridValue = number | string | boolean;
 
@@ -43,6 +45,16 @@ function getPath(o: unknown, path: string): unknown {
   return path.split('.').reduce<unknown>((x, k) => (x && typeof x === 'object' ? (x as Record<string, unknown>)[k] : undefined), o);
 }
 
+/** What would only fail once the run's processes start: better said for the whole grid up front. */
+function checkRunnable(config: Experiment, where: string): void {
+  if (config.federation.mode !== 'slice') return;
+  try {
+    checkSliceable(alexnetLayers(config.model), config.federation.worldSize);
+  } catch (e) {
+    throw new ConfigError(`${where}: ${(e as Error).message}`);
+  }
+}
+
 export function expandSweep(sweep: SweepFile, source = 'sweep'): PlannedRun[] {
   const runs: PlannedRun[] = [];
   const errors: string[] = [];
@@ -52,8 +64,10 @@ export function expandSweep(sweep: SweepFile, source = 'sweep'): PlannedRun[] {
     try {
       for (const [path, v] of Object.entries(point)) setPath(raw, path, v);
       raw.name ??= sweep.name;
-      const config = parseExperiment(raw, `${source} run ${describePoint(point)}`);
+      const where = `${source} run ${describePoint(point)}`;
+      const config = parseExperiment(raw, where);
       if (sweep.skip.some((rule) => matches(point, config, rule))) continue;
+      checkRunnable(config, where);
       const key = runKey(config);
       if (seen.has(key)) throw new ConfigError(`${source}: runs ${seen.get(key)} and ${runs.length} are the same experiment (${key}); remove the duplicate grid value`);
       seen.set(key, runs.length);

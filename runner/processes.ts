@@ -19,7 +19,25 @@ export interface RoleProcess {
 
 const live = new Set<RoleProcess>();
 
+// Whatever way the sweep process ends (a second Ctrl-C, an internal error, process.exit), no
+// group it started outlives it: 'exit' handlers run synchronously, and so does process.kill.
+let exitHookInstalled = false;
+function killAllOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of live) {
+      try {
+        process.kill(-p.child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+}
+
 export function spawnRole(name: string, args: string[], env: Record<string, string>, logFile: string): RoleProcess {
+  killAllOnExit();
   const fd = openSync(logFile, 'a');
   writeSync(fd, `# ${new Date().toISOString()} fedslice ${args.join(' ')}\n`);
   const child = spawn(process.execPath, [FEDSLICE_BIN, ...args], {

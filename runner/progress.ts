@@ -8,6 +8,9 @@ export interface RunningView {
   round: number;
   rounds: number;
   state: string;
+  /** Trainers present in the job, out of worldSize. */
+  trainers: number;
+  worldSize: number;
   startedAt: number;
 }
 
@@ -24,6 +27,19 @@ export function fmtDuration(s: number): string {
   if (h) return `${h}h${String(m % 60).padStart(2, '0')}m`;
   if (m) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
   return `${s.toFixed(0)}s`;
+}
+
+/** A running run in a few words: who is still missing, or which round is under way. */
+export function describeState(r: RunningView): string {
+  switch (r.state) {
+    case 'starting':
+    case 'waiting':
+      return `${r.state}: ${r.trainers}/${r.worldSize} trainers`;
+    case 'training':
+      return r.round < r.rounds ? `training round ${r.round + 1}` : 'finishing';
+    default:
+      return r.state;
+  }
 }
 
 export function plainProgress(out: NodeJS.WritableStream = process.stdout): Progress {
@@ -46,10 +62,11 @@ export function ttyProgress(out: NodeJS.WriteStream = process.stdout): Progress 
     const { running, counts, eta } = last;
     const width = out.columns ?? 100;
     const lines = [
-      `\x1b[1msweep\x1b[0m ${counts.done + counts.failed}/${counts.total - counts.skipped} runs finished (${counts.failed} failed, ${counts.skipped} skipped)  ETA ${eta === null ? '-' : fmtDuration(eta)}`,
+      `sweep: ${counts.done + counts.failed}/${counts.total - counts.skipped} runs finished (${counts.failed} failed, ${counts.skipped} skipped)  ${running.length} running  ETA ${eta === null ? '-' : fmtDuration(eta)}`.slice(0, width - 1),
       ...running.map((r) => {
-        const bar = r.rounds ? `[${'#'.repeat(r.round).padEnd(r.rounds, '.')}]` : '';
-        return `  ${bar} round ${r.round}/${r.rounds} ${r.state.padEnd(8)} ${fmtDuration((Date.now() - r.startedAt) / 1000).padStart(6)}  ${r.label}`.slice(0, width - 1);
+        const barWidth = Math.min(r.rounds, 20);
+        const bar = r.rounds ? `[${'#'.repeat(Math.round((Math.min(r.round, r.rounds) / r.rounds) * barWidth)).padEnd(barWidth, '.')}]` : '';
+        return `  ${bar} ${`${r.round}/${r.rounds}`.padStart(5)} rounds  ${describeState(r).padEnd(22)} ${fmtDuration((Date.now() - r.startedAt) / 1000).padStart(6)}  ${r.label}`.slice(0, width - 1);
       }),
     ];
     out.write(lines.join('\n') + '\n');

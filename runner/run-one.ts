@@ -3,7 +3,6 @@
  * metaserver (status = which round it is in) and their exits. A run ends completed, failed
  * (with the reason and its log tail recorded), or interrupted. Never by sleeping.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { minTrainersOf } from '../core/config.ts';
@@ -20,11 +19,15 @@ export interface RunOneOptions {
   run: PlannedRun;
   metaserver: string;
   results: string;
+  /** One token per run, the same for every attempt (the metaserver fixes a job's token at its first hello). */
+  token: string;
   timeoutS: number; // 0 = none
   force: boolean;
   attempt: number;
   signal: AbortSignal;
   onStatus: (s: StatusMessage) => void;
+  /** Trainers present in the job, as the metaserver reports joins and leaves. */
+  onTrainers: (present: number) => void;
   onEvent: (line: string) => void;
 }
 
@@ -38,21 +41,31 @@ export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'config.json');
   writeFileSync(configFile, JSON.stringify(run.config, null, 2));
-  const token = randomBytes(16).toString('hex');
   const job = run.key;
   const W = run.config.federation.worldSize;
-  const env = { FEDSLICE_TOKEN: token };
+  const env = { FEDSLICE_TOKEN: o.token };
+  const attemptStart = new Date().toISOString();
   const common = ['--config', configFile, '--metaserver', o.metaserver, '--job', job];
 
   // The observer joins first so it hears every status of this job.
   let observer: MetaClient | null = null;
+  const countTrainers = () => observer && o.onTrainers(observer.peers().filter((p) => p.role === 'trainer').length);
   try {
-    observer = await connectMetaserver({ url: o.metaserver, job, role: 'observer', id: `runner-${process.pid}-${o.attempt}`, token, onStatus: o.onStatus });
+    observer = await connectMetaserver({
+      url: o.metaserver,
+      job,
+      role: 'observer',
+      id: `runner-${process.pid}-${o.attempt}`,
+      token: o.token,
+      onStatus: o.onStatus,
+      onPeerJoined: countTrainers,
+      onPeerLeft: countTrainers,
+    });
   } catch (e) {
     return { status: 'failed', reason: `cannot watch the run: ${(e as Error).message}` };
   }
 
-  const aggregator = spawnRole('aggregator', ['aggregator', ...common, '--results', o.results, '--resume', ...(o.force && o.attempt === 1 ? ['--force'] : [])], env, join(dir, 'aggregator.log'));
+  const aggregator = spawnRole('aggregator', ['aggregator', ...common, '--results', o.results, '--resume', ...(o.force ? ['--force'] : [])], env, join(dir, 'aggregator.log'));
   const trainers: RoleProcess[] = Array.from({ length: W }, (_, i) =>
     spawnRole(`trainer ${i}`, ['trainer', ...common, '--id', `${job}-t${i}`, '--shard', String(i)], env, join(dir, `trainer-${i}.log`)),
   );
@@ -60,14 +73,20 @@ export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
   const minTrainers = minTrainersOf(run.config);
 
   let timer: NodeJS.Timeout | null = null;
-  const verdict = await new Promise<RunOutcome | 'aggregator-exited'>((resolve) => {
+  let onAbort = () => {};
+  let settled = false;
+  const verdict = await new Promise<RunOutcome | 'aggregator-exited'>((settle) => {
+    const resolve = (v: RunOutcome | 'aggregator-exited') => {
+      settled = true;
+      settle(v);
+    };
     let crashed = 0;
     aggregator.exited.then(() => resolve('aggregator-exited'));
     trainers.forEach((t, i) =>
       t.exited.then(({ code, signal }) => {
-        if (code === 0 || !aggregator.running()) return;
+        if (code === 0 || settled || !aggregator.running()) return; // exits we caused are not news
         crashed++;
-        o.onEvent(`${run.key}: trainer ${i} exited with ${code ?? signal}`);
+        o.onEvent(`exit  ${run.key}: trainer ${i} exited with ${code ?? signal}`);
         if (W - crashed < minTrainers) {
           const last = tail(t.logFile, 1)[0] ?? '';
           resolve({ status: 'failed', reason: `trainer ${i} exited with ${code !== null ? `code ${code}` : signal}${last ? `: ${last}` : ''}` });
@@ -75,9 +94,12 @@ export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
       }),
     );
     if (o.timeoutS > 0) timer = setTimeout(() => resolve({ status: 'failed', reason: `timed out after ${o.timeoutS} s (--timeout)` }), o.timeoutS * 1000);
-    o.signal.addEventListener('abort', () => resolve({ status: 'interrupted' }), { once: true });
+    onAbort = () => resolve({ status: 'interrupted' });
+    if (o.signal.aborted) onAbort();
+    o.signal.addEventListener('abort', onAbort, { once: true });
   });
   if (timer) clearTimeout(timer);
+  o.signal.removeEventListener('abort', onAbort);
 
   let outcome: RunOutcome;
   if (verdict === 'aggregator-exited') {
@@ -95,18 +117,21 @@ export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
   }
   await Promise.all(all.map((p) => endRole(p)));
   observer.close();
-  recordEnd(o, outcome, all);
-  return outcome;
+  return recordEnd(o, outcome, all, attemptStart);
 }
 
 /**
  * The aggregator records its own end when it can; this covers what it cannot: killed roles,
- * crashes before it registered, and the log tail a human needs to see why.
+ * crashes before it registered, and the log tail a human needs to see why. The store has the
+ * last word: a run the aggregator recorded as completed just before it was stopped is completed.
  */
-function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: RoleProcess[]): void {
-  if (outcome.status === 'completed') return;
+function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: RoleProcess[], attemptStart: string): RunOutcome {
+  if (outcome.status === 'completed') return outcome;
   const store = new ResultsStore(o.results);
-  const latest = [...store.latestRuns().values()].filter((r) => r.key === o.run.key).at(-1);
+  // Only this attempt's own record counts: an older one of the same key is another run.
+  const latest = [...store.latestRuns().values()].filter((r) => r.key === o.run.key && r.startedAt >= attemptStart).at(-1);
+  if (latest?.status === 'completed') return { status: 'completed' };
+  if (outcome.status === 'interrupted' && (!latest || latest.status !== 'started')) return outcome; // never started, or the aggregator said so itself
   const base: RunRecord = latest ?? {
     kind: 'run',
     runId: `${o.run.key}-${Date.now().toString(36)}`,
@@ -117,7 +142,6 @@ function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: RoleProcess[]):
     startedAt: new Date().toISOString(),
     environment: { backend: 'unknown', node: process.version, tfjs: 'unknown', fedslice: 'unknown', host: '', platform: process.platform },
   };
-  if (outcome.status === 'interrupted' && latest && latest.status !== 'started') return; // the aggregator said so itself
   store.appendRun({
     ...base,
     status: outcome.status,
@@ -125,4 +149,5 @@ function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: RoleProcess[]):
     error: outcome.status === 'failed' ? outcome.reason : 'interrupted by the sweep runner',
     logTail: roles.flatMap((r) => tail(r.logFile, 6).map((l) => `${r.name}: ${l}`)),
   });
+  return outcome;
 }

@@ -2,6 +2,7 @@
  * `fedslice runner sweep`: expand the grid, skip what is done, run the rest in parallel with one
  * metaserver for the whole sweep, retry failures, end every child on a signal, and summarise.
  */
+import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { mkdirSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { describePoint, expandSweep, type PlannedRun } from './grid.ts';
 import { tryLock } from './lock.ts';
 import { endAll } from './processes.ts';
 import { fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
+import { runPool } from './pool.ts';
 import { runOne, type RunOutcome } from './run-one.ts';
 
 export interface SweepOptions {
@@ -37,10 +39,17 @@ export interface SweepSummary {
   wallSeconds: number;
 }
 
-/** A trainer on the wasm backend keeps one core busy; the aggregator mostly waits. */
-export function defaultParallel(runs: PlannedRun[], cores = availableParallelism()): number {
-  const widest = Math.max(1, ...runs.map((r) => r.config.federation.worldSize));
-  return Math.max(1, Math.floor(cores / widest));
+/** How many runs go at once: `--parallel N` runs, or by default as many as fit the cores. */
+export interface Schedule {
+  capacity: number;
+  cost: (run: PlannedRun) => number;
+  describe: string;
+}
+
+/** A trainer on the wasm backend keeps one core busy; the aggregator mostly waits while they train. */
+export function scheduleFor(parallel: number | undefined, cores = availableParallelism()): Schedule {
+  if (parallel !== undefined) return { capacity: parallel, cost: () => 1, describe: `${parallel} at a time` };
+  return { capacity: cores, cost: (r) => r.config.federation.worldSize, describe: `as many at a time as fit ${cores} cores (one per trainer; --parallel N overrides)` };
 }
 
 export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
@@ -71,63 +80,76 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
     return summary;
   }
 
-  const parallel = o.parallel ?? defaultParallel(pending);
+  const schedule = scheduleFor(o.parallel);
   const logs = join(o.results, 'logs');
   mkdirSync(logs, { recursive: true });
   const metaserver = await startMetaserver({ port: 0, log: (l) => appendFileSync(join(logs, 'metaserver.log'), `${l}\n`) });
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
   const started = Date.now();
+  const startedIso = new Date(started).toISOString();
   const running = new Map<string, RunningView>();
-  const durations: number[] = [];
+  const finished = () => summary.completed + summary.failed.length;
   const counts = () => ({ done: summary.completed, failed: summary.failed.length, skipped: summary.elsewhere, total: pending.length });
   const eta = () => {
-    const left = pending.length - summary.completed - summary.failed.length - summary.elsewhere - running.size;
-    if (!durations.length) return null;
-    const mean = durations.reduce((a, b) => a + b, 0) / durations.length;
-    return (mean * (left + running.size)) / parallel;
+    if (!finished()) return null;
+    const left = pending.length - finished() - summary.elsewhere;
+    return (left * (Date.now() - started)) / 1000 / finished();
   };
   const refresh = () => progress.update([...running.values()], counts(), eta());
-  progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${parallel} at a time; logs in ${logs}`);
+  progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logs}`);
 
-  const queue = [...pending];
-  const worker = async () => {
-    while (queue.length && !o.signal.aborted) {
-      const run = queue.shift()!;
-      const lock = tryLock(o.results, run.key);
-      if (!lock) {
+  // Another sweep on the same results may have finished this key since we read the store.
+  const completedElsewhere = (key: string) =>
+    [...store.latestRuns().values()].some((r) => r.key === key && r.status === 'completed' && (!o.force || (r.endedAt ?? '') >= startedIso));
+
+  const execute = async (run: PlannedRun) => {
+    const lock = tryLock(o.results, run.key);
+    if (!lock) {
+      summary.elsewhere++;
+      progress.event(`skip  ${run.key}: another sweep is running it`);
+      return;
+    }
+    try {
+      if (completedElsewhere(run.key)) {
         summary.elsewhere++;
-        progress.event(`skip ${run.key}: another sweep is running it`);
-        continue;
+        progress.event(`skip  ${run.key}: another sweep completed it`);
+        return;
       }
-      try {
-        await execute(run);
-      } finally {
-        lock.release();
-      }
+      await attempts(run);
+    } finally {
+      lock.release();
     }
   };
-  const execute = async (run: PlannedRun) => {
-    const label = `${describePoint(run.point)}`;
+
+  const attempts = async (run: PlannedRun) => {
+    const label = describePoint(run.point);
     const t0 = Date.now();
+    const token = randomBytes(16).toString('hex');
     let outcome: RunOutcome = { status: 'interrupted' };
     for (let attempt = 1; attempt <= o.retries + 1 && !o.signal.aborted; attempt++) {
-      running.set(run.key, { key: run.key, label, round: 0, rounds: run.config.federation.rounds, state: 'starting', startedAt: t0 });
+      const view: RunningView = { key: run.key, label, round: 0, rounds: run.config.federation.rounds, state: 'starting', trainers: 0, worldSize: run.config.federation.worldSize, startedAt: t0 };
+      running.set(run.key, view);
       progress.event(`start ${run.key}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
       refresh();
       outcome = await runOne({
         run,
         metaserver: metaserver.url,
         results: o.results,
+        token,
         timeoutS: o.timeoutS,
         force: o.force,
         attempt,
         signal: o.signal,
         onStatus: (s) => {
-          const v = running.get(run.key);
-          if (!v) return;
-          v.round = s.round;
-          v.state = s.state;
-          if (!o.tty && s.state === 'training') progress.event(`${run.key}: round ${s.round}/${s.rounds} recorded`);
+          // On a TTY the live view shows readiness and rounds; plain output gets a line for each.
+          if (!o.tty && s.state === 'waiting' && view.state === 'starting') progress.event(`ready ${run.key}: aggregator waiting for ${view.worldSize} trainer${view.worldSize === 1 ? '' : 's'}`);
+          if (!o.tty && s.state === 'training') progress.event(`round ${run.key}: ${s.round}/${s.rounds} recorded`);
+          view.round = s.round;
+          view.state = s.state;
+          refresh();
+        },
+        onTrainers: (n) => {
+          view.trainers = n;
           refresh();
         },
         onEvent: (line) => progress.event(line),
@@ -139,19 +161,22 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
     const secs = (Date.now() - t0) / 1000;
     if (outcome.status === 'completed') {
       summary.completed++;
-      durations.push(secs);
       progress.event(`done  ${run.key} in ${fmtDuration(secs)}`);
     } else if (outcome.status === 'failed') {
       summary.failed.push({ key: run.key, reason: outcome.reason });
     } else {
       summary.interrupted++;
+      progress.event(`stop  ${run.key}: interrupted`);
     }
     refresh();
   };
 
+  const onAbort = () => progress.event(`stop: ending ${running.size} running runs (they resume next time); Ctrl-C again to kill them at once`);
+  o.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    await Promise.all(Array.from({ length: Math.min(parallel, pending.length) }, worker));
+    await runPool(pending, { capacity: schedule.capacity, cost: schedule.cost, signal: o.signal }, execute);
   } finally {
+    o.signal.removeEventListener('abort', onAbort);
     await endAll();
     progress.close();
     await metaserver.close();
@@ -167,7 +192,7 @@ function printSummary(out: NodeJS.WritableStream, name: string, s: SweepSummary,
     ['completed now', String(s.completed)],
     ['failed', String(s.failed.length)],
     ['skipped: already completed', String(s.alreadyDone)],
-    ['skipped: running in another sweep', String(s.elsewhere)],
+    ['skipped: run by another sweep', String(s.elsewhere)],
     ['interrupted', String(s.interrupted)],
     ['wall time', fmtDuration(s.wallSeconds)],
   ];

@@ -1,7 +1,7 @@
 // The sweep runner over real processes: completes and resumes, survives Ctrl-C with nothing left
 // running, records a crashed run and carries on, and shares a results directory safely.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundRecord, RunRecord } from '../core/results-types.ts';
@@ -20,6 +20,7 @@ afterEach(() => stopAll());
 const jsonl = <T>(path: string): T[] =>
   readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 
+/** A tiny sweep over the test data; `steps` caps each epoch (0: leave it to the grid). */
 function sweepFile(name: string, grid: Record<string, unknown[]>, steps = 3, rounds = 2): string {
   return writeJson(join(dir, `${name}.json`), {
     name,
@@ -27,7 +28,7 @@ function sweepFile(name: string, grid: Record<string, unknown[]>, steps = 3, rou
       dataset: { name: 'synthetic', dir: dataDir, fraction: 0.25 },
       model: { width: 0.125, numClasses: 10 },
       federation: { rounds, roundTimeoutS: 120 },
-      train: { learningRate: 0.001, epochs: 1, maxStepsPerEpoch: steps },
+      train: { learningRate: 0.001, epochs: 1, ...(steps ? { maxStepsPerEpoch: steps } : {}) },
       eval: { batchSize: 500 },
     },
     grid,
@@ -70,6 +71,9 @@ describe('runner sweep', () => {
     const first = sweep(file, results, ['--parallel', '2']);
     expect((await first.exited).code).toBe(0);
     expect(first.output()).toMatch(/completed now\s+4/);
+    // Readiness and progress come from the aggregator's status through the metaserver.
+    expect(first.output().match(/ready \S+: aggregator waiting for (1 trainer|2 trainers)$/gm)).toHaveLength(4);
+    expect(first.output().match(/round \S+: 2\/2 recorded/g)).toHaveLength(4);
     checkRoundsOnce(results, 2);
     for (const key of jsonl<RunRecord>(join(results, 'runs.jsonl')).map((r) => r.key)) {
       expect(readFileSync(join(results, 'logs', key, 'aggregator.log'), 'utf8')).toMatch(/completed/);
@@ -86,7 +90,7 @@ describe('runner sweep', () => {
     const file = sweepFile('ctrlc', { 'federation.worldSize': [2], seed: [1, 2] }, 8, 2);
     const results = join(dir, 'results-ctrlc');
     const first = sweep(file, results, ['--parallel', '1']);
-    await first.waitFor(/round 1\/2 recorded/);
+    await first.waitFor(/round \S+: 1\/2 recorded/);
     first.child.kill('SIGINT');
     const { code } = await first.exited;
     expect(code).toBe(130);
@@ -104,11 +108,12 @@ describe('runner sweep', () => {
   });
 
   it('records a run whose trainer crashes as failed, with the reason, and finishes the others', async () => {
-    const file = sweepFile('crash', { 'federation.worldSize': [1], seed: [1, 2] }, 20, 1);
+    // The victim trains long enough to be killed mid-round; the survivor is quick.
+    const file = sweepFile('crash', { 'federation.worldSize': [1], 'train.maxStepsPerEpoch': [40, 2] }, 0, 1);
     const results = join(dir, 'results-crash');
     const s = sweep(file, results, ['--parallel', '1']);
-    const [, key] = await s.waitFor(/start (ws1\S+seed1\S+)/);
-    await s.waitFor(/round 0\/1 recorded/);
+    const [, key] = await s.waitFor(/start (\S+)/);
+    await s.waitFor(new RegExp(`round ${key}: 0/1 recorded`));
     const victim = processesMentioning(`--id ${key}-t0`).map((l) => Number(l.trim().split(/\s+/)[0]));
     expect(victim).toHaveLength(1);
     process.kill(victim[0], 'SIGKILL');
@@ -123,7 +128,7 @@ describe('runner sweep', () => {
   });
 
   it('two sweeps on one results directory run each run once and keep every line whole', async () => {
-    const file = sweepFile('twice', { 'federation.worldSize': [1], seed: [1, 2, 3] }, 3, 1);
+    const file = sweepFile('twice', { 'federation.worldSize': [1], seed: [1, 2] }, 2, 1);
     const results = join(dir, 'results-twice');
     const a = sweep(file, results, ['--parallel', '1']);
     const b = sweep(file, results, ['--parallel', '1']);
@@ -135,7 +140,35 @@ describe('runner sweep', () => {
       for (const line of text.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
     }
     checkRoundsOnce(results, 1);
-    expect(new Set(jsonl<RunRecord>(join(results, 'runs.jsonl')).filter((r) => r.status === 'completed').map((r) => r.key)).size).toBe(3);
+    expect(new Set(jsonl<RunRecord>(join(results, 'runs.jsonl')).filter((r) => r.status === 'completed').map((r) => r.key)).size).toBe(2);
+    const ran = (o: string) => Number(o.match(/completed now\s+(\d+)/)![1]);
+    const skipped = (o: string) => Number(o.match(/skipped: run by another sweep\s+(\d+)/)![1]);
+    expect(ran(a.output()) + ran(b.output())).toBe(2);
+    expect(ran(a.output()) + skipped(a.output())).toBe(2);
+    expect(ran(b.output()) + skipped(b.output())).toBe(2);
+    expect(readdirSync(join(results, 'locks'))).toEqual([]);
+  });
+
+  it('ends a run that exceeds --timeout, retries it, and records it as failed', async () => {
+    const file = sweepFile('slow', { 'federation.worldSize': [2], seed: [1] }, 200, 1);
+    const results = join(dir, 'results-slow');
+    const s = sweep(file, results, ['--timeout', '1', '--retries', '1']);
+    expect((await s.exited).code).toBe(1);
+    expect(s.output()).toMatch(/start \S+ \(attempt 2\)/);
+    expect(s.output()).toMatch(/failed ws2\S+: timed out after 1 s \(--timeout\)/);
+    expect(processesMentioning(results)).toEqual([]);
+  });
+
+  it('on a second Ctrl-C exits at once and still leaves no process behind', async () => {
+    const file = sweepFile('impatient', { 'federation.worldSize': [2] }, 50, 1);
+    const results = join(dir, 'results-impatient');
+    const s = sweep(file, results);
+    await s.waitFor(/ready \S+: aggregator waiting/);
+    s.child.kill('SIGINT');
+    await s.waitFor(/Ctrl-C again to kill them at once/);
+    s.child.kill('SIGINT');
+    expect((await s.exited).code).toBe(130);
+    expect(processesMentioning(results)).toEqual([]);
   });
 
   it('says clearly what is wrong with a bad sweep file', async () => {
