@@ -1,6 +1,5 @@
 // Faults over real processes and sockets: a scripted trainer drives a real aggregator with known
 // deltas and bad frames; real trainers are killed mid-round; a killed aggregator resumes.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +13,7 @@ import { parseExperiment } from '../core/config.ts';
 import { runKey } from '../core/results-store.ts';
 import { checkpointPath } from '../aggregator/run.ts';
 import type { RoundRecord, RunRecord } from '../core/results-types.ts';
-import { startRole, stopAll, tempDir } from './helpers/roles.ts';
+import { startRole, stopAll, tempDir, jsonl } from './helpers/roles.ts';
 import { makeTestData, testConfig, writeConfig } from './helpers/experiment.ts';
 
 const TOKEN = 'fault-token';
@@ -30,9 +29,6 @@ beforeAll(async () => {
 });
 afterAll(() => meta.close());
 afterEach(() => stopAll());
-
-const jsonl = <T>(path: string): T[] =>
-  readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 
 function aggregator(config: string, job: string, results: string, extra: string[] = []) {
   return startRole(`aggregator ${job}`, ['aggregator', '--config', config, '--metaserver', meta.url, '--job', job, '--results', results, ...extra], env);

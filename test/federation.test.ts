@@ -1,6 +1,5 @@
 // The reference algorithm end to end: a metaserver, an aggregator and two trainers as separate
 // processes over real sockets, on the synthetic set at width 1/8.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../core/checkpoint.ts';
@@ -10,7 +9,7 @@ import { alexnetLayers } from '../core/model-spec.ts';
 import { runKey } from '../core/results-store.ts';
 import type { RoundRecord, RunRecord } from '../core/results-types.ts';
 import { checkpointPath } from '../aggregator/run.ts';
-import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
+import { startRole, stopAll, tempDir, type Role, jsonl } from './helpers/roles.ts';
 import { makeTestData, testConfig, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
 
 let dir: string;
@@ -25,9 +24,6 @@ beforeAll(async () => {
   [, metaUrl] = await metaserver.waitFor(/listening on (ws:\/\/\S+)/);
 });
 afterAll(() => stopAll());
-
-const jsonl = <T>(path: string): T[] =>
-  readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 
 /** Runs one experiment with the real CLI roles and returns its records. */
 async function runJob(name: string, o: Omit<TestConfigOptions, 'dataDir' | 'name'>) {

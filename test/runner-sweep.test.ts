@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundRecord, RunRecord } from '../core/results-types.ts';
-import { startRole, stopAll, tempDir, writeJson } from './helpers/roles.ts';
+import { startRole, stopAll, tempDir, writeJson, jsonl } from './helpers/roles.ts';
 import { makeTestData } from './helpers/experiment.ts';
 
 let dir: string;
@@ -16,9 +16,6 @@ beforeAll(() => {
   dataDir = makeTestData(dir);
 });
 afterEach(() => stopAll());
-
-const jsonl = <T>(path: string): T[] =>
-  readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 
 /** A tiny sweep over the test data; `steps` caps each epoch (0: leave it to the grid). */
 function sweepFile(name: string, grid: Record<string, unknown[]>, steps = 3, rounds = 2): string {

@@ -1,6 +1,6 @@
 /** Real fedslice processes for end-to-end tests: spawn, watch output, wait, and always clean up. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,4 +99,9 @@ export function tempDir(prefix = 'fedslice-test-'): string {
 export function writeJson(path: string, value: unknown): string {
   writeFileSync(path, JSON.stringify(value, null, 2));
   return path;
+}
+
+/** The records of a JSON Lines file of the results store. */
+export function jsonl<T>(path: string): T[] {
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 }
