@@ -229,7 +229,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     await abortable(waitForTrainers(), o.signal);
 
     if (round === 0) {
-      const ev = await evaluateModel(layers, global, data.test, config.eval.batchSize);
+      const ev = await evaluate({ layers, weights: global, data: data.test, batchSize: config.eval.batchSize });
       const record = roundRecord({ runId, config, round: 0, ev, updates: [], t0: now(), mergeSeconds: 0, bytesSent: 0, bytesReceived: 0 });
       await commitRound(record);
       round = 1;
@@ -270,7 +270,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       const tm = now();
       global = rule.combine(global, updates);
       const mergeSeconds = now() - tm;
-      const ev = await evaluateModel(layers, global, data.test, config.eval.batchSize);
+      const ev = await evaluate({ layers, weights: global, data: data.test, batchSize: config.eval.batchSize });
       const record = roundRecord({
         runId, config, round, ev, updates, t0, mergeSeconds,
         bytesSent: bytesSent - sentBefore,
@@ -388,10 +388,6 @@ function checkUpdate(
   const m = msg.metrics;
   if (![m.trainLoss, m.trainSeconds, m.samplesPerSecond].every(Number.isFinite)) return 'metrics are not finite numbers';
   return null;
-}
-
-async function evaluateModel(layers: LayerSpec[], weights: Weights, test: ImageSet, batchSize: number) {
-  return evaluate({ layers, weights, data: test, batchSize });
 }
 
 function roundRecord(p: {
