@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { minTrainersOf } from '../core/config.ts';
+import { minTrainersOf, slowdownOf } from '../core/config.ts';
 import { alexnetLayers, type LayerSpec } from '../core/model-spec.ts';
 import { makeRule, type Assignment, type Update } from '../core/aggregation.ts';
 import { FedsliceError } from '../core/errors.ts';
@@ -25,6 +25,8 @@ import { checkTensorsMatch, maxFrameBytes, type Message } from '../core/wire.ts'
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
+import { AsyncLoop, type AsyncWindow } from './async-loop.ts';
+import { asyncSettings } from '../core/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
@@ -102,6 +104,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   let global: Weights;
   let startRound = 0;
   let slots: Record<string, number> = {};
+  // Running totals carried across a resume, for curves against time, samples and updates.
+  const totals = { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 };
   if (o.resume && unfinished && existsSync(ckptPath)) {
     const ckpt = await readCheckpoint(ckptPath, layers);
     if (ckpt.metadata.runId !== unfinished.runId) {
@@ -115,6 +119,10 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       // The checkpoint is written before its round record: restore the record if the last run died in between.
       const last = JSON.parse(ckpt.metadata.record) as RoundRecord;
       if (!store.roundsOf(runId).some((r) => r.round === last.round)) store.appendRound(last);
+      totals.elapsedSeconds = last.elapsedSeconds ?? 0;
+      totals.samplesSeen = last.samplesSeen ?? 0;
+      totals.updatesApplied = last.updatesApplied ?? 0;
+      totals.version = last.version ?? 0;
       log(`aggregator: resuming run ${runId} after round ${startRound - 1}`);
     }
   } else {
@@ -123,6 +131,14 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   }
 
   const startedAt = new Date();
+  const elapsedAtStart = totals.elapsedSeconds - now();
+  /** Adds the running totals to a round record. */
+  const withTotals = (r: RoundRecord, updates: number, samples: number): RoundRecord => {
+    totals.updatesApplied += updates;
+    totals.samplesSeen += samples;
+    return { ...r, elapsedSeconds: elapsedAtStart + now(), samplesSeen: totals.samplesSeen, updatesApplied: totals.updatesApplied };
+  };
+  let summary: Record<string, number> | undefined;
   const runRecord: RunRecord = {
     kind: 'run',
     runId,
@@ -140,8 +156,11 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       endedAt: new Date().toISOString(),
       wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
       ...(error ? { error } : {}),
+      ...(summary ? { summary } : {}),
     });
 
+  // async mode records one round per evaluation: every evalEvery of its rounds x worldSize updates.
+  const plannedRounds = fed.mode === 'async' ? Math.ceil((fed.rounds * fed.worldSize) / asyncSettings(fed).evalEvery) : fed.rounds;
   const registry = new TrainerRegistry<WebSocket>(fed.worldSize);
   registry.restore(slots);
   let bytesSent = 0;
@@ -151,6 +170,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   const assignments = new Map<number, Assignment>();
   const tasks = new Map<number, Message>();
   let joinWaiter: (() => void) | null = null;
+  let asyncLoop: AsyncLoop | null = null;
 
   const sendTask = (h: SlotHolder<WebSocket>) => {
     const task = tasks.get(h.slot);
@@ -170,14 +190,24 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     onJoin: (h, rejoined) => {
       log(`aggregator: trainer ${h.id} ${rejoined ? 'rejoined' : 'joined'} as slot ${h.slot} (${registry.connected().length}/${fed.worldSize})`);
       joinWaiter?.();
-      sendTask(h); // a trainer that comes back mid-round gets its task again
+      if (asyncLoop) asyncLoop.onJoin(h);
+      else sendTask(h); // a trainer that comes back mid-round gets its task again
     },
     onLeave: (h) => {
       log(`aggregator: trainer ${h.id} (slot ${h.slot}) left (${registry.connected().length}/${fed.worldSize})`);
+      asyncLoop?.onLeave(h);
       collector?.away(h.slot);
     },
     onUpdate: (h, msg, bytes) => {
       bytesReceived += bytes;
+      if (asyncLoop) {
+        const refused = asyncLoop.onUpdate(h, msg);
+        if (refused) {
+          log(`aggregator: refused an update from ${h.id}: ${refused}`);
+          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round } as Message);
+        }
+        return;
+      }
       const reason = checkUpdate(msg, h, round, collector, assignments, rule.expectedShapes.bind(rule), o.job);
       if (reason) {
         log(`aggregator: refused an update from ${h.id}: ${reason}`);
@@ -216,7 +246,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   // Recorded only once the run can actually start: a wrong URL or token leaves no record behind.
   store.appendRun(runRecord);
   const status = (state: 'waiting' | 'training' | 'completed' | 'failed', message?: string) =>
-    meta.sendStatus({ state, round, rounds: fed.rounds, ...(message ? { message } : {}) });
+    meta.sendStatus({ state, round, rounds: plannedRounds, ...(message ? { message } : {}) });
 
   const notifyTrainers = (reason: 'completed' | 'failed', message?: string) => {
     for (const h of registry.connected()) {
@@ -231,8 +261,52 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     if (round === 0) {
       const ev = await evaluate({ layers, weights: global, data: data.test, batchSize: config.eval.batchSize });
       const record = roundRecord({ runId, config, round: 0, ev, updates: [], t0: now(), mergeSeconds: 0, bytesSent: 0, bytesReceived: 0 });
-      await commitRound(record);
+      await commitRound(withTotals(fed.mode === 'async' ? { ...record, version: 0 } : record, 0, 0));
       round = 1;
+    }
+
+    if (fed.mode === 'async') {
+      const sentBefore = { sent: bytesSent, received: bytesReceived };
+      const loop = new AsyncLoop(
+        {
+          config,
+          rule,
+          job: o.job,
+          registry,
+          hyper: { ...taskHyper(config), seed: config.seed },
+          send: (conn, msg) => {
+            const n = server.send(conn, msg);
+            bytesSent += n;
+            return n;
+          },
+          log,
+          commit: async (weights, w) => {
+            global = weights;
+            const ev = await evaluate({ layers, weights, data: data.test, batchSize: config.eval.batchSize });
+            const record = asyncRecord(runId, config, ev, w, bytesSent - sentBefore.sent, bytesReceived - sentBefore.received);
+            sentBefore.sent = bytesSent;
+            sentBefore.received = bytesReceived;
+            round = w.round;
+            await commitRound(withTotals(record, w.updates.length, w.updates.reduce((n, u) => n + u.numSamples, 0)));
+            log(`aggregator: async: version ${w.version}, ${w.applied} updates applied, staleness mean ${record.staleness!.toFixed(2)} max ${record.maxStaleness}`);
+          },
+        },
+        global,
+        { version: totals.version, applied: totals.updatesApplied, round: round - 1, samplesSeen: totals.samplesSeen },
+      );
+      asyncLoop = loop;
+      const stop = new Promise<never>((_, reject) => {
+        const fail = () => reject(new Interrupted(String(o.signal.reason ?? 'signal')));
+        if (o.signal.aborted) fail();
+        else o.signal.addEventListener('abort', fail, { once: true });
+      });
+      stop.catch(() => {});
+      try {
+        global = await loop.run(fed.roundTimeoutS, stop);
+      } finally {
+        summary = loop.summary();
+      }
+      round = fed.rounds + 1; // skips the synchronous rounds below
     }
 
     for (; round <= fed.rounds; round++) {
@@ -255,7 +329,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           worldSize: fed.worldSize,
           mode: rule.mode,
           weights: rule.taskWeights(global, a),
-          hyper: { ...taskHyper(config), seed: config.seed },
+          hyper: { ...taskHyper(config), seed: config.seed, ...slowdownHyper(config, slot) },
         } as Message);
       }
       for (const h of registry.connected()) sendTask(h);
@@ -277,10 +351,11 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
         bytesReceived: bytesReceived - receivedBefore,
       });
       log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s`);
-      await commitRound(record);
+      await commitRound(withTotals(record, updates.length, updates.reduce((n, u) => n + u.numSamples, 0)));
       collector = null;
     }
     round = fed.rounds;
+    if (!summary) summary = syncSummary(store.roundsOf(runId));
     notifyTrainers('completed');
     status('completed');
     finishRun('completed');
@@ -352,6 +427,61 @@ function checkLabels(set: ImageSet, numClasses: number): void {
   if (max >= numClasses) {
     throw new FedsliceError('FEDSLICE_ERR_CLASSES', `the data has label ${max} but model.numClasses is ${numClasses}; set model.numClasses to at least ${max + 1}`);
   }
+}
+
+function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
+  const slowdown = slowdownOf(c, slot);
+  return slowdown > 1 ? { slowdown } : {};
+}
+
+/** Run figures comparable with async mode's: total training time and updates per second. */
+function syncSummary(rounds: RoundRecord[]): Record<string, number> {
+  const trained = rounds.filter((r) => r.round > 0);
+  const seconds = trained.reduce((s, r) => s + r.roundSeconds, 0);
+  const updates = trained.reduce((n, r) => n + r.trainersReporting, 0);
+  return {
+    totalTrainingSeconds: seconds,
+    updatesApplied: updates,
+    updatesPerSecond: seconds > 0 ? updates / seconds : 0,
+    meanStaleness: 0,
+    maxStaleness: 0,
+  };
+}
+
+function asyncRecord(
+  runId: string,
+  config: Experiment,
+  ev: { loss: number; accuracy: number; seconds: number },
+  w: AsyncWindow,
+  bytesSent: number,
+  bytesReceived: number,
+): RoundRecord {
+  const u = w.updates;
+  const samples = u.reduce((n, x) => n + x.numSamples, 0);
+  const mean = (f: (x: (typeof u)[number]) => number) => (u.length ? u.reduce((s, x) => s + f(x), 0) / u.length : 0);
+  return {
+    kind: 'round',
+    runId,
+    ...runKeyFields(config),
+    round: w.round,
+    testLoss: ev.loss,
+    testAccuracy: ev.accuracy,
+    trainLoss: samples ? u.reduce((s, x) => s + x.trainLoss * x.numSamples, 0) / samples : null,
+    roundSeconds: w.seconds + ev.seconds,
+    trainSeconds: u.reduce((m, x) => Math.max(m, x.trainSeconds), 0),
+    transferSeconds: mean((x) => x.overheadSeconds),
+    mergeSeconds: w.mergeSeconds,
+    evalSeconds: ev.seconds,
+    bytesSent,
+    bytesReceived,
+    samplesPerSecond: w.seconds > 0 ? samples / w.seconds : 0,
+    trainersReporting: new Set(u.map((x) => x.slot)).size,
+    time: new Date().toISOString(),
+    version: w.version,
+    staleness: mean((x) => x.staleness),
+    maxStaleness: u.reduce((m, x) => Math.max(m, x.staleness), 0),
+    meanWeight: mean((x) => x.weight),
+  };
 }
 
 function taskHyper(c: Experiment) {

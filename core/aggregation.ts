@@ -90,9 +90,10 @@ export class FedAvgRule extends RuleBase {
   }
 }
 
+/** async mode trains full replicas like fedavg; the async loop applies their deltas itself. */
 export function makeRule(
   layers: LayerSpec[],
-  fed: { mode: 'slice' | 'fedavg'; worldSize: number; swap: boolean; layerwiseSwap: boolean },
+  fed: { mode: 'slice' | 'fedavg' | 'async'; worldSize: number; swap: boolean; layerwiseSwap: boolean },
 ): AggregationRule {
   return fed.mode === 'slice' ? new SliceRule(layers, fed) : new FedAvgRule(layers);
 }

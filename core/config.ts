@@ -29,16 +29,49 @@ export const ModelSchema = z
   })
   .strict();
 
+/** Asynchronous federation (mode "async"); defaults are filled in by asyncSettings(). */
+export const AsyncSchema = z
+  .object({
+    /** Server mixing weight: each update adds mixing x staleness weight x its delta (FedAsync's alpha). */
+    mixing: z.number().gt(0).max(1).optional(),
+    /** How an update's weight falls with staleness s = versions applied since its task was sent. */
+    staleness: z
+      .object({
+        fn: z.enum(['constant', 'polynomial', 'hinge']).optional(),
+        /** polynomial: (1 + s)^-a; hinge: 1 / (a (s - b) + 1) past s > b. */
+        a: z.number().positive().optional(),
+        /** hinge: staleness tolerated at full weight. */
+        b: z.number().int().min(0).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Apply the average of every K updates at once (FedBuff); 1 = apply each update on arrival. */
+    bufferSize: positiveInt.optional(),
+    /** Updates between evaluations (each becomes a round record); default worldSize. */
+    evalEvery: positiveInt.optional(),
+  })
+  .strict();
+
+/** A simulation knob: the trainer in `slot` takes `slowdown` times as long per task. */
+export const StragglerSchema = z
+  .object({
+    slot: z.number().int().min(0),
+    slowdown: z.number().min(1),
+  })
+  .strict();
+
 export const FederationSchema = z
   .object({
     worldSize: positiveInt.max(64).default(1),
-    mode: z.enum(['slice', 'fedavg']).default('slice'),
+    mode: z.enum(['slice', 'fedavg', 'async']).default('slice'),
     swap: z.boolean().default(false),
     layerwiseSwap: z.boolean().default(false),
     rounds: positiveInt.default(10),
     roundTimeoutS: z.number().positive().default(3600),
     /** Updates needed for a round to proceed after the timeout; defaults to worldSize. */
     minTrainers: positiveInt.optional(),
+    async: AsyncSchema.optional(),
+    stragglers: z.array(StragglerSchema).optional(),
   })
   .strict();
 
@@ -83,6 +116,20 @@ export const ExperimentSchema = z
         path: ['federation', 'minTrainers'],
         message: `is ${minTrainers} but worldSize is ${worldSize}; it must be at most worldSize`,
       });
+    }
+    const slots = new Set<number>();
+    for (const [i, s] of (c.federation.stragglers ?? []).entries()) {
+      if (s.slot >= worldSize) {
+        ctx.addIssue({ code: 'custom', path: ['federation', 'stragglers', i, 'slot'], message: `is ${s.slot} but worldSize is ${worldSize}; slots are 0..${worldSize - 1}` });
+      }
+      if (slots.has(s.slot)) ctx.addIssue({ code: 'custom', path: ['federation', 'stragglers', i, 'slot'], message: `slot ${s.slot} is listed twice` });
+      slots.add(s.slot);
+    }
+    if (c.federation.async && c.federation.mode !== 'async') {
+      ctx.addIssue({ code: 'custom', path: ['federation', 'async'], message: `only applies to mode "async" (mode is "${c.federation.mode}"); remove it or set federation.mode to "async"` });
+    }
+    if (c.federation.mode === 'async' && (c.federation.swap || c.federation.layerwiseSwap)) {
+      ctx.addIssue({ code: 'custom', path: ['federation', 'swap'], message: 'async mode trains full-model replicas; swap and layerwiseSwap apply to slice mode only' });
     }
   });
 
@@ -154,6 +201,11 @@ export function loadExperiment(path: string): Experiment {
 
 export function minTrainersOf(c: Experiment): number {
   return c.federation.minTrainers ?? c.federation.worldSize;
+}
+
+/** How much slower the trainer in `slot` runs (1 = as fast as it can). */
+export function slowdownOf(c: Experiment, slot: number): number {
+  return c.federation.stragglers?.find((s) => s.slot === slot)?.slowdown ?? 1;
 }
 
 export function datasetDir(d: DatasetConfig): string {

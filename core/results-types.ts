@@ -70,7 +70,16 @@ export interface RoundRecord extends RunKey, RoundTimings {
   samplesPerSecond: number;
   trainersReporting: number;
   time: string; // ISO time the record was written
-  /** async mode: model version and staleness figures. */
+  /** Since the run started (resumed runs continue the count): for curves against wall-clock time. */
+  elapsedSeconds?: number;
+  /** Training samples in all updates applied so far: for curves against samples seen. */
+  samplesSeen?: number;
+  /** Updates applied so far (sync: the sum of trainersReporting). */
+  updatesApplied?: number;
+  /** async mode: the model version evaluated, and the staleness of this window's updates. */
   version?: number;
   staleness?: number;
+  maxStaleness?: number;
+  /** async mode: mean mixing x staleness weight of this window's updates. */
+  meanWeight?: number;
 }

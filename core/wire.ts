@@ -87,6 +87,8 @@ export interface UpdateMessage {
   type: 'update';
   job: string;
   round: number;
+  /** async mode: the model version the task carried. */
+  version?: number;
   rank: number;
   delta: NamedTensor[];
   numSamples: number;
@@ -101,8 +103,11 @@ export interface JoinedMessage {
   worldSize: number;
 }
 
-/** The training recipe of a task: what core/train.ts takes, plus the run's seed. */
-export type TaskHyper = TrainHyper & { seed: number };
+/**
+ * The training recipe of a task: what core/train.ts takes, plus the run's seed and, for simulated
+ * stragglers, how many times longer the trainer should take.
+ */
+export type TaskHyper = TrainHyper & { seed: number; slowdown?: number };
 
 export interface TaskMessage {
   type: 'task';
@@ -110,7 +115,9 @@ export interface TaskMessage {
   round: number;
   rank: number;
   worldSize: number;
-  mode: 'slice' | 'fedavg';
+  mode: 'slice' | 'fedavg' | 'async';
+  /** async mode: the global model version these weights are. */
+  version?: number;
   weights: NamedTensor[];
   hyper: TaskHyper;
 }
@@ -284,10 +291,12 @@ function validateMessage(v: unknown): Message {
     }
     case 'update': {
       const m = obj(o.metrics, 'update.metrics');
+      const version = optUint(o, 'version', ctx);
       return {
         type,
         job: str(o, 'job', ctx),
         round: uint(o, 'round', ctx),
+        ...(version !== undefined ? { version } : {}),
         rank: uint(o, 'rank', ctx),
         numSamples: uint(o, 'numSamples', ctx),
         metrics: {
@@ -304,13 +313,17 @@ function validateMessage(v: unknown): Message {
     case 'task': {
       const h = obj(o.hyper, 'task.hyper');
       const maxSteps = optUint(h, 'maxStepsPerEpoch', 'task.hyper');
+      const version = optUint(o, 'version', ctx);
+      const slowdown = h.slowdown === undefined ? undefined : num(h, 'slowdown', 'task.hyper');
+      if (slowdown !== undefined && slowdown < 1) bad(`task.hyper.slowdown is ${slowdown}; it must be at least 1`);
       return {
         type,
         job: str(o, 'job', ctx),
         round: uint(o, 'round', ctx),
+        ...(version !== undefined ? { version } : {}),
         rank: uint(o, 'rank', ctx),
         worldSize: uint(o, 'worldSize', ctx),
-        mode: oneOf(o, 'mode', ctx, ['slice', 'fedavg'] as const),
+        mode: oneOf(o, 'mode', ctx, ['slice', 'fedavg', 'async'] as const),
         hyper: {
           learningRate: num(h, 'learningRate', 'task.hyper'),
           weightDecay: num(h, 'weightDecay', 'task.hyper'),
@@ -319,6 +332,7 @@ function validateMessage(v: unknown): Message {
           augment: bool(h, 'augment', 'task.hyper'),
           seed: uint(h, 'seed', 'task.hyper'),
           ...(maxSteps !== undefined ? { maxStepsPerEpoch: maxSteps } : {}),
+          ...(slowdown !== undefined ? { slowdown } : {}),
         },
         weights: tensors(o, 'weights', ctx),
       };

@@ -137,20 +137,37 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       seed: task.hyper.seed * 1009 + shard,
       round: task.round,
     });
+    // A simulated straggler (federation.stragglers): idle so the task takes `slowdown` times as long.
+    const slowdown = task.hyper.slowdown ?? 1;
+    if (slowdown > 1) await idle((slowdown - 1) * result.seconds * 1000, o.signal);
+    const seconds = result.seconds * slowdown;
     send({
       type: 'update',
       job: o.job,
       round: task.round,
+      ...(task.version !== undefined ? { version: task.version } : {}),
       rank: task.rank,
       delta: subtractWeights(result.weights, task.weights),
       numSamples: result.numSamples,
       metrics: {
         trainLoss: result.trainLoss,
-        trainSeconds: result.seconds,
-        samplesPerSecond: result.samplesPerSecond,
+        trainSeconds: seconds,
+        samplesPerSecond: result.numSamples / seconds,
         steps: result.steps,
       },
     } as Message);
-    log(`trainer ${o.id}: round ${task.round}: sent update (loss ${result.trainLoss.toFixed(4)}, ${result.samplesPerSecond.toFixed(0)} samples/s)`);
+    log(`trainer ${o.id}: round ${task.round}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
   }
+}
+
+function idle(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

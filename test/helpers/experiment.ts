@@ -15,7 +15,9 @@ export function makeTestData(dir: string): string {
 export interface TestConfigOptions {
   dataDir: string;
   worldSize?: number;
-  mode?: 'slice' | 'fedavg';
+  mode?: 'slice' | 'fedavg' | 'async';
+  async?: Record<string, unknown>;
+  stragglers?: { slot: number; slowdown: number }[];
   swap?: boolean;
   layerwiseSwap?: boolean;
   rounds?: number;
@@ -41,6 +43,8 @@ export function testConfig(o: TestConfigOptions): Record<string, unknown> {
       rounds: o.rounds ?? 2,
       roundTimeoutS: o.roundTimeoutS ?? 120,
       ...(o.minTrainers !== undefined ? { minTrainers: o.minTrainers } : {}),
+      ...(o.async ? { async: o.async } : {}),
+      ...(o.stragglers ? { stragglers: o.stragglers } : {}),
     },
     train: {
       learningRate: o.learningRate ?? 1e-3,
