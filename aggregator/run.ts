@@ -26,7 +26,7 @@ import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
 import { AsyncLoop, type AsyncWindow } from './async-loop.ts';
-import { asyncSettings } from '../core/async-rule.ts';
+import { plannedRounds } from '../core/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
@@ -159,8 +159,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       ...(summary ? { summary } : {}),
     });
 
-  // async mode records one round per evaluation: every evalEvery of its rounds x worldSize updates.
-  const plannedRounds = fed.mode === 'async' ? Math.ceil((fed.rounds * fed.worldSize) / asyncSettings(fed).evalEvery) : fed.rounds;
+  const lastRound = plannedRounds(fed);
   const registry = new TrainerRegistry<WebSocket>(fed.worldSize);
   registry.restore(slots);
   let bytesSent = 0;
@@ -246,7 +245,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   // Recorded only once the run can actually start: a wrong URL or token leaves no record behind.
   store.appendRun(runRecord);
   const status = (state: 'waiting' | 'training' | 'completed' | 'failed', message?: string) =>
-    meta.sendStatus({ state, round, rounds: plannedRounds, ...(message ? { message } : {}) });
+    meta.sendStatus({ state, round, rounds: lastRound, ...(message ? { message } : {}) });
 
   const notifyTrainers = (reason: 'completed' | 'failed', message?: string) => {
     for (const h of registry.connected()) {

@@ -6,9 +6,9 @@ import * as aq from 'arquero';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FedsliceError } from '../core/errors.ts';
-import { type ChartDef, hyperparameterChart, learningCurvesChart, scalingChart, timeBreakdownChart } from './charts.ts';
+import { type ChartDef, accuracyOverTimeChart, hyperparameterChart, syncAsyncChart, learningCurvesChart, scalingChart, timeBreakdownChart } from './charts.ts';
 import { KEY_FIELDS, shownConfigFields } from './fields.ts';
-import { type TableView, configStatsView, renderText, summaryView, swapView, timingView, topView } from './format.ts';
+import { type TableView, configStatsView, modeView, renderText, summaryView, swapView, timingView, topView } from './format.ts';
 import { loadStore } from './load.ts';
 import type { ReportChart } from './report.ts';
 import {
@@ -24,6 +24,7 @@ import {
   timingStats,
   topConfigs,
 } from './tables.ts';
+import { hasModeComparison, modeComparison, timePoints } from './sync-async.ts';
 import { type WhereClause, applyWhere, describeWhere } from './where.ts';
 
 export interface AnalyzeOptions {
@@ -78,6 +79,8 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
     swapView(swapComparison(stats), shown),
     timingView(timing, shown),
   ];
+  const modes = hasModeComparison(rounds) ? modeComparison(runs, rounds) : null;
+  if (modes) tables.push(modeView(modes, shown));
 
   const header = [`results: ${resolve(opts.results)}`];
   if (opts.where.length) header.push(`filter: ${describeWhere(opts.where)}`);
@@ -94,7 +97,7 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
     const { writeChart } = await import('./render.ts');
     const { buildReport } = await import('./report.ts');
     const charts: ReportChart[] = [];
-    for (const chart of chartsFor(rounds, stats, timing, shown)) {
+    for (const chart of [...chartsFor(rounds, stats, timing, shown), ...modeChartsFor(rounds, modes)]) {
       const rendered = await writeChart(outDir, chart);
       charts.push({ name: chart.name, title: chart.title, svg: rendered.svg });
       files.push(...['vl.json', 'svg', 'png'].map((ext) => join(outDir, `${chart.name}.${ext}`)));
@@ -138,6 +141,14 @@ function chartsFor(
       { name: 'time-breakdown', title: 'Time per training round by phase', spec: timeBreakdownChart(timing, shown) },
     );
   }
+  return charts;
+}
+
+function modeChartsFor(rounds: Parameters<typeof timePoints>[0], modes: ReturnType<typeof modeComparison> | null): ChartDef[] {
+  if (!modes || modes.length === 0) return [];
+  const charts: ChartDef[] = [{ name: 'sync-vs-async', title: 'Synchronous vs asynchronous: time, accuracy and speedup per world size', spec: syncAsyncChart(modes) }];
+  const points = timePoints(rounds);
+  if (points.length > 0) charts.push({ name: 'accuracy-over-time', title: 'Test accuracy against wall-clock time and samples seen', spec: accuracyOverTimeChart(points) });
   return charts;
 }
 

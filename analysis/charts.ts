@@ -5,6 +5,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { type ConfigKey, configLabel, formatLearningRate } from './fields.ts';
 import type { CurvePoint, FinalRun, ScalingRow, TimingStats } from './tables.ts';
+import type { ModeRow, TimePoint } from './sync-async.ts';
 
 export const CHART_FONT = 'DejaVu Sans';
 
@@ -245,6 +246,93 @@ export function timeBreakdownChart(timing: readonly TimingStats[], shown: readon
       color: { field: 'phase', type: 'nominal', title: 'phase', scale: { domain: PHASES, scheme: 'set2' } },
       order: { field: 'order', type: 'quantitative' },
     },
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+const MODE_COLORS: Record<string, string> = { slice: '#59a14f', fedavg: '#4e79a7', async: '#f28e2b' };
+
+function modeColor(modes: readonly string[]) {
+  const domain = ['slice', 'fedavg', 'async'].filter((m) => modes.includes(m));
+  return { field: 'mode', type: 'nominal' as const, title: 'mode', scale: { domain, range: domain.map((m) => MODE_COLORS[m]) } };
+}
+
+/** Sync vs async per world size: total time, final accuracy, and throughput speedup against ideal. */
+export function syncAsyncChart(rows: readonly ModeRow[]): TopLevelSpec {
+  const values = rows.map((r) => ({ ...r }));
+  const worldSizes = [...new Set(rows.map((r) => r.worldSize))].sort((a, b) => a - b);
+  const color = modeColor(rows.map((r) => r.mode));
+  const x = { field: 'worldSize', type: 'ordinal' as const, title: 'world size W', sort: worldSizes, axis: { labelAngle: 0 } };
+  const bars = (field: string, title: string) => ({
+    width: { step: 44 },
+    height: 200,
+    data: { values },
+    mark: { type: 'bar' },
+    encoding: { x, xOffset: { field: 'mode', sort: color.scale.domain }, y: { field, type: 'quantitative', title }, color },
+  });
+  const ideal = worldSizes.map((w) => ({ worldSize: w, speedup: w }));
+  const hasSpeedup = rows.some((r) => r.speedup !== null);
+  return {
+    $schema: SCHEMA,
+    title: {
+      text: 'Synchronous vs asynchronous federation',
+      subtitle: 'mean over seeds; speedup = samples/s at W over samples/s at W=1 in the same mode; dashed grey = ideal linear',
+    },
+    hconcat: [
+      bars('totalSeconds', 'total training time (s)'),
+      bars('accMean', 'final test accuracy'),
+      ...(hasSpeedup
+        ? [
+            {
+              width: 220,
+              height: 200,
+              layer: [
+                { data: { values: ideal }, mark: { type: 'line', color: '#888888', strokeDash: [3, 3], strokeWidth: 1.5 }, encoding: { x, y: { field: 'speedup', type: 'quantitative' } } },
+                {
+                  data: { values: values.filter((v) => v.speedup !== null) },
+                  mark: { type: 'line', strokeWidth: 2, point: { size: 40 } },
+                  encoding: { x, y: { field: 'speedup', type: 'quantitative', title: 'speedup vs W=1 (samples/s)' }, color },
+                },
+              ],
+            },
+          ]
+        : []),
+    ],
+    config: CONFIG,
+  } as TopLevelSpec;
+}
+
+/** Test accuracy against wall-clock time and against samples seen, one column per world size. */
+export function accuracyOverTimeChart(points: readonly TimePoint[]): TopLevelSpec {
+  const worldSizes = [...new Set(points.map((p) => p.worldSize))].sort((a, b) => a - b);
+  const axes = ['wall-clock seconds', 'training samples seen'];
+  const values = points.flatMap((p) => [
+    { ...p, axis: axes[0], x: p.elapsedSeconds },
+    { ...p, axis: axes[1], x: p.samplesSeen },
+  ]);
+  return {
+    $schema: SCHEMA,
+    title: {
+      text: 'Test accuracy over time and samples seen',
+      subtitle: 'mean over seeds at each evaluation (sync: each round; async: every evalEvery updates)',
+    },
+    data: { values },
+    facet: {
+      row: { field: 'axis', type: 'nominal', title: null, sort: axes },
+      column: { field: 'worldSize', type: 'ordinal', title: 'world size W', sort: worldSizes },
+    },
+    spec: {
+      width: 180,
+      height: 150,
+      mark: { type: 'line', strokeWidth: 2, point: { size: 30 } },
+      encoding: {
+        x: { field: 'x', type: 'quantitative', title: null },
+        y: { field: 'accMean', type: 'quantitative', title: 'test accuracy', scale: { zero: false } },
+        color: modeColor(points.map((p) => p.mode)),
+        detail: { field: 'config', type: 'nominal' },
+      },
+    },
+    resolve: { scale: { x: 'independent' } },
     config: CONFIG,
   } as TopLevelSpec;
 }

@@ -9,6 +9,7 @@ import {
   formatFieldValue,
 } from './fields.ts';
 import type { ConfigStats, Metric, RankedConfig, StoreSummary, SwapComparison, TimingStats } from './tables.ts';
+import type { ModeRow } from './sync-async.ts';
 
 export type Align = 'left' | 'right';
 
@@ -181,4 +182,27 @@ export function renderText(v: TableView): string {
   if (v.note) lines.push(v.note);
   lines.push('');
   return lines.join('\n');
+}
+
+export function modeView(rows: readonly ModeRow[], fields: readonly (keyof ConfigKey)[]): TableView {
+  const shown = fields.includes('mode') ? fields : [...fields, 'mode' as const];
+  return view(
+    'Synchronous vs asynchronous (finished runs, mean over seeds)',
+    [
+      ...configColumns<ModeRow>(shown),
+      { header: 'n', align: 'right', cell: (r) => String(r.n) },
+      { header: 'final acc', align: 'right', cell: (r) => fmt(r.accMean, 4) },
+      { header: 'acc std', align: 'right', cell: (r) => fmt(r.accStd, 4) },
+      { header: 'total time', align: 'right', cell: (r) => fmtSeconds(r.totalSeconds) },
+      { header: 's/round', align: 'right', cell: (r) => fmtSeconds(r.secondsPerRound) },
+      { header: 'samples/s', align: 'right', cell: (r) => fmt(r.samplesPerSecond, 1) },
+      { header: 'speedup vs W=1', align: 'right', cell: (r) => fmt(r.speedup, 2) },
+      { header: 'updates/s', align: 'right', cell: (r) => fmt(r.updatesPerSecond, 3) },
+      { header: 'staleness mean', align: 'right', cell: (r) => fmt(r.meanStaleness, 2) },
+      { header: 'max', align: 'right', cell: (r) => fmt(r.maxStaleness, 0) },
+    ],
+    rows,
+    'no finished runs to compare',
+    'a round is worldSize updates in either mode; speedup = samples/s over samples/s at W=1 in the same mode; staleness = versions applied between a task and its update (0 in sync modes).',
+  );
 }

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { FedsliceError } from '../core/errors.ts';
 import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results-store.ts';
 import type { RoundRecord, RunKey, RunRecord } from '../core/results-types.ts';
+import { plannedRounds } from '../core/async-rule.ts';
 import { KEY_FIELDS, configId } from './fields.ts';
 
 export interface LoadedStore {
@@ -34,7 +35,16 @@ const ROUND_COLUMNS = [
   'bytesSent',
   'bytesReceived',
   'trainersReporting',
+  'elapsedSeconds',
+  'samplesSeen',
+  'updatesApplied',
+  'version',
+  'staleness',
+  'maxStaleness',
 ] as const;
+
+/** Run-summary figures carried into the runs table (null where a run has none). */
+const SUMMARY_COLUMNS = ['totalTrainingSeconds', 'updatesApplied', 'updatesPerSecond', 'meanStaleness', 'maxStaleness'] as const;
 
 export function noResultsError(dir: string): FedsliceError {
   return new FedsliceError(
@@ -98,20 +108,24 @@ export function loadStore(dir: string): LoadedStore {
     config: configId(r.keyFields),
     wallSeconds: r.wallSeconds ?? null,
     error: r.error ?? null,
+    ...Object.fromEntries(SUMMARY_COLUMNS.map((c) => [c, r.summary?.[c] ?? null])),
   }));
   const roundRows = [...latestRound.values()]
     .map((r) => {
       const row: Record<string, unknown> = { runId: r.runId, ...keyOf(r), config: configId(r) };
       for (const c of ROUND_COLUMNS) row[c] = r[c] ?? null;
-      row.status = latestRun.get(r.runId)?.status ?? 'unknown';
+      const run = latestRun.get(r.runId);
+      row.status = run?.status ?? 'unknown';
+      // async runs record one round per evaluation, which need not end at `rounds`
+      row.finalRound = run?.config?.federation ? plannedRounds(run.config.federation) : r.rounds;
       return row;
     })
     .sort((a, b) => cmp(a.runId as string, b.runId as string) || (a.round as number) - (b.round as number));
 
   return {
     dir,
-    runs: runRows.length > 0 ? aq.from(runRows) : emptyTable(['runId', 'status', ...KEY_FIELDS, 'config', 'wallSeconds', 'error']),
-    rounds: roundRows.length > 0 ? aq.from(roundRows) : emptyTable(['runId', ...KEY_FIELDS, 'config', ...ROUND_COLUMNS, 'status']),
+    runs: runRows.length > 0 ? aq.from(runRows) : emptyTable(['runId', 'status', ...KEY_FIELDS, 'config', 'wallSeconds', 'error', ...SUMMARY_COLUMNS]),
+    rounds: roundRows.length > 0 ? aq.from(roundRows) : emptyTable(['runId', ...KEY_FIELDS, 'config', ...ROUND_COLUMNS, 'status', 'finalRound']),
     warnings,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The analysis tables, as pure functions of the loaded store. Conventions:
  * - A run counts in the statistics once it has a record at its configured final round
- *   (round === rounds); runs that stopped early (failed, interrupted, still running) are
+ *   (round === rounds; in async mode, its last evaluation); runs that stopped early (failed, interrupted, still running) are
  *   counted in the summary only.
  * - std is the sample standard deviation over seeds (n - 1 in the denominator); with one
  *   seed it is null (shown as '-', exported as null in JSON and empty in CSV), not 0,
@@ -104,7 +104,7 @@ const configCols = [...CONFIG_FIELDS];
 
 /** The record at the final round of every run that got there. */
 export function finalRounds(rounds: ColumnTable): ColumnTable {
-  return rounds.filter((d: any) => d.round === d.rounds);
+  return rounds.filter((d: any) => d.round === d.finalRound);
 }
 
 /** All rounds of the runs that reached their final round. */

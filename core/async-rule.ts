@@ -25,6 +25,14 @@ export function asyncSettings(fed: FederationConfig): AsyncSettings {
   };
 }
 
+/**
+ * The last round a run records: `rounds` in sync modes; in async mode one round per evaluation,
+ * every evalEvery of its rounds x worldSize updates.
+ */
+export function plannedRounds(fed: FederationConfig): number {
+  return fed.mode === 'async' ? Math.ceil((fed.rounds * fed.worldSize) / asyncSettings(fed).evalEvery) : fed.rounds;
+}
+
 /** FedAsync's staleness functions; all are 1 at s = 0 and never increase with s. */
 export function stalenessWeight(f: AsyncSettings['staleness'], s: number): number {
   switch (f.fn) {
