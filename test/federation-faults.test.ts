@@ -125,6 +125,48 @@ describe('aggregator with scripted trainers', () => {
     expect(agg.output()).toMatch(/refused intruder .*wrong job token/);
   });
 
+  it('async: applies each update once, weighted by staleness; a duplicate is refused', async () => {
+    const o = { dataDir, worldSize: 2, mode: 'async' as const, rounds: 2, name: 'async-scripted', async: { mixing: 0.5, staleness: { fn: 'polynomial', a: 1 }, evalEvery: 1 } };
+    const cfgPath = writeConfig(dir, 'async-scripted.json', o);
+    const results = join(dir, 'results-async-scripted');
+    const agg = aggregator(cfgPath, 'async-scripted', results);
+    const [t0, t1] = await Promise.all(['a0', 'a1'].map((id) => scriptedTrainer('async-scripted', id, TOKEN)));
+    for (const t of [t0, t1]) expect(await t.next()).toMatchObject({ type: 'joined' });
+    const metrics = { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 100, steps: 1 };
+    const update = (task: MessageOf<'task'>, value: number) => ({
+      type: 'update' as const, job: 'async-scripted', round: task.round, version: task.version, rank: task.rank, numSamples: 100, metrics,
+      delta: task.weights.map((w) => ({ ...w, data: new Float32Array(w.data.length).fill(value) })),
+    });
+    const first = await Promise.all([t0, t1].map(async (t) => (await t.next()) as MessageOf<'task'>));
+    expect(first.map((t) => [t.mode, t.version, t.round])).toEqual([['async', 0, 1], ['async', 0, 1]]);
+
+    t0.send(update(first[0], 1)); // staleness 0: + 0.5 x 1
+    const second0 = (await t0.next()) as MessageOf<'task'>;
+    expect(second0).toMatchObject({ type: 'task', version: 1, round: 2 });
+    t0.send(update(first[0], 1)); // the same update again
+    expect(await t0.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: expect.stringMatching(/version 0 is not the version 1/) });
+    t1.send(update(first[1], 2)); // staleness 1: + 0.5/2 x 2
+    const second1 = (await t1.next()) as MessageOf<'task'>;
+    expect(second1).toMatchObject({ type: 'task', version: 2, round: 2 });
+    t0.send(update(second0, 3)); // staleness 1: + 0.25 x 3
+    await agg.waitFor(/async: version 3,/);
+    t1.send(update(second1, 4)); // staleness 1: + 0.25 x 4
+    for (const t of [t0, t1]) expect(await t.next()).toMatchObject({ type: 'done', reason: 'completed' });
+    expect((await agg.exited).code).toBe(0);
+
+    const config = parseExperiment(testConfig(o));
+    const layers = alexnetLayers(config.model);
+    const start = initialWeights(layers, config.seed);
+    const { weights } = await readCheckpoint(checkpointPath(results, runKey(config)), layers);
+    for (const [i, w] of weights.entries()) {
+      for (let j = 0; j < w.data.length; j += Math.max(1, Math.floor(w.data.length / 16))) expect(w.data[j] - start[i].data[j]).toBeCloseTo(2.75, 4);
+    }
+    const rounds = jsonl<RoundRecord>(join(results, 'rounds.jsonl'));
+    expect(rounds.map((r) => [r.round, r.version, r.staleness])).toEqual([[0, 0, undefined], [1, 1, 0], [2, 2, 1], [3, 3, 1], [4, 4, 1]]);
+    const summary = jsonl<RunRecord>(join(results, 'runs.jsonl')).at(-1)!.summary!;
+    expect(summary).toMatchObject({ updatesApplied: 4, updatesReceived: 4, updatesRefused: 1, finalVersion: 4, maxStaleness: 1, 'updates.slot0': 2, 'updates.slot1': 2 });
+  });
+
   it('closes a connection that sends an oversized frame, and goes on', async () => {
     const cfgPath = writeConfig(dir, 'big.json', { dataDir, worldSize: 1, rounds: 1, name: 'big' });
     const agg = aggregator(cfgPath, 'big', join(dir, 'results-big'));
