@@ -95,8 +95,7 @@ export class AsyncLoop {
   private dispatched: number;
   private started = false;
   private readonly stats = new Map<number, SlotStats>();
-  private readonly counts = { received: 0, refused: 0, lost: 0, maxStaleness: 0, stalenessSum: 0 };
-  private trainingSeconds = 0;
+  private readonly counts = { received: 0, refused: 0, lost: 0 };
 
   constructor(
     private readonly o: AsyncLoopOptions,
@@ -151,7 +150,6 @@ export class AsyncLoop {
    */
   async run(idleTimeoutS: number, stop: Promise<never>): Promise<Weights> {
     const { settings, o } = this;
-    const t0 = now();
     this.started = true;
     for (const h of o.registry.connected()) this.dispatch(h);
     o.log(`aggregator: async: ${this.budget - this.progress.applied} updates to apply (mixing ${settings.mixing}, staleness ${settings.staleness.fn}, buffer ${settings.bufferSize}, evaluation every ${settings.evalEvery})`);
@@ -206,22 +204,19 @@ export class AsyncLoop {
         windowStart = now();
       }
     }
-    this.trainingSeconds = now() - t0;
     return this.global;
   }
 
-  /** Figures for the run record's summary. */
+  /**
+   * Counts of this process (a resumed run starts them afresh): updates received, refused and
+   * lost with a departed trainer, the model version reached, and per trainer slot the updates
+   * applied with their mean staleness and weight.
+   */
   summary(): Record<string, number> {
-    const applied = [...this.stats.values()].reduce((n, s) => n + s.updates, 0);
     const out: Record<string, number> = {
-      totalTrainingSeconds: this.trainingSeconds,
-      updatesApplied: applied,
       updatesReceived: this.counts.received,
       updatesRefused: this.counts.refused,
       tasksLost: this.counts.lost,
-      updatesPerSecond: this.trainingSeconds > 0 ? applied / this.trainingSeconds : 0,
-      meanStaleness: applied ? this.counts.stalenessSum / applied : 0,
-      maxStaleness: this.counts.maxStaleness,
       finalVersion: this.progress.version,
     };
     for (const [slot, s] of [...this.stats.entries()].sort((a, b) => a[0] - b[0])) {
@@ -238,8 +233,6 @@ export class AsyncLoop {
     s.stalenessSum += staleness;
     s.weightSum += weight;
     this.stats.set(slot, s);
-    this.counts.stalenessSum += staleness;
-    this.counts.maxStaleness = Math.max(this.counts.maxStaleness, staleness);
   }
 
   private newWindow(): AsyncWindow {

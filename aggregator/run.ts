@@ -138,7 +138,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     totals.samplesSeen += samples;
     return { ...r, elapsedSeconds: elapsedAtStart + now(), samplesSeen: totals.samplesSeen, updatesApplied: totals.updatesApplied };
   };
-  let summary: Record<string, number> | undefined;
+  let processCounts: Record<string, number> = {};
   const runRecord: RunRecord = {
     kind: 'run',
     runId,
@@ -156,7 +156,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       endedAt: new Date().toISOString(),
       wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
       ...(error ? { error } : {}),
-      ...(summary ? { summary } : {}),
+      ...summaryOf({ ...runSummary(store.roundsOf(runId)), ...processCounts }),
     });
 
   const lastRound = plannedRounds(fed);
@@ -303,7 +303,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       try {
         global = await loop.run(fed.roundTimeoutS, stop);
       } finally {
-        summary = loop.summary();
+        processCounts = loop.summary();
       }
       round = fed.rounds + 1; // skips the synchronous rounds below
     }
@@ -354,7 +354,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       collector = null;
     }
     round = fed.rounds;
-    if (!summary) summary = syncSummary(store.roundsOf(runId));
     notifyTrainers('completed');
     status('completed');
     finishRun('completed');
@@ -433,17 +432,35 @@ function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
   return slowdown > 1 ? { slowdown } : {};
 }
 
-/** Run figures comparable with async mode's: total training time and updates per second. */
-function syncSummary(rounds: RoundRecord[]): Record<string, number> {
-  const trained = rounds.filter((r) => r.round > 0);
-  const seconds = trained.reduce((s, r) => s + r.roundSeconds, 0);
-  const updates = trained.reduce((n, r) => n + r.trainersReporting, 0);
+/**
+ * The run's figures, the same in every mode and across resumes, from its round records: training
+ * time from the initial evaluation to the last (evaluations included), updates applied and their
+ * rate, and staleness (0 in sync modes).
+ */
+function summaryOf(summary: Record<string, number>): { summary?: Record<string, number> } {
+  return Object.keys(summary).length ? { summary } : {};
+}
+
+export function runSummary(rounds: RoundRecord[]): Record<string, number> {
+  const sorted = [...new Map(rounds.map((r) => [r.round, r])).values()].sort((a, b) => a.round - b.round);
+  const first = sorted[0];
+  const last = sorted.at(-1);
+  if (!first || !last) return {};
+  const seconds = (last.elapsedSeconds ?? 0) - (first.elapsedSeconds ?? 0);
+  const updates = last.updatesApplied ?? 0;
+  let stalenessSum = 0;
+  let maxStaleness = 0;
+  for (let i = 1; i < sorted.length; i++) {
+    const n = (sorted[i].updatesApplied ?? 0) - (sorted[i - 1].updatesApplied ?? 0);
+    stalenessSum += (sorted[i].staleness ?? 0) * n;
+    maxStaleness = Math.max(maxStaleness, sorted[i].maxStaleness ?? 0);
+  }
   return {
     totalTrainingSeconds: seconds,
     updatesApplied: updates,
     updatesPerSecond: seconds > 0 ? updates / seconds : 0,
-    meanStaleness: 0,
-    maxStaleness: 0,
+    meanStaleness: updates > 0 ? stalenessSum / updates : 0,
+    maxStaleness,
   };
 }
 
