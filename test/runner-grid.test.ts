@@ -88,6 +88,15 @@ describe('shipped sweep files', () => {
     expect(runs.every((r) => r.config.dataset.name === 'synthetic' && r.config.model.width === 0.125 && r.config.model.numClasses === 10 && r.config.federation.rounds === 2)).toBe(true);
   });
 
+  it('sync-vs-async.json is W 1, 2, 4, 8 in fedavg and async mode with one simulated straggler', () => {
+    const runs = shipped('sync-vs-async.json');
+    expect(runs).toHaveLength(8);
+    expect(runs.map((r) => `${r.config.federation.worldSize}/${r.config.federation.mode}`).sort()).toEqual(
+      ['1/async', '1/fedavg', '2/async', '2/fedavg', '4/async', '4/fedavg', '8/async', '8/fedavg'],
+    );
+    expect(runs.every((r) => r.config.dataset.name === 'synthetic' && r.config.federation.stragglers?.[0]?.slot === 0)).toBe(true);
+  });
+
   it('cifar100-cpu.json is CIFAR-100 at width 1/8 on a fraction of the data, W dividing every layer', () => {
     const runs = shipped('cifar100-cpu.json');
     expect(runs.length).toBeGreaterThan(0);

@@ -63,6 +63,28 @@ describe('wire codec', () => {
     }
   });
 
+  it('carries async versions and straggler slowdowns, and checks them', () => {
+    const task: Message = {
+      type: 'task', job: 'j', round: 3, version: 17, rank: 1, worldSize: 2, mode: 'async',
+      weights: [{ name: 'fc3.bias', shape: [2], data: new Float32Array([1, 2]) }],
+      hyper: { learningRate: 1e-3, weightDecay: 0, batchSize: 32, epochs: 1, augment: false, seed: 5, slowdown: 2.5 },
+    };
+    const d = decode(encode(task));
+    expect(d.ok && d.msg).toMatchObject({ type: 'task', version: 17, mode: 'async', hyper: { slowdown: 2.5 } });
+    const u = decode(encode({ ...(update(new Float32Array(2)) as object), version: 4 } as Message));
+    expect(u.ok && u.msg).toMatchObject({ type: 'update', version: 4 });
+    const p = new Packr({ moreTypes: true, useRecords: false });
+    for (const [msg, re] of [
+      [{ ...task, version: -1 }, /version must be a non-negative integer/],
+      [{ ...task, hyper: { ...(task as { hyper: object }).hyper, slowdown: 0.5 } }, /slowdown is 0.5; it must be at least 1/],
+      [{ ...task, mode: 'gossip' }, /mode must be one of/],
+    ] as [object, RegExp][]) {
+      const r = decode(p.pack(msg));
+      expect(r.ok).toBe(false);
+      expect((r as { error: string }).error).toMatch(re);
+    }
+  });
+
   it('refuses a NaN or infinite delta, naming the tensor', () => {
     for (const v of [NaN, Infinity, -Infinity]) {
       const data = new Float32Array(8);
