@@ -45,12 +45,11 @@ export function hasModeComparison(rounds: ColumnTable): boolean {
 export function modeComparison(runs: ColumnTable, rounds: ColumnTable): ModeRow[] {
   const final = finalRounds(rounds).select('runId', ...CONFIG_FIELDS, 'testAccuracy', 'samplesSeen', 'elapsedSeconds');
   if (final.numRows() === 0) return [];
-  const perRun = final
-    .join_left(runs.select('runId', 'totalTrainingSeconds', 'updatesApplied', 'meanStaleness', 'maxStaleness'), 'runId')
-    .derive({
-      // runs written before run summaries existed: the elapsed time at the last evaluation
-      total: (d: any) => (d.totalTrainingSeconds !== null && d.totalTrainingSeconds !== undefined ? d.totalTrainingSeconds : d.elapsedSeconds),
-    });
+  const joined = final.join_left(runs.select('runId', 'totalTrainingSeconds', 'updatesApplied', 'meanStaleness', 'maxStaleness'), 'runId');
+  // runs written before run summaries existed: the elapsed time at the last evaluation
+  const perRun = aq.from(
+    (joined.objects() as Record<string, unknown>[]).map((r) => ({ ...r, total: r.totalTrainingSeconds ?? r.elapsedSeconds ?? null })),
+  );
   const grouped = perRun
     .groupby(...CONFIG_FIELDS)
     .rollup({
