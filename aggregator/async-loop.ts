@@ -15,6 +15,7 @@ import type { Weights } from '../core/tensor.ts';
 import { checkTensorsMatch, type Message } from '../core/wire.ts';
 import type { TaskHyper } from '../core/wire.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
+import type { TaskTimes } from './task-times.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
@@ -57,6 +58,8 @@ export interface AsyncLoopOptions {
   hyper: Omit<TaskHyper, 'slowdown'>;
   send: (conn: WebSocket, msg: Message) => number;
   log: (line: string) => void;
+  /** Where each applied update's training time is noted. */
+  taskTimes: TaskTimes;
   /** Evaluates `global`, checkpoints it and records the window; resolves when it is committed. */
   commit: (global: Weights, w: AsyncWindow) => Promise<void>;
 }
@@ -181,6 +184,7 @@ export class AsyncLoop {
         this.progress.applied++;
         this.progress.samplesSeen += s.b.numSamples;
         this.note(s.b.slot, s.staleness, s.weight);
+        o.taskTimes.add(s.b.slot, s.b.trainSeconds);
         window.updates.push({
           slot: s.b.slot,
           version: s.b.version,

@@ -26,6 +26,7 @@ import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
 import { AsyncLoop, type AsyncWindow } from './async-loop.ts';
+import { TaskTimes } from './task-times.ts';
 import { plannedRounds } from '../core/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 
@@ -139,6 +140,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     return { ...r, elapsedSeconds: elapsedAtStart + now(), samplesSeen: totals.samplesSeen, updatesApplied: totals.updatesApplied };
   };
   let processCounts: Record<string, number> = {};
+  const taskTimes = new TaskTimes();
   const runRecord: RunRecord = {
     kind: 'run',
     runId,
@@ -156,7 +158,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       endedAt: new Date().toISOString(),
       wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
       ...(error ? { error } : {}),
-      ...summaryOf({ ...runSummary(store.roundsOf(runId)), ...processCounts }),
+      ...summaryOf({ ...runSummary(store.roundsOf(runId)), ...taskTimes.summary(), ...processCounts }),
     });
 
   const lastRound = plannedRounds(fed);
@@ -279,6 +281,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
             return n;
           },
           log,
+          taskTimes,
           commit: async (weights, w) => {
             global = weights;
             const ev = await evaluate({ layers, weights, data: data.test, batchSize: config.eval.batchSize });
@@ -340,6 +343,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
         log(`aggregator: round ${round}: proceeding with ${outcome.updates.size}/${fed.worldSize} updates; missing slots ${outcome.missing.join(', ')} keep their old values`);
       }
       const updates = [...outcome.updates.values()];
+      for (const u of updates) taskTimes.add(u.assignment.slot, u.trainSeconds);
       const tm = now();
       global = rule.combine(global, updates);
       const mergeSeconds = now() - tm;

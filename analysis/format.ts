@@ -198,11 +198,12 @@ export function modeView(rows: readonly ModeRow[], fields: readonly (keyof Confi
       { header: 'samples/s', align: 'right', cell: (r) => fmt(r.samplesPerSecond, 1) },
       { header: 'speedup vs W=1', align: 'right', cell: (r) => fmt(r.speedup, 2) },
       { header: 'updates/s', align: 'right', cell: (r) => fmt(r.updatesPerSecond, 3) },
+      { header: 'task s min/avg/max', align: 'right', cell: (r) => [r.taskSecondsMin, r.taskSecondsMean, r.taskSecondsMax].map((x) => fmt(x, 1)).join('/') },
       { header: 'staleness mean', align: 'right', cell: (r) => fmt(r.meanStaleness, 2) },
       { header: 'max', align: 'right', cell: (r) => fmt(r.maxStaleness, 0) },
     ],
     rows,
     'no finished runs to compare',
-    'a round is worldSize updates in either mode; speedup = samples/s over samples/s at W=1 in the same mode; staleness = versions applied between a task and its update (0 in sync modes).',
+    'a round is worldSize updates in either mode; task s = local training seconds per task (train.epochs epochs) of the fastest, average and slowest trainer; speedup = samples/s over samples/s at W=1 in the same mode; staleness = versions applied between a task and its update (0 in sync modes).',
   );
 }

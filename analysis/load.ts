@@ -44,7 +44,16 @@ const ROUND_COLUMNS = [
 ] as const;
 
 /** Run-summary figures carried into the runs table (null where a run has none). */
-const SUMMARY_COLUMNS = ['totalTrainingSeconds', 'updatesApplied', 'updatesPerSecond', 'meanStaleness', 'maxStaleness'] as const;
+const SUMMARY_COLUMNS = [
+  'totalTrainingSeconds',
+  'updatesApplied',
+  'updatesPerSecond',
+  'meanStaleness',
+  'maxStaleness',
+  'taskSecondsMin',
+  'taskSecondsMean',
+  'taskSecondsMax',
+] as const;
 
 export function noResultsError(dir: string): FedsliceError {
   return new FedsliceError(

@@ -24,6 +24,10 @@ export interface ModeRow extends ConfigKey {
   /** samples/s over samples/s at W=1 with otherwise equal settings; null without W=1. */
   speedup: number | null;
   updatesPerSecond: number;
+  /** Seconds of local training per task (train.epochs epochs), over trainers: min, mean, max. */
+  taskSecondsMin: number | null;
+  taskSecondsMean: number | null;
+  taskSecondsMax: number | null;
   meanStaleness: number | null;
   maxStaleness: number | null;
 }
@@ -45,7 +49,7 @@ export function hasModeComparison(rounds: ColumnTable): boolean {
 export function modeComparison(runs: ColumnTable, rounds: ColumnTable): ModeRow[] {
   const final = finalRounds(rounds).select('runId', ...CONFIG_FIELDS, 'testAccuracy', 'samplesSeen', 'elapsedSeconds');
   if (final.numRows() === 0) return [];
-  const joined = final.join_left(runs.select('runId', 'totalTrainingSeconds', 'updatesApplied', 'meanStaleness', 'maxStaleness'), 'runId');
+  const joined = final.join_left(runs.select('runId', 'totalTrainingSeconds', 'updatesApplied', 'meanStaleness', 'maxStaleness', 'taskSecondsMin', 'taskSecondsMean', 'taskSecondsMax'), 'runId');
   // runs written before run summaries existed: the elapsed time at the last evaluation
   const perRun = aq.from(
     (joined.objects() as Record<string, unknown>[]).map((r) => ({ ...r, total: r.totalTrainingSeconds ?? r.elapsedSeconds ?? null })),
@@ -61,9 +65,12 @@ export function modeComparison(runs: ColumnTable, rounds: ColumnTable): ModeRow[
       updates: op.mean('updatesApplied'),
       meanStaleness: op.mean('meanStaleness'),
       maxStaleness: op.max('maxStaleness'),
+      taskSecondsMin: op.min('taskSecondsMin'),
+      taskSecondsMean: op.mean('taskSecondsMean'),
+      taskSecondsMax: op.max('taskSecondsMax'),
     })
     .orderby('worldSize', 'mode', ...CONFIG_FIELDS)
-    .objects() as (ConfigKey & Record<'n' | 'accMean' | 'accStd' | 'totalSeconds' | 'samples' | 'updates' | 'meanStaleness' | 'maxStaleness', number | null>)[];
+    .objects() as (ConfigKey & Record<'n' | 'accMean' | 'accStd' | 'totalSeconds' | 'samples' | 'updates' | 'meanStaleness' | 'maxStaleness' | 'taskSecondsMin' | 'taskSecondsMean' | 'taskSecondsMax', number | null>)[];
   const rows = grouped.map((g) => {
     const total = g.totalSeconds ?? 0;
     return {
@@ -78,6 +85,9 @@ export function modeComparison(runs: ColumnTable, rounds: ColumnTable): ModeRow[
       updatesPerSecond: total > 0 && g.updates ? g.updates / total : 0,
       meanStaleness: finite(g.meanStaleness),
       maxStaleness: finite(g.maxStaleness),
+      taskSecondsMin: finite(g.taskSecondsMin),
+      taskSecondsMean: finite(g.taskSecondsMean),
+      taskSecondsMax: finite(g.taskSecondsMax),
       speedup: null as number | null,
     };
   });

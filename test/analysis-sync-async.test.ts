@@ -67,7 +67,7 @@ beforeAll(() => {
       }
       s.appendRun({
         ...base, status: 'completed', wallSeconds: x.total + 5,
-        summary: { totalTrainingSeconds: x.total, updatesApplied: ROUNDS * spec.worldSize, updatesPerSecond: (ROUNDS * spec.worldSize) / x.total, meanStaleness: x.staleness, maxStaleness: Math.ceil(x.staleness) + 1 },
+        summary: { totalTrainingSeconds: x.total, updatesApplied: ROUNDS * spec.worldSize, updatesPerSecond: (ROUNDS * spec.worldSize) / x.total, meanStaleness: x.staleness, maxStaleness: Math.ceil(x.staleness) + 1, taskSecondsMin: 1, taskSecondsMean: 2 + x.seed, taskSecondsMax: 3 * x.seed },
       });
     }
   }
@@ -101,6 +101,7 @@ describe('sync vs async tables', () => {
     expect(get(2, 'async').meanStaleness).toBeCloseTo(2, 10);
     expect(get(2, 'async').maxStaleness).toBe(4);
     expect(get(2, 'async').updatesPerSecond).toBeCloseTo(8 / 55, 8);
+    expect([get(2, 'async').taskSecondsMin, get(2, 'async').taskSecondsMean, get(2, 'async').taskSecondsMax]).toEqual([1, 3.5, 6]);
   });
 
   it('places every evaluation at its mean wall-clock time and samples seen', () => {

@@ -81,6 +81,8 @@ describe('async federation over real processes', () => {
       expect(s[`meanWeight.slot2`]).toBeLessThan(s[`meanWeight.slot${fast}`]);
     }
     expect(s.updatesPerSecond).toBeGreaterThan(0);
+    // per-task training time over trainers: the straggler's tasks are the slowest
+    expect(s.taskSecondsMax).toBeGreaterThan(2 * s.taskSecondsMin);
     expect(r.agg.output()).toMatch(/async: \d+ updates to apply \(mixing 0\.8, staleness polynomial, buffer 1, evaluation every 3\)/);
   });
 
