@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/token.ts';
 import { backendOption, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
-import { runAggregator } from './run.ts';
 
 export function register(program: Command): void {
   program
@@ -23,6 +22,7 @@ export function register(program: Command): void {
       const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
       if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
       const job = opts.job ?? config.name;
+      const { runAggregator } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
       await runRole('aggregator', (signal) =>
         runAggregator({
           config,

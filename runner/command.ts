@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { abortOnSignals, intOption, signalExitCode } from '../core/cli-options.ts';
-import { runSweep } from './sweep.ts';
 
 export function register(program: Command): void {
   const runner = program.command('runner').description('run experiments in bulk');
@@ -27,6 +26,7 @@ Example:
     )
     .action(async (opts) => {
       const signal = abortOnSignals();
+      const { runSweep } = await import('./sweep.ts'); // loaded on use, like every command's work
       const s = await runSweep({
         config: opts.config,
         results: opts.results,

@@ -3,7 +3,6 @@ import { hostname } from 'node:os';
 import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/token.ts';
 import { backendOption, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
-import { runTrainer } from './run.ts';
 
 export function register(program: Command): void {
   program
@@ -19,6 +18,7 @@ export function register(program: Command): void {
     .action(async (opts) => {
       const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
       const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
+      const { runTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
       await runRole('trainer', (signal) =>
         runTrainer({
           config,
