@@ -45,7 +45,28 @@ export function abortOnSignals(): AbortSignal {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  watchParent(() => onSignal('SIGTERM'));
   return ac.signal;
+}
+
+/**
+ * A role started by the sweep runner (FEDSLICE_PARENT_PID set) stops as on SIGTERM when the
+ * runner is gone, even if the runner was SIGKILLed and could not end its children itself.
+ */
+function watchParent(stop: () => void): void {
+  const pid = Number(process.env.FEDSLICE_PARENT_PID);
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const timer = setInterval(() => {
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') return;
+      clearInterval(timer);
+      process.stderr.write(`fedslice: the sweep runner (pid ${pid}) is gone; stopping\n`);
+      stop();
+    }
+  }, 1000);
+  timer.unref();
 }
 
 /** Exit status for a run stopped by a signal. */

@@ -41,7 +41,7 @@ export function spawnRole(name: string, args: string[], env: Record<string, stri
   const fd = openSync(logFile, 'a');
   writeSync(fd, `# ${new Date().toISOString()} fedslice ${args.join(' ')}\n`);
   const child = spawn(process.execPath, [FEDSLICE_BIN, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, FEDSLICE_PARENT_PID: String(process.pid) },
     detached: true,
     stdio: ['ignore', fd, fd],
   });

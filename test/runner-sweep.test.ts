@@ -156,6 +156,19 @@ describe('runner sweep', () => {
     expect(processesMentioning(results)).toEqual([]);
   });
 
+  it('a SIGKILLed runner leaves no role behind: the roles notice and stop, recording the run as interrupted', async () => {
+    const file = sweepFile('killed', { 'federation.worldSize': [2] }, 50, 2);
+    const results = join(dir, 'results-killed');
+    const s = sweep(file, results);
+    await s.waitFor(/round \S+: 0\/2 recorded/);
+    expect(processesMentioning(results).length).toBeGreaterThan(0);
+    s.child.kill('SIGKILL');
+    await s.exited;
+    for (let i = 0; i < 600 && processesMentioning(results).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(processesMentioning(results)).toEqual([]);
+    expect(jsonl<RunRecord>(join(results, 'runs.jsonl')).at(-1)!.status).toBe('interrupted');
+  });
+
   it('on a second Ctrl-C exits at once and still leaves no process behind', async () => {
     const file = sweepFile('impatient', { 'federation.worldSize': [2] }, 50, 1);
     const results = join(dir, 'results-impatient');
