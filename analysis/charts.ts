@@ -257,6 +257,12 @@ function modeColor(modes: readonly string[]) {
   return { field: 'mode', type: 'nominal' as const, title: 'mode', scale: { domain, range: domain.map((m) => MODE_COLORS[m]) } };
 }
 
+/** Async dashed, so a curve hidden under another mode's still shows. */
+function modeDash(modes: readonly string[]) {
+  const domain = ['slice', 'fedavg', 'async'].filter((m) => modes.includes(m));
+  return { field: 'mode', type: 'nominal' as const, title: 'mode', scale: { domain, range: domain.map((m) => (m === 'async' ? [6, 3] : [1, 0])) } };
+}
+
 /** Sync vs async per world size: total time, final accuracy, and throughput speedup against ideal. */
 export function syncAsyncChart(rows: readonly ModeRow[]): TopLevelSpec {
   const values = rows.map((r) => ({ ...r }));
@@ -291,7 +297,7 @@ export function syncAsyncChart(rows: readonly ModeRow[]): TopLevelSpec {
                 {
                   data: { values: values.filter((v) => v.speedup !== null) },
                   mark: { type: 'line', strokeWidth: 2, point: { size: 40 } },
-                  encoding: { x, y: { field: 'speedup', type: 'quantitative', title: 'speedup vs W=1 (samples/s)' }, color },
+                  encoding: { x, y: { field: 'speedup', type: 'quantitative', title: 'speedup vs W=1 (samples/s)' }, color, strokeDash: modeDash(rows.map((r) => r.mode)) },
                 },
               ],
             },
@@ -306,7 +312,9 @@ export function syncAsyncChart(rows: readonly ModeRow[]): TopLevelSpec {
 export function accuracyOverTimeChart(points: readonly TimePoint[]): TopLevelSpec {
   const worldSizes = [...new Set(points.map((p) => p.worldSize))].sort((a, b) => a - b);
   const axes = ['wall-clock seconds', 'training samples seen'];
-  const values = points.flatMap((p) => [
+  // async drawn last, so its dashed curve shows on top of an identical synchronous one
+  const ordered = [...points].sort((a, b) => Number(a.mode === 'async') - Number(b.mode === 'async'));
+  const values = ordered.flatMap((p) => [
     { ...p, axis: axes[0], x: p.elapsedSeconds },
     { ...p, axis: axes[1], x: p.samplesSeen },
   ]);
@@ -329,6 +337,7 @@ export function accuracyOverTimeChart(points: readonly TimePoint[]): TopLevelSpe
         x: { field: 'x', type: 'quantitative', title: null },
         y: { field: 'accMean', type: 'quantitative', title: 'test accuracy', scale: { zero: false } },
         color: modeColor(points.map((p) => p.mode)),
+        strokeDash: modeDash(points.map((p) => p.mode)),
         detail: { field: 'config', type: 'nominal' },
       },
     },
