@@ -11,6 +11,7 @@ import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results-store.ts';
 import type { RoundRecord, RunKey, RunRecord } from '../core/results-types.ts';
 import { plannedRounds } from '../core/async-rule.ts';
 import { KEY_FIELDS, configId } from './fields.ts';
+import { mergedSettingsWarnings } from './merged-settings.ts';
 
 export interface LoadedStore {
   dir: string;
@@ -89,6 +90,7 @@ export function loadStore(dir: string): LoadedStore {
     else latestRun.set(r.runId, r);
   }
   if (badRuns > 0) warnings.push(`${RUNS_FILE}: skipped ${badRuns} record(s) without runId, status and keyFields`);
+  warnings.push(...mergedSettingsWarnings([...latestRun.values()]));
 
   const latestRound = new Map<string, RoundRecord>();
   let badRounds = 0;

@@ -130,3 +130,17 @@ describe('sync vs async tables', () => {
     expect(r.files.some((f) => f.endsWith('accuracy-over-time.png'))).toBe(true);
   });
 });
+
+describe('runs that share key fields but not settings', () => {
+  it('are named in a warning instead of being averaged silently', async () => {
+    const { mergedSettingsWarnings } = await import('../analysis/merged-settings.ts');
+    const run = (mixing: number, seed: number) => {
+      const config = parseExperiment({ federation: { worldSize: 2, mode: 'async', async: { mixing } }, seed });
+      return { kind: 'run' as const, runId: `r${mixing}-${seed}`, key: runKey(config), keyFields: runKeyFields(config), status: 'completed' as const, config, startedAt: '', environment: { backend: 'wasm', node: '', tfjs: '', fedslice: '', host: '', platform: '' } };
+    };
+    expect(mergedSettingsWarnings([run(0.6, 1), run(0.6, 2)])).toEqual([]);
+    const w = mergedSettingsWarnings([run(0.6, 1), run(0.3, 1)]);
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatch(/^configuration ws2_.*_async_.* has runs that differ in federation\.async\.mixing \(0\.6 \| 0\.3\); the tables average them together/);
+  });
+});
