@@ -141,7 +141,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
           .map((m) => m.peer);
         send(conn, { type: 'welcome', job: jobId, peers: visible });
         for (const m of audience(job, peer)) send(m.conn, { type: 'peer-joined', job: jobId, peer });
-        log(`metaserver: job ${jobId}: ${peer.role} ${peer.id} joined${peer.address ? ` at ${peer.address}` : ''} (${count(job, 'trainer')} trainers)`);
+        log(`metaserver: job ${jobId}: ${peer.role} ${peer.id} joined from ${req.socket.remoteAddress}${peer.address ? `, serving at ${peer.address}` : ''} (${count(job, 'trainer')} trainers)`);
         events.emit('joined', { job: jobId, peer });
         return;
       }
