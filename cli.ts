@@ -6,6 +6,7 @@ import { register as registerAggregator } from './aggregator/command.ts';
 import { register as registerTrainer } from './trainer/command.ts';
 import { register as registerRunner } from './runner/command.ts';
 import { register as registerAnalysis } from './analysis/command.ts';
+import { register as registerCerts } from './certs/command.ts';
 import { isFedsliceError } from './core/errors.ts';
 
 // `fedslice ... | head` closes our stdout early: that is the reader's choice, not an error.
@@ -25,6 +26,7 @@ registerTrainer(program);
 registerRunner(program);
 registerAnalysis(program);
 registerData(program);
+registerCerts(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/token.ts';
-import { backendOption, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
+import { hostname } from 'node:os';
+import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
+import { loadClientTls, loadServerTls } from '../core/tls.ts';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('aggregator')
     .description('run the round loop of one experiment: wait for trainers, slice, send, collect, merge, evaluate, record')
     .requiredOption('--config <file>', 'experiment config (JSON)')
@@ -15,9 +17,13 @@ export function register(program: Command): void {
     .option('--force', 'run again even if this config already completed')
     .option('--host <addr>', 'interface the trainer server binds to', '127.0.0.1')
     .option('--port <n>', 'trainer server port (0: the OS picks one)', intOption('--port'), 0)
+    .option('--advertise <host>', 'host name or address trainers on other machines reach this aggregator at (default: --host, or this machine\'s hostname when --host is 0.0.0.0 or ::)')
     .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN, else a random one is made and printed)')
-    .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu')
-    .action(async (opts) => {
+    .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu');
+  clientTlsOptions(serverTlsOptions(cmd)).action(async (opts) => {
+      const tls = loadServerTls(opts);
+      const clientTls = loadClientTls(opts);
+      const advertise = advertisedHost(opts.host, opts.advertise);
       const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
       const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
       if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
@@ -34,9 +40,21 @@ export function register(program: Command): void {
           force: Boolean(opts.force),
           host: opts.host,
           port: opts.port,
+          ...(advertise ? { advertise } : {}),
+          ...(tls ? { tls } : {}),
+          clientTls,
           signal,
           log,
         }),
       );
     });
+}
+
+/** The host put into the trainer-server URL registered with the metaserver. */
+function advertisedHost(host: string, advertise?: string): string | undefined {
+  if (advertise) return advertise;
+  if (host !== '0.0.0.0' && host !== '::') return undefined;
+  const name = hostname();
+  log(`aggregator: warning: --host ${host} with no --advertise; telling trainers to connect to ${name} (pass --advertise HOST if they cannot resolve it)`);
+  return name;
 }

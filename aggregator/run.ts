@@ -29,6 +29,7 @@ import { AsyncLoop, type AsyncWindow } from './async-loop.ts';
 import { TaskTimes } from './task-times.ts';
 import { plannedRounds } from '../core/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
+import type { ClientTls, ServerTls } from '../core/tls.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
@@ -42,6 +43,12 @@ export interface AggregatorOptions {
   force: boolean;
   host: string;
   port: number;
+  /** The host trainers are told to connect to (default: host). */
+  advertise?: string;
+  /** Cert and key for the trainer server (wss://). */
+  tls?: ServerTls;
+  /** How to verify a wss:// metaserver. */
+  clientTls?: ClientTls;
   signal: AbortSignal;
   log: (line: string) => void;
 }
@@ -183,6 +190,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   const server = await startTrainerServer({
     host: o.host,
     port: o.port,
+    ...(o.advertise ? { advertise: o.advertise } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
     job: o.job,
     token: o.token,
     maxPayload: maxFrameBytes(totalBytes(global)),
@@ -239,6 +248,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       id: `aggregator-${process.pid}`,
       token: o.token,
       address: server.url,
+      ...(o.clientTls ? { tls: o.clientTls } : {}),
     });
   } catch (e) {
     await server.close();

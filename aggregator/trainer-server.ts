@@ -4,9 +4,9 @@
  * hands valid updates to the round loop; anything malformed is answered with an error and dropped.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AddressInfo } from 'node:net';
 import { decode, encode, type Message } from '../core/wire.ts';
 import { tokensEqual } from '../core/token.ts';
+import { listenHttp, wsUrl, type ServerTls } from '../core/tls.ts';
 import { isFedsliceError } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 
@@ -18,6 +18,10 @@ const JOIN_DEADLINE_MS = 10_000;
 export interface TrainerServerOptions {
   host: string;
   port: number;
+  /** The host put into the URL trainers are told to connect to (default: host). */
+  advertise?: string;
+  /** Cert and key: listen for wss:// instead of ws://. */
+  tls?: ServerTls;
   job: string;
   token: string;
   maxPayload: number;
@@ -37,13 +41,10 @@ export interface TrainerServer {
 }
 
 export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
-  const wss = new WebSocketServer({ host: o.host, port: o.port, maxPayload: o.maxPayload });
-  await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', reject);
-  });
+  const http = await listenHttp(o.host, o.port, o.tls);
+  const wss = new WebSocketServer({ server: http.server, maxPayload: o.maxPayload });
   wss.on('error', (e) => o.log(`aggregator: server error: ${e.message}`));
-  const port = (wss.address() as AddressInfo).port;
+  const port = http.port;
 
   const send = (conn: WebSocket, msg: Message): number => {
     if (conn.readyState !== conn.OPEN) return 0;
@@ -119,13 +120,13 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
   });
 
   return {
-    url: `ws://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}`,
+    url: wsUrl(http.scheme, o.advertise ?? o.host, port),
     port,
     send,
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();
-        wss.close(() => resolve());
+        wss.close(() => void http.close().then(resolve));
       }),
   };
 }

@@ -1,5 +1,6 @@
 /** Small pieces every sub-command shares: option parsers that fail with one clear line, signals. */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
+import { TLS_CA_ENV } from './tls.ts';
 import { BackendSchema, type BackendName, type Experiment } from './config.ts';
 
 export const DEFAULT_METASERVER = 'ws://127.0.0.1:9100';
@@ -92,3 +93,17 @@ export async function runRole(role: string, body: (signal: AbortSignal) => Promi
 export const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
+
+/** --tls-cert/--tls-key for roles that serve WebSockets. */
+export function serverTlsOptions(cmd: Command): Command {
+  return cmd
+    .option('--tls-cert <file>', 'PEM certificate: serve wss:// instead of ws:// (`fedslice certs` makes one)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert');
+}
+
+/** --tls-ca/--tls-insecure for roles that connect to wss:// URLs. */
+export function clientTlsOptions(cmd: Command): Command {
+  return cmd
+    .option('--tls-ca <file>', `PEM CA (or server certificate) to trust for wss:// URLs (else $${TLS_CA_ENV}, else the system CAs)`)
+    .option('--tls-insecure', 'accept any wss:// certificate without verifying it (traffic is encrypted but the server is not authenticated)');
+}

@@ -5,6 +5,7 @@
 import WebSocket from 'ws';
 import { FedsliceError } from '../core/errors.ts';
 import { decode, encode, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire.ts';
+import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/tls.ts';
 import { METASERVER_MAX_PAYLOAD } from './server.ts';
 
 export interface MetaClientOptions {
@@ -14,6 +15,8 @@ export interface MetaClientOptions {
   id: string;
   token: string;
   address?: string;
+  /** CA and verification for a wss:// metaserver. */
+  tls?: ClientTls;
   onPeerJoined?: (p: Peer) => void;
   onPeerLeft?: (p: Peer, reason: 'closed' | 'timeout') => void;
   onStatus?: (s: StatusMessage) => void;
@@ -33,7 +36,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(o.url, { maxPayload: METASERVER_MAX_PAYLOAD, handshakeTimeout: CONNECT_TIMEOUT_MS });
+    const ws = new WebSocket(o.url, { maxPayload: METASERVER_MAX_PAYLOAD, handshakeTimeout: CONNECT_TIMEOUT_MS, ...o.tls });
     const peers = new Map<string, Peer>();
     const aggregatorWaiters = new Set<(address: string) => void>();
     let welcomed = false;
@@ -82,7 +85,13 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
           return;
       }
     });
+    ws.on('unexpected-response', (_req, res) => {
+      if (isPlainToTlsRefusal(res)) fail(plainToTlsMessage(o.url), 'FEDSLICE_ERR_TLS');
+      else fail(`the metaserver at ${o.url} answered HTTP ${res.statusCode} instead of a WebSocket upgrade; check --metaserver`);
+    });
     ws.on('error', (e) => {
+      const tls = tlsConnectError(o.url, e);
+      if (tls) return fail(tls.message, tls.code);
       const code = (e as NodeJS.ErrnoException).code;
       fail(`cannot reach the metaserver at ${o.url} (${code ?? e.message}); start it with \`fedslice metaserver\` or pass --metaserver URL`);
     });

@@ -1,19 +1,21 @@
 import type { Command } from 'commander';
-import { intOption, log } from '../core/cli-options.ts';
+import { intOption, log, serverTlsOptions } from '../core/cli-options.ts';
+import { loadServerTls } from '../core/tls.ts';
 import { FedsliceError } from '../core/errors.ts';
 import { startMetaserver } from './server.ts';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('metaserver')
     .description('run the rendezvous that coordinates jobs: where each aggregator listens, which trainers are present, liveness')
     .option('--host <addr>', 'interface to bind', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: the OS picks one)', intOption('--port'), 9100)
-    .option('--ping-interval <ms>', 'liveness ping interval; a peer that misses one pong is dropped', intOption('--ping-interval', 100), 5000)
-    .action(async (opts: { host: string; port: number; pingInterval: number }) => {
+    .option('--ping-interval <ms>', 'liveness ping interval; a peer that misses one pong is dropped', intOption('--ping-interval', 100), 5000);
+  serverTlsOptions(cmd).action(async (opts: { host: string; port: number; pingInterval: number; tlsCert?: string; tlsKey?: string }) => {
+      const tls = loadServerTls(opts);
       let server;
       try {
-        server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, log });
+        server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, ...(tls ? { tls } : {}), log });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         throw new FedsliceError('FEDSLICE_ERR_LISTEN', `cannot listen on ${opts.host}:${opts.port} (${code ?? (e as Error).message}); pick another --port or stop what holds it`);

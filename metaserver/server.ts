@@ -6,10 +6,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { decode, encode, type Message, type Peer, type StatusMessage } from '../core/wire.ts';
 import { tokensEqual } from '../core/token.ts';
+import { listenHttp, wsUrl, type ServerTls } from '../core/tls.ts';
 
 /** The metaserver only carries small coordination messages. */
 export const METASERVER_MAX_PAYLOAD = 64 * 1024;
@@ -29,6 +29,8 @@ export interface MetaserverOptions {
   host?: string;
   port?: number;
   pingIntervalMs?: number;
+  /** Cert and key: listen for wss:// instead of ws://. */
+  tls?: ServerTls;
   log?: (line: string) => void;
 }
 
@@ -51,13 +53,10 @@ const hashToken = (t: string) => createHash('sha256').update(t).digest('hex');
 export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metaserver> {
   const host = o.host ?? '127.0.0.1';
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const wss = new WebSocketServer({ host, port: o.port ?? 0, maxPayload: METASERVER_MAX_PAYLOAD });
-  await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', reject);
-  });
+  const http = await listenHttp(host, o.port ?? 0, o.tls);
+  const wss = new WebSocketServer({ server: http.server, maxPayload: METASERVER_MAX_PAYLOAD });
   wss.on('error', (e) => log(`metaserver: server error: ${e.message}`));
-  const port = (wss.address() as AddressInfo).port;
+  const port = http.port;
   const jobs = new Map<string, Job>();
   const events = new EventEmitter<MetaserverEvents>();
 
@@ -142,7 +141,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
           .map((m) => m.peer);
         send(conn, { type: 'welcome', job: jobId, peers: visible });
         for (const m of audience(job, peer)) send(m.conn, { type: 'peer-joined', job: jobId, peer });
-        log(`metaserver: job ${jobId}: ${peer.role} ${peer.id} joined${peer.address ? ` at ${peer.address}` : ''} (${count(job, 'trainer')} trainers)`);
+        log(`metaserver: job ${jobId}: ${peer.role} ${peer.id} joined from ${req.socket.remoteAddress}${peer.address ? `, serving at ${peer.address}` : ''} (${count(job, 'trainer')} trainers)`);
         events.emit('joined', { job: jobId, peer });
         return;
       }
@@ -177,14 +176,14 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
   pinger.unref();
 
   return Object.assign(events, {
-    url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    url: wsUrl(http.scheme, host, port),
     port,
     jobs: () => new Map([...jobs].map(([id, j]) => [id, [...j.members.values()].map((m) => m.peer)])),
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(pinger);
         for (const c of wss.clients) c.terminate();
-        wss.close(() => resolve());
+        wss.close(() => void http.close().then(resolve));
       }),
   });
 }

@@ -2,10 +2,11 @@ import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/token.ts';
-import { backendOption, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
+import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
+import { loadClientTls } from '../core/tls.ts';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('trainer')
     .description('join a job, train the slices the aggregator sends on this trainer\'s shard, upload the deltas')
     .requiredOption('--config <file>', 'experiment config (JSON), the same file the aggregator uses')
@@ -14,8 +15,9 @@ export function register(program: Command): void {
     .option('--id <name>', 'this trainer\'s id; rejoining with the same id gets the same shard back (default: host-pid)')
     .option('--shard <k>', 'ask for data shard k (default: the first free one)', intOption('--shard'))
     .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN)')
-    .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu')
-    .action(async (opts) => {
+    .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu');
+  clientTlsOptions(cmd).action(async (opts) => {
+      const tls = loadClientTls(opts);
       const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
       const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
       const { runTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
@@ -27,6 +29,7 @@ export function register(program: Command): void {
           token,
           id: opts.id ?? `${hostname()}-${process.pid}`,
           shard: opts.shard,
+          tls,
           signal,
           log,
         }),

@@ -13,6 +13,7 @@ import { trainLocal } from '../core/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import { decode, encode, maxFrameBytes, type Message } from '../core/wire.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
+import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/tls.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
@@ -23,6 +24,8 @@ export interface TrainerOptions {
   token: string;
   id: string;
   shard?: number;
+  /** CA and verification for wss:// metaserver and aggregator. */
+  tls?: ClientTls;
   signal: AbortSignal;
   log: (line: string) => void;
 }
@@ -38,7 +41,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
   const maxPayload = maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT);
   const waitS = config.federation.roundTimeoutS;
 
-  const meta = await connectMetaserver({ url: o.metaserver, job: o.job, role: 'trainer', id: o.id, token: o.token });
+  const meta = await connectMetaserver({ url: o.metaserver, job: o.job, role: 'trainer', id: o.id, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
   const stop = new Promise<never>((_, reject) => {
     const fail = () => reject(new FedsliceError('FEDSLICE_ERR_INTERRUPTED', `interrupted by ${String(o.signal.reason ?? 'signal')}`));
     if (o.signal.aborted) fail();
@@ -71,7 +74,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 
   function session(address: string): Promise<SessionEnd> {
     return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(address, { maxPayload });
+      const ws = new WebSocket(address, { maxPayload, ...o.tls });
       let shard: number | null = null;
       let indices: Int32Array | null = null;
       let settled = false;
@@ -120,7 +123,14 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
         }
       });
       ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
-      ws.on('error', (e) => end({ kind: 'lost', reason: e.message }));
+      ws.on('unexpected-response', (_req, res) => {
+        if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
+        else end({ kind: 'lost', reason: `HTTP ${res.statusCode} instead of a WebSocket upgrade` });
+      });
+      ws.on('error', (e) => {
+        const tls = tlsConnectError(address, e);
+        end(tls ? { kind: 'refused', error: tls } : { kind: 'lost', reason: e.message });
+      });
     });
   }
 

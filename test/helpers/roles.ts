@@ -19,8 +19,10 @@ export interface Role {
 
 const live = new Set<ChildProcess>();
 
-export function startRole(name: string, args: string[], env: Record<string, string> = {}): Role {
-  const child = spawn(process.execPath, [BIN, ...args], {
+/** `wrap`: a command the role runs under, e.g. ['ip', 'netns', 'exec', ns] (it must exec node in place). */
+export function startRole(name: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []): Role {
+  const argv = [...wrap, process.execPath, BIN, ...args];
+  const child = spawn(argv[0], argv.slice(1), {
     cwd: REPO,
     env: { ...process.env, ...env },
     detached: true,
