@@ -56,12 +56,12 @@ srun --ntasks=1 --exact --open-mode=append --output=${shq(`${o.logDir}/aggregato
   "$NODE" "$FEDSLICE" aggregator ${common} --results ${shq(o.results)} --resume --host ${host}${o.force ? ' --force' : ''} &
 agg=$!
 srun --ntasks=${W} --exact${gpus ? ` --gpus-per-task=${gpus}` : ''} --open-mode=append --output=${shq(`${o.logDir}/trainer-%t.log`)} \\
-  bash -c 'exec "$@" --id ${shq(`${run.key}-t`)}"$SLURM_PROCID" --shard "$SLURM_PROCID"' trainer "$NODE" "$FEDSLICE" trainer ${common} &
+  bash -c 'exec "$@" --id "$0$SLURM_PROCID" --shard "$SLURM_PROCID"' ${shq(`${run.key}-t`)} "$NODE" "$FEDSLICE" trainer ${common} &
 trainers=$!
 wait "$agg"
 code=$?
 # Trainers leave by themselves once the aggregator has ended the run; a grace, then they are stopped.
-for _ in $(seq 30); do kill -0 "$trainers" 2>/dev/null || break; sleep 1; done
+for _ in $(seq 10); do kill -0 "$trainers" 2>/dev/null || break; sleep 1; done
 kill "$trainers" 2>/dev/null
 wait "$trainers"
 exit "$code"
