@@ -192,6 +192,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
               onJobState: (id, state) => {
                 if (!o.tty) progress.event(`slurm ${run.key}: job ${id} ${state}`);
                 if (state === 'PENDING') view.state = 'queued in slurm';
+                else if (view.state === 'queued in slurm') view.state = 'starting';
                 refresh();
               },
             })
@@ -216,7 +217,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const onAbort = () =>
     progress.event(
       executor === 'slurm'
-        ? `stop: cancelling ${running.size} Slurm jobs (scancel; they resume next time); Ctrl-C again to exit at once`
+        ? `stop: cancelling ${running.size} Slurm jobs (scancel; they resume next time); Ctrl-C again to exit at once (the jobs are still cancelled)`
         : `stop: ending ${running.size} running runs (they resume next time); Ctrl-C again to kill them at once`,
     );
   o.signal.addEventListener('abort', onAbort, { once: true });

@@ -3,6 +3,7 @@
 // in the queue and no role running; the next sweep finishes only what is missing.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundRecord, RunRecord } from '../core/results-types.ts';
@@ -72,11 +73,13 @@ describe.skipIf(unavailable !== null)('runner sweep --executor slurm', () => {
   it('runs a 4-run sweep as Slurm jobs and records every round once', async () => {
     const file = sweepFile('slurm4', { 'federation.worldSize': [1, 2], seed: [1, 2] }, 2, 1);
     const results = join(dir, 'results-four');
-    const s = sweep(file, results, ['--parallel', '2', '--slurm-args', '--time=10 --comment="fedslice test"']);
+    // As on a real cluster: the metaserver on every interface, jobs dial this machine's hostname.
+    const s = sweep(file, results, ['--parallel', '2', '--metaserver-host', '0.0.0.0', '--slurm-args', '--time=10 --comment="fedslice test"']);
     expect((await s.exited).code, s.output()).toBe(0);
     expect(s.output()).toMatch(/completed now\s+4/);
     expect(s.output().match(/slurm \S+: job \d+$/gm)).toHaveLength(4);
     expect(s.output().match(/round \S+: 1\/1 recorded/g)).toHaveLength(4);
+    expect(s.output().match(/ready \S+: aggregator waiting for (1 trainer|2 trainers)$/gm)).toHaveLength(4);
     checkRoundsOnce(results, 1, 4);
     for (const run of jsonl<RunRecord>(join(results, 'runs.jsonl')).filter((r) => r.status === 'completed')) {
       const key = run.key;
@@ -86,13 +89,14 @@ describe.skipIf(unavailable !== null)('runner sweep --executor slurm', () => {
       for (let i = 0; i < W; i++) expect(readFileSync(join(logs, `trainer-${i}.log`), 'utf8')).toMatch(/run completed/);
       expect(readFileSync(join(logs, 'slurm.log'), 'utf8')).toMatch(/slurm job \d+ on \S+: aggregator \+ \d trainer/);
       expect(statSync(join(results, 'slurm', `${key}.token`)).mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(results, 'slurm', `${key}.sh`), 'utf8')).toContain(`'ws://${hostname()}:`);
     }
     expect(cluster.jobs('fedslice-')).toEqual([]);
     expect(processesMentioning(results)).toEqual([]);
   });
 
   it('on SIGINT cancels its jobs, leaves nothing running, and the next sweep finishes only what is missing', async () => {
-    const file = sweepFile('slurmint', { 'federation.worldSize': [2], seed: [1, 2, 3] }, 8, 2);
+    const file = sweepFile('slurmint', { 'federation.worldSize': [2], seed: [1, 2, 3] }, 4, 2);
     const results = join(dir, 'results-int');
     const first = sweep(file, results, ['--parallel', '2']);
     await first.waitFor(/round \S+: 1\/2 recorded/, 150_000);
@@ -117,7 +121,7 @@ describe.skipIf(unavailable !== null)('runner sweep --executor slurm', () => {
     for (const key of startedAgain) expect(doneBefore.has(key)).toBe(false);
     expect(startedAgain.length).toBe(3 - doneBefore.size);
     const resumed = before.find((r) => r.status === 'interrupted')!.key;
-    expect(readFileSync(join(results, 'logs', resumed, 'aggregator.log'), 'utf8')).toMatch(/resuming run \S+ after round [12]/);
+    expect(readFileSync(join(results, 'logs', resumed, 'aggregator.log'), 'utf8')).toMatch(/resuming run \S+ after round \d/);
     checkRoundsOnce(results, 2, 3);
     expect(cluster.jobs('fedslice-')).toEqual([]);
     expect(processesMentioning(results)).toEqual([]);
@@ -140,6 +144,22 @@ describe.skipIf(unavailable !== null)('runner sweep --executor slurm', () => {
     expect(processesMentioning(results)).toEqual([]);
   });
 
+  it('on a second Ctrl-C exits at once and still cancels its jobs', async () => {
+    const file = sweepFile('slurmimpatient', { 'federation.worldSize': [2] }, 50, 1);
+    const results = join(dir, 'results-impatient');
+    const s = sweep(file, results);
+    await s.waitFor(/ready \S+: aggregator waiting/);
+    s.child.kill('SIGINT');
+    await s.waitFor(/Ctrl-C again to exit at once/);
+    s.child.kill('SIGINT');
+    expect((await s.exited).code).toBe(130);
+    // scancel has been sent; Slurm ends the job's steps in its own time (KillWait).
+    const end = Date.now() + 30_000;
+    while (Date.now() < end && (cluster.jobs('fedslice-').length || processesMentioning(results).length)) await new Promise((r) => setTimeout(r, 300));
+    expect(cluster.jobs('fedslice-')).toEqual([]);
+    expect(processesMentioning(results)).toEqual([]);
+  });
+
   it('says in one line why sbatch refused a job', async () => {
     const file = sweepFile('slurmbad', { seed: [1] }, 1, 1);
     const results = join(dir, 'results-bad');
@@ -148,5 +168,16 @@ describe.skipIf(unavailable !== null)('runner sweep --executor slurm', () => {
     expect(s.output()).toMatch(/failed \S+: sbatch rejected the job: .*partition.*\(check --slurm-args\)/i);
     expect(existsSync(join(results, 'runs.jsonl'))).toBe(true);
     expect(jsonl<RunRecord>(join(results, 'runs.jsonl')).at(-1)!.error).toMatch(/sbatch rejected the job/);
+  });
+});
+
+describe('runner sweep --executor slurm without Slurm', () => {
+  it('stops at once with one line when sbatch is not on PATH', async () => {
+    const d = tempDir('fedslice-nosbatch-');
+    const file = writeJson(join(d, 'one.json'), { name: 'one', base: { model: { width: 0.0625, numClasses: 10 } }, grid: { seed: [1] } });
+    const s = startRole('runner', ['runner', 'sweep', '--config', file, '--results', join(d, 'results'), '--executor', 'slurm'], { PATH: join(d, 'empty') });
+    expect((await s.exited).code).toBe(1);
+    expect(s.output().trim()).toBe('fedslice: error: --executor slurm needs sbatch on PATH (run the sweep on a Slurm login node, or use --executor local)');
+    rmSync(d, { recursive: true });
   });
 });
