@@ -10,7 +10,7 @@ import type { MetaClient } from '../metaserver/client.ts';
 import { FEDSLICE_BIN, tail } from './processes.ts';
 import { logDir, recordEnd, watchRun, writeRunConfig, type RunOneOptions, type RunOutcome } from './run-one.ts';
 import { batchScript, sbatchArgs } from './slurm-script.ts';
-import { cancelAndWait, forget, jobEnd, queueStates, sbatch } from './slurm.ts';
+import { cancelAndWait, forget, jobEnd, sbatch, watchJob } from './slurm.ts';
 import { ResultsStore } from '../core/results-store.ts';
 
 export interface SlurmRunOptions extends RunOneOptions {
@@ -60,49 +60,45 @@ export async function runSlurm(o: SlurmRunOptions): Promise<RunOutcome> {
   }
   o.onEvent(`slurm ${run.key}: job ${jobId}`);
 
-  let timedOut = false;
-  let lastState = '';
-  const deadline = o.timeoutS > 0 ? Date.now() + o.timeoutS * 1000 : Infinity;
-  let wake = () => {};
-  const onAbort = () => wake();
-  o.signal.addEventListener('abort', onAbort, { once: true });
-  try {
-    for (;;) {
-      if (o.signal.aborted) break;
-      if (Date.now() > deadline) {
-        timedOut = true;
-        break;
-      }
-      const state = (await queueStates([jobId]).catch(() => new Map<string, string>([[jobId, lastState || 'UNKNOWN']]))).get(jobId);
-      if (!state) break;
-      if (state !== lastState) o.onJobState(jobId, (lastState = state));
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, o.pollMs ?? 1000);
-        wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-    }
-  } finally {
-    o.signal.removeEventListener('abort', onAbort);
-  }
+  // Ends when the job leaves the queue, the sweep is stopped, or --timeout passes.
+  const why = await new Promise<'left' | 'aborted' | 'timeout'>((resolve) => {
+    let lastState = '';
+    const done = (w: 'left' | 'aborted' | 'timeout') => {
+      unwatch();
+      if (timer) clearTimeout(timer);
+      o.signal.removeEventListener('abort', onAbort);
+      resolve(w);
+    };
+    const unwatch = watchJob(
+      jobId,
+      (state) => {
+        if (!state) return done('left');
+        if (state !== lastState) o.onJobState(jobId, (lastState = state));
+      },
+      o.pollMs,
+    );
+    const timer = o.timeoutS > 0 ? setTimeout(() => done('timeout'), o.timeoutS * 1000) : null;
+    const onAbort = () => done('aborted');
+    if (o.signal.aborted) onAbort();
+    else o.signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const timedOut = why === 'timeout';
 
   let outcome: RunOutcome;
-  if (o.signal.aborted || timedOut) {
+  if (why !== 'left') {
     const gone = await cancelAndWait(jobId);
     if (!gone) o.onEvent(`slurm ${run.key}: job ${jobId} still listed by squeue after scancel`);
     outcome = timedOut ? { status: 'failed', reason: `timed out after ${o.timeoutS} s (--timeout); slurm job ${jobId} cancelled` } : { status: 'interrupted' };
   } else {
     forget(jobId);
     const end = await jobEnd(jobId);
-    const store = new ResultsStore(o.results);
+    const store = new ResultsStore(results);
     const mine = [...store.latestRuns().values()].filter((r) => r.key === run.key && r.startedAt >= attemptStart).at(-1);
     if (mine?.status === 'completed') outcome = { status: 'completed' };
     else {
       const errLine = tail(logs[0].logFile, 50).reverse().find((l) => l.startsWith('fedslice: error:') || l.startsWith('fedslice: internal error'));
-      const why = errLine ? `: ${errLine.replace(/^fedslice: (internal )?error: /, '')}` : '';
-      outcome = { status: 'failed', reason: `slurm job ${jobId} ended ${end.state} with exit code ${end.exitCode}${why}` };
+      const detail = errLine ? `: ${errLine.replace(/^fedslice: (internal )?error: /, '')}` : '';
+      outcome = { status: 'failed', reason: `slurm job ${jobId} ended ${end.state} with exit code ${end.exitCode}${detail}` };
     }
   }
   observer.close();

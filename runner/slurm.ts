@@ -43,8 +43,8 @@ export async function sbatch(args: string[], script: string): Promise<string> {
     if (e instanceof FedsliceError) throw e;
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     if (err.code === 'ENOENT') throw new FedsliceError('FEDSLICE_ERR_SLURM', '--executor slurm needs sbatch on PATH');
-    const line = (err.stderr ?? '').split('\n').filter((l) => l.trim()).at(-1) ?? err.message;
-    throw new FedsliceError('FEDSLICE_ERR_SLURM', `sbatch rejected the job: ${line.replace(/^sbatch: error: /, '')} (check --slurm-args)`);
+    const lines = (err.stderr ?? '').split('\n').filter((l) => l.trim()).map((l) => l.replace(/^sbatch: error: /, ''));
+    throw new FedsliceError('FEDSLICE_ERR_SLURM', `sbatch rejected the job: ${lines.join('; ') || err.message} (check --slurm-args)`);
   }
 }
 
@@ -64,6 +64,30 @@ export async function queueStates(ids: string[]): Promise<Map<string, string>> {
     if (ids.length > 1) for (const id of ids) for (const [k, v] of await queueStates([id])) states.set(k, v);
   }
   return states;
+}
+
+/**
+ * Watches jobs through one `squeue` call per interval for all of them, however many runs are
+ * queued: `onState` gets the job's state at each poll, and undefined once it has left the queue.
+ * Returns the function that stops watching.
+ */
+export function watchJob(id: string, onState: (state: string | undefined) => void, pollMs = 1000): () => void {
+  watched.set(id, onState);
+  if (!polling) schedulePoll(pollMs);
+  return () => watched.delete(id);
+}
+
+const watched = new Map<string, (state: string | undefined) => void>();
+let polling: NodeJS.Timeout | null = null;
+function schedulePoll(pollMs: number): void {
+  polling = setTimeout(async () => {
+    const ids = [...watched.keys()];
+    // A failed squeue (slurmctld busy or restarting) says nothing: the next poll asks again.
+    const states = await queueStates(ids).catch(() => null);
+    if (states) for (const id of ids) watched.get(id)?.(states.get(id));
+    polling = null;
+    if (watched.size) schedulePoll(pollMs);
+  }, pollMs);
 }
 
 /**

@@ -160,12 +160,22 @@ describe.skipIf(unavailable !== null)('runner sweep --executor slurm', () => {
     expect(processesMentioning(results)).toEqual([]);
   });
 
+  it('cancels a job that exceeds --timeout and records the run as failed', async () => {
+    const file = sweepFile('slurmslow', { 'federation.worldSize': [1] }, 400, 1);
+    const results = join(dir, 'results-slow');
+    const s = sweep(file, results, ['--timeout', '3']);
+    expect((await s.exited).code, s.output()).toBe(1);
+    expect(s.output()).toMatch(/failed \S+: timed out after 3 s \(--timeout\); slurm job \d+ cancelled/);
+    expect(cluster.jobs('fedslice-')).toEqual([]);
+    expect(processesMentioning(results)).toEqual([]);
+  });
+
   it('says in one line why sbatch refused a job', async () => {
     const file = sweepFile('slurmbad', { seed: [1] }, 1, 1);
     const results = join(dir, 'results-bad');
     const s = sweep(file, results, ['--slurm-args', '--partition=nosuchpartition']);
     expect((await s.exited).code).toBe(1);
-    expect(s.output()).toMatch(/failed \S+: sbatch rejected the job: .*partition.*\(check --slurm-args\)/i);
+    expect(s.output()).toMatch(/failed \S+: sbatch rejected the job: invalid partition specified: nosuchpartition; .*\(check --slurm-args\)$/m);
     expect(existsSync(join(results, 'runs.jsonl'))).toBe(true);
     expect(jsonl<RunRecord>(join(results, 'runs.jsonl')).at(-1)!.error).toMatch(/sbatch rejected the job/);
   });
