@@ -1,5 +1,33 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { abortOnSignals, intOption, signalExitCode } from '../core/cli-options.ts';
+import type { ExecutorName } from './sweep.ts';
+
+function executorOption(v: string): ExecutorName {
+  if (v === 'local' || v === 'slurm') return v;
+  throw new InvalidArgumentError(`--executor must be local or slurm, not "${v}"`);
+}
+
+/** --slurm-args as sbatch would get them from a shell: split on spaces, quotes group. */
+export function splitArgs(s: string): string[] {
+  const out: string[] = [];
+  let word: string | null = null;
+  let quote: string | null = null;
+  for (const ch of s) {
+    if (quote) {
+      if (ch === quote) quote = null;
+      else word += ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      word ??= '';
+    } else if (/\s/.test(ch)) {
+      if (word !== null) out.push(word);
+      word = null;
+    } else word = (word ?? '') + ch;
+  }
+  if (quote) throw new InvalidArgumentError(`--slurm-args has an unclosed ${quote}`);
+  if (word !== null) out.push(word);
+  return out;
+}
 
 export function register(program: Command): void {
   const runner = program.command('runner').description('run experiments in bulk');
@@ -13,6 +41,9 @@ export function register(program: Command): void {
     .option('--retries <k>', 'run a failed run again up to k times (it resumes from its checkpoint)', intOption('--retries', 0), 0)
     .option('--force', 'run completed runs again')
     .option('--dry-run', 'list the runs and how many are already done; run nothing')
+    .option('--executor <name>', 'where runs go: local (child processes here) or slurm (one Slurm job per run)', executorOption, 'local')
+    .option('--slurm-args <args>', 'extra sbatch options for every job, e.g. "--partition=gpu --time=02:00:00 --account=proj" (--executor slurm)')
+    .option('--metaserver-host <addr>', "interface the sweep's metaserver binds; 0.0.0.0 lets compute nodes reach it (they get this machine's hostname)", '127.0.0.1')
     .addHelpText(
       'after',
       `
@@ -21,8 +52,15 @@ free port; its logs go to <results>/logs/<run key>/. Completed runs are skipped,
 or a failure the same command finishes what is missing (interrupted runs resume from their last
 checkpoint). Several sweeps may share one results directory: a run is locked while it runs.
 
-Example:
-  fedslice runner sweep --config configs/smoke.json && fedslice analyze --no-plots`,
+With --executor slurm each run is one Slurm job of 1 + worldSize tasks (srun places the aggregator
+and the trainers; one GPU per trainer when the backend is tensorflow-gpu); --results must be on a
+filesystem the compute nodes share. Ctrl-C cancels the sweep's jobs (scancel) and records them
+interrupted; the same command resumes them.
+
+Examples:
+  fedslice runner sweep --config configs/smoke.json && fedslice analyze --no-plots
+  fedslice runner sweep --config configs/reference.json --executor slurm --metaserver-host 0.0.0.0 \\
+    --results /shared/$USER/fedslice-results --slurm-args "--partition=gpu --time=04:00:00"`,
     )
     .action(async (opts) => {
       const signal = abortOnSignals();
@@ -35,6 +73,9 @@ Example:
         retries: opts.retries,
         force: Boolean(opts.force),
         dryRun: Boolean(opts.dryRun),
+        executor: opts.executor,
+        slurmArgs: splitArgs(opts.slurmArgs ?? ''),
+        metaserverHost: opts.metaserverHost,
         signal,
         tty: Boolean(process.stdout.isTTY) && !process.env.CI,
       });

@@ -35,12 +35,36 @@ export function logDir(results: string, key: string): string {
   return join(results, 'logs', key);
 }
 
-export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
-  const { run } = o;
-  const dir = logDir(o.results, run.key);
+/** An observer in the run's job: hears the aggregator's status and trainers joining and leaving. */
+export async function watchRun(o: RunOneOptions): Promise<MetaClient> {
+  let observer: MetaClient | null = null;
+  const countTrainers = () => observer && o.onTrainers(observer.peers().filter((p) => p.role === 'trainer').length);
+  observer = await connectMetaserver({
+    url: o.metaserver,
+    job: o.run.key,
+    role: 'observer',
+    id: `runner-${process.pid}-${o.attempt}`,
+    token: o.token,
+    onStatus: o.onStatus,
+    onPeerJoined: countTrainers,
+    onPeerLeft: countTrainers,
+  });
+  return observer;
+}
+
+/** Writes the run's config where its roles read it; returns the file. */
+export function writeRunConfig(results: string, run: PlannedRun): string {
+  const dir = logDir(results, run.key);
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'config.json');
   writeFileSync(configFile, JSON.stringify(run.config, null, 2));
+  return configFile;
+}
+
+export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
+  const { run } = o;
+  const dir = logDir(o.results, run.key);
+  const configFile = writeRunConfig(o.results, run);
   const job = run.key;
   const W = run.config.federation.worldSize;
   const env = { FEDSLICE_TOKEN: o.token };
@@ -48,19 +72,9 @@ export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
   const common = ['--config', configFile, '--metaserver', o.metaserver, '--job', job];
 
   // The observer joins first so it hears every status of this job.
-  let observer: MetaClient | null = null;
-  const countTrainers = () => observer && o.onTrainers(observer.peers().filter((p) => p.role === 'trainer').length);
+  let observer: MetaClient;
   try {
-    observer = await connectMetaserver({
-      url: o.metaserver,
-      job,
-      role: 'observer',
-      id: `runner-${process.pid}-${o.attempt}`,
-      token: o.token,
-      onStatus: o.onStatus,
-      onPeerJoined: countTrainers,
-      onPeerLeft: countTrainers,
-    });
+    observer = await watchRun(o);
   } catch (e) {
     return { status: 'failed', reason: `cannot watch the run: ${(e as Error).message}` };
   }
@@ -125,7 +139,7 @@ export async function runOne(o: RunOneOptions): Promise<RunOutcome> {
  * crashes before it registered, and the log tail a human needs to see why. The store has the
  * last word: a run the aggregator recorded as completed just before it was stopped is completed.
  */
-function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: RoleProcess[], attemptStart: string): RunOutcome {
+export function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: Pick<RoleProcess, 'name' | 'logFile'>[], attemptStart: string): RunOutcome {
   if (outcome.status === 'completed') return outcome;
   const store = new ResultsStore(o.results);
   // Only this attempt's own record counts: an older one of the same key is another run.

@@ -3,7 +3,7 @@
  * metaserver for the whole sweep, retry failures, end every child on a signal, and summarise.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { mkdirSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseSweep, readJsonFile } from '../core/config.ts';
@@ -14,7 +14,11 @@ import { tryLock } from './lock.ts';
 import { endAll } from './processes.ts';
 import { fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
 import { runPool } from './pool.ts';
-import { runOne, type RunOutcome } from './run-one.ts';
+import { runOne, type RunOneOptions, type RunOutcome } from './run-one.ts';
+import { runSlurm } from './run-slurm.ts';
+import { checkSlurm } from './slurm.ts';
+
+export type ExecutorName = 'local' | 'slurm';
 
 export interface SweepOptions {
   config: string;
@@ -24,6 +28,12 @@ export interface SweepOptions {
   retries: number;
   force: boolean;
   dryRun: boolean;
+  /** local: child processes of this sweep; slurm: one Slurm job per run. */
+  executor?: ExecutorName;
+  /** Extra sbatch options for every job (--executor slurm). */
+  slurmArgs?: string[];
+  /** Interface the sweep's metaserver binds (default 127.0.0.1); jobs get the hostname when it is 0.0.0.0. */
+  metaserverHost?: string;
   signal: AbortSignal;
   tty: boolean;
   out?: NodeJS.WriteStream;
@@ -50,6 +60,21 @@ export interface Schedule {
 export function scheduleFor(parallel: number | undefined, cores = availableParallelism()): Schedule {
   if (parallel !== undefined) return { capacity: parallel, cost: () => 1, describe: `${parallel} at a time` };
   return { capacity: cores, cost: (r) => r.config.federation.worldSize, describe: `as many at a time as fit ${cores} cores (one per trainer; --parallel N overrides)` };
+}
+
+/** On Slurm the queue decides what runs when: submit every run unless --parallel caps it. */
+function slurmSchedule(parallel: number | undefined, pending: number): Schedule {
+  if (parallel !== undefined) return { capacity: parallel, cost: () => 1, describe: `${parallel} Slurm jobs at a time` };
+  return { capacity: Math.max(1, pending), cost: () => 1, describe: 'one Slurm job per run, all submitted at once' };
+}
+
+export const isLoopback = (host: string): boolean => host === 'localhost' || host.startsWith('127.') || host === '::1';
+
+/** The metaserver address jobs dial: a wildcard bind is reached through this machine's hostname. */
+export function jobsMetaserverUrl(url: string, bindHost: string): string {
+  if (bindHost !== '0.0.0.0' && bindHost !== '::') return url;
+  const port = new URL(url).port;
+  return `ws://${hostname()}:${port}`;
 }
 
 export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
@@ -80,10 +105,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
     return summary;
   }
 
-  const schedule = scheduleFor(o.parallel);
+  const executor = o.executor ?? 'local';
+  if (executor === 'slurm') checkSlurm();
+  const schedule = executor === 'slurm' ? slurmSchedule(o.parallel, pending.length) : scheduleFor(o.parallel);
   const logs = join(o.results, 'logs');
   mkdirSync(logs, { recursive: true });
-  const metaserver = await startMetaserver({ port: 0, log: (l) => appendFileSync(join(logs, 'metaserver.log'), `${l}\n`) });
+  const bindHost = o.metaserverHost ?? '127.0.0.1';
+  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: (l) => appendFileSync(join(logs, 'metaserver.log'), `${l}\n`) });
+  const metaserverUrl = jobsMetaserverUrl(metaserver.url, bindHost);
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
   const started = Date.now();
   const startedIso = new Date(started).toISOString();
@@ -131,9 +160,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
       running.set(run.key, view);
       progress.event(`start ${run.key}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
       refresh();
-      outcome = await runOne({
+      const runOptions: RunOneOptions = {
         run,
-        metaserver: metaserver.url,
+        metaserver: metaserverUrl,
         results: o.results,
         token,
         timeoutS: o.timeoutS,
@@ -153,7 +182,21 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
           refresh();
         },
         onEvent: (line) => progress.event(line),
-      });
+      };
+      outcome =
+        executor === 'slurm'
+          ? await runSlurm({
+              ...runOptions,
+              slurmArgs: o.slurmArgs ?? [],
+              aggregatorHost: isLoopback(bindHost) ? 'loopback' : 'hostname',
+              onJobState: (id, state) => {
+                if (!o.tty) progress.event(`slurm ${run.key}: job ${id} ${state}`);
+                if (state === 'PENDING') view.state = 'queued in slurm';
+                else if (view.state === 'queued in slurm') view.state = 'starting';
+                refresh();
+              },
+            })
+          : await runOne(runOptions);
       if (outcome.status !== 'failed') break;
       progress.event(`fail  ${run.key}: ${outcome.reason}${attempt <= o.retries ? '; retrying' : ''}`);
     }
@@ -171,7 +214,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
     refresh();
   };
 
-  const onAbort = () => progress.event(`stop: ending ${running.size} running runs (they resume next time); Ctrl-C again to kill them at once`);
+  const onAbort = () =>
+    progress.event(
+      executor === 'slurm'
+        ? `stop: cancelling ${running.size} Slurm jobs (scancel; they resume next time); Ctrl-C again to exit at once (the jobs are still cancelled)`
+        : `stop: ending ${running.size} running runs (they resume next time); Ctrl-C again to kill them at once`,
+    );
   o.signal.addEventListener('abort', onAbort, { once: true });
   try {
     await runPool(pending, { capacity: schedule.capacity, cost: schedule.cost, signal: o.signal }, execute);
