@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from './config.ts';
 import { FedsliceError } from './errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
+import { registerWasmMatMul } from './matmul-kernel.ts';
 
 export type ChosenBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -112,7 +113,10 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
     }
     await tf.ready();
     // on cpu they stay opt-in (registerConvGradKernels('cpu')): its own kernels are the reference they are tested against
-    if (name === 'wasm') registerConvGradKernels('wasm');
+    if (name === 'wasm') {
+      registerConvGradKernels('wasm');
+      registerWasmMatMul();
+    }
     current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs };
     if (printed !== name) {
       process.stderr.write(`fedslice: backend ${name} (${r.detail})\n`);
