@@ -43,6 +43,25 @@ def rate(step, n, batch):
     return n * batch / (time.perf_counter() - start)
 
 
+def profile(step, n, width):
+    """Self CPU time per operator over n training steps, as a markdown table (ms per step)."""
+    from torch.profiler import ProfilerActivity, profile as run_profiled
+    step()
+    start = time.perf_counter()
+    with run_profiled(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            step()
+    wall = (time.perf_counter() - start) * 1000 / n
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    print(f'PyTorch {torch.__version__}, {torch.get_num_threads()} threads, width {width}: wall {wall:.1f} ms/step (profiling included)')
+    print('| operator | calls/step | self ms/step | share of wall |\n|---|---:|---:|---:|')
+    for e in rows:
+        ms = e.self_cpu_time_total / 1000 / n
+        if ms / wall < 0.005:
+            continue
+        print(f'| {e.key} | {e.count / n:.0f} | {ms:.2f} | {100 * ms / wall:.1f}% |')
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--widths', default='0.125,0.25,1')
@@ -50,6 +69,7 @@ def main():
     p.add_argument('--full-steps', type=int, default=2)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--classes', type=int, default=100)
+    p.add_argument('--profile', action='store_true', help='print the per-operator time of a training step (torch.profiler) instead')
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -65,6 +85,9 @@ def main():
             F.nll_loss(model(x), y).backward()
             opt.step()
 
+        if a.profile:
+            profile(train_step, steps, width)
+            continue
         xi = torch.randn(100, 3, 32, 32)
 
         def infer_step():

@@ -3,9 +3,13 @@
  * backend, against the same model in PyTorch where Debian's python3-torch is installed, and the
  * pure-JS cpu backend against wasm + conv-gradient kernels at width 1/8.
  *
- *   node --import tsx bench/train-throughput.ts [--widths 0.125,0.25,1] [--steps N] [--backend auto]
+ *   node --import tsx bench/train-throughput.ts [--widths 0.125,0.25,1] [--steps N] [--backend auto] [--threads auto]
+ *
+ * Each width is timed on fedslice and then at once on PyTorch, so both see about the same load;
+ * the load average is printed with the table. --threads sets FEDSLICE_WASM_THREADS for this run.
  */
 import { spawnSync } from 'node:child_process';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -81,8 +85,7 @@ async function inferRate(width: number, steps: number): Promise<number> {
 }
 
 function torchRates(widths: number[], steps: number): Map<number, Rates> | string {
-  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return 'PyTorch not found (install Debian python3-torch to compare); skipping the comparison';
+  if (!torchAvailable()) return 'PyTorch not found (install Debian python3-torch to compare); skipping the comparison';
   const script = fileURLToPath(new URL('./torch_throughput.py', import.meta.url));
   const r = spawnSync(
     PYTHON,
@@ -94,6 +97,12 @@ function torchRates(widths: number[], steps: number): Map<number, Rates> | strin
   return new Map(rows.map((row) => [row.width, { train: row.train, infer: row.infer }]));
 }
 
+let torchProbe: boolean | undefined;
+function torchAvailable(): boolean {
+  torchProbe ??= spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  return torchProbe;
+}
+
 const fmt = (v: number | undefined, digits = 1) => (v === undefined ? '-' : v.toFixed(digits));
 const pad = (s: string, n: number) => s.padStart(n);
 
@@ -103,25 +112,33 @@ async function main(): Promise<void> {
       widths: { type: 'string', default: '0.125,0.25,1' },
       steps: { type: 'string', default: '10' },
       backend: { type: 'string', default: 'auto' },
+      threads: { type: 'string', default: 'auto' },
       'no-baseline': { type: 'boolean', default: false },
     },
   });
+  process.env.FEDSLICE_WASM_THREADS = values.threads;
   const widths = values.widths.split(',').map(Number);
   const steps = Number(values.steps);
   if (widths.some((w) => !(w > 0 && w <= 1)) || !(steps >= 1)) {
     throw new Error('--widths takes numbers in (0, 1] such as 0.125,0.25,1 and --steps a positive integer');
   }
   const info = await initBackend(values.backend as BackendName);
+  const loadBefore = loadavg()[0];
   const ours = new Map<number, Rates>();
+  const torchRows = new Map<number, Rates>();
+  let torch: Map<number, Rates> | string = torchRows;
   for (const w of widths) {
     const n = stepsFor(w, steps);
     ours.set(w, { train: await trainRate(w, n), infer: await inferRate(w, n) });
+    const t = torchRates([w], steps);
+    if (typeof t === 'string') torch = t;
+    else if (typeof torch !== 'string') torchRows.set(w, t.get(w)!);
     process.stderr.write(`  width ${w}: done\n`);
   }
-  const torch = torchRates(widths, steps);
+  const loadAfter = loadavg()[0];
 
   console.log(`\nimages/s, train batch ${TRAIN_BATCH} (Adam, dropout, augment), inference batch ${INFER_BATCH}; ${CLASSES} classes`);
-  console.log(`fedslice backend: ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}`);
+  console.log(`fedslice backend: ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}; PyTorch on 2 threads; load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
   if (typeof torch === 'string') console.log(torch);
   console.log(['width', 'train', 'infer', 'torch train', 'torch infer', 'train ratio', 'infer ratio'].map((h) => pad(h, 12)).join(''));
   for (const w of widths) {

@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from './config.ts';
 import { FedsliceError } from './errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
+import { registerWasmMatMul } from './matmul-kernel.ts';
+import { requestedWasmThreads, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
 
 export type ChosenBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -67,14 +69,15 @@ async function tryNode(which: 'tensorflow-gpu' | 'tensorflow'): Promise<string |
 }
 
 async function tryWasm(): Promise<string | { detail: string }> {
+  const asked = requestedWasmThreads();
+  if (typeof asked === 'string') throw new FedsliceError('FEDSLICE_ERR_BACKEND', asked);
   try {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    if (!(await tf.setBackend('wasm'))) return 'the wasm backend did not initialise';
+    if (!(await withWasmThreads(asked, wasm.setThreadsCount, () => tf.setBackend('wasm')))) return 'the wasm backend did not initialise';
+    unrefWasmWorkers();
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const threads = wasm.getThreadsCount();
-    const multi = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
-    const threadText =
-      threads > 1 ? `${threads} threads` : multi ? '1 thread' : '1 thread, multithreading off under Node in tfjs 4.22';
+    const threadText = threads > 1 ? `${threads} threads` : `1 thread${asked > 1 ? ` (${asked} asked)` : ''}`;
     return { detail: `${simd ? 'simd' : 'no simd'}, ${threadText}` };
   } catch (e) {
     return `@tensorflow/tfjs-backend-wasm failed to load: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
@@ -112,7 +115,10 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
     }
     await tf.ready();
     // on cpu they stay opt-in (registerConvGradKernels('cpu')): its own kernels are the reference they are tested against
-    if (name === 'wasm') registerConvGradKernels('wasm');
+    if (name === 'wasm') {
+      registerConvGradKernels('wasm');
+      registerWasmMatMul();
+    }
     current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs };
     if (printed !== name) {
       process.stderr.write(`fedslice: backend ${name} (${r.detail})\n`);

@@ -1,0 +1,86 @@
+/**
+ * BatchMatMul for the wasm backend without its slow transposed paths. tfjs-backend-wasm 4.22 runs
+ * a plain product on XNNPACK but a transposed operand through much slower code: for the
+ * [32,512] x [512,512] products of a width-1/8 fully connected layer, a^T b took ~20x and a b^T
+ * ~4x the time of a b (bench/profile-step.ts), and the gradients of every matMul are exactly
+ * those two. Here the transposed operand is transposed explicitly (a cheap copy) and the product
+ * runs untransposed: a^T b = (T a) b; a b^T = (T b-side) or (b (T a))^T, whichever copies fewer
+ * floats. Batched products (batch > 1) go to the backend's own kernel unchanged.
+ */
+import { BatchMatMul, getKernel, registerKernel, Transpose, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs';
+
+interface Args {
+  inputs: { a: TensorInfo; b: TensorInfo };
+  backend: KernelBackend;
+  attrs: { transposeA: boolean; transposeB: boolean };
+}
+
+let original: KernelConfig | undefined;
+
+const view = (t: TensorInfo, shape: number[]): TensorInfo => ({ dataId: t.dataId, shape, dtype: t.dtype });
+const batchOf = (t: TensorInfo) => t.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+
+function call(kernel: KernelConfig, backend: KernelBackend, inputs: Record<string, TensorInfo>, attrs: NamedAttrMap): TensorInfo {
+  return kernel.kernelFunc({ inputs, backend, attrs } as Parameters<KernelFunc>[0]) as TensorInfo;
+}
+
+function makeKernel(own: KernelConfig, transpose: KernelConfig): KernelFunc {
+  return (params) => {
+    const { inputs, backend, attrs } = params as unknown as Args;
+    const { a, b } = inputs;
+    const { transposeA, transposeB } = attrs;
+    if ((!transposeA && !transposeB) || batchOf(a) !== 1 || batchOf(b) !== 1 || a.dtype !== 'float32') {
+      return call(own, backend, inputs as unknown as Record<string, TensorInfo>, attrs as unknown as NamedAttrMap);
+    }
+    const [ar, ac] = a.shape.slice(-2);
+    const [br, bc] = b.shape.slice(-2);
+    const outer = (a.shape.length >= b.shape.length ? a : b).shape.slice(0, -2);
+    const temps: TensorInfo[] = [];
+    const T = (x: TensorInfo): TensorInfo => {
+      const t = call(transpose, backend, { x }, { perm: [1, 0] } as unknown as NamedAttrMap);
+      temps.push(t);
+      return t;
+    };
+    const mm = (x: TensorInfo, y: TensorInfo): TensorInfo =>
+      call(own, backend, { a: x, b: y }, { transposeA: false, transposeB: false } as unknown as NamedAttrMap);
+    const a2 = view(a, [ar, ac]);
+    const b2 = view(b, [br, bc]);
+    // the left operand as [M, K]
+    const left = () => (transposeA ? T(a2) : a2);
+    const [m, k] = transposeA ? [ac, ar] : [ar, ac];
+    let out: TensorInfo;
+    if (!transposeB) {
+      out = mm(left(), b2);
+    } else if (m * k + m * br < k * br) {
+      // b is [N, K]: a b^T = (b a^T)^T copies a and the output instead of the larger b
+      const leftT = transposeA ? a2 : T(a2);
+      const prod = mm(b2, leftT);
+      temps.push(prod);
+      out = call(transpose, backend, { x: prod }, { perm: [1, 0] } as unknown as NamedAttrMap);
+    } else {
+      out = mm(left(), T(b2));
+    }
+    for (const t of temps) backend.disposeData(t.dataId);
+    out.shape = [...outer, m, transposeB ? br : bc];
+    return out;
+  };
+}
+
+/** Replace wasm's BatchMatMul with the version above (idempotent). */
+export function registerWasmMatMul(): void {
+  if (original) return;
+  const own = getKernel(BatchMatMul, 'wasm');
+  const transpose = getKernel(Transpose, 'wasm');
+  if (!own || !transpose) return;
+  original = own;
+  unregisterKernel(BatchMatMul, 'wasm');
+  registerKernel({ kernelName: BatchMatMul, backendName: 'wasm', kernelFunc: makeKernel(own, transpose) });
+}
+
+/** Put wasm's own BatchMatMul back (for comparisons). */
+export function unregisterWasmMatMul(): void {
+  if (!original) return;
+  unregisterKernel(BatchMatMul, 'wasm');
+  registerKernel(original);
+  original = undefined;
+}

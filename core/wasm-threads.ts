@@ -1,0 +1,55 @@
+/**
+ * Multithreaded wasm under Node. tfjs-backend-wasm 4.22 turns threads off under Node and, were
+ * they on, would start emscripten's pthread workers from blob: URLs, which Node's worker_threads
+ * cannot open; its C++ side also caps the pool at os.cpus().length / 2 (1 on a 2-core machine).
+ * Before the backend initialises we therefore: declare threads supported, have the worker blob's
+ * URL resolve to core/wasm-pthread-worker.cjs (a worker file on disk that loads the threaded
+ * module from disk), and report enough cores for the count asked. The pool's threads are unref'd
+ * so they never keep a finished process alive.
+ */
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+
+const WORKER_FILE = new URL('./wasm-pthread-worker.cjs', import.meta.url).pathname;
+
+/** Threads to ask for: FEDSLICE_WASM_THREADS (a count, or "auto" for every core), default 1. */
+export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env): number | string {
+  const raw = (env.FEDSLICE_WASM_THREADS ?? '1').trim();
+  if (raw === 'auto') return Math.max(1, os.availableParallelism());
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 8) return `FEDSLICE_WASM_THREADS must be "auto" or a whole number from 1 to 8, got '${raw}'`;
+  return n;
+}
+
+/**
+ * Run `init` (the backend's initialisation) with `threads` pthreads available to XNNPACK. With 1
+ * the single-threaded SIMD build is used as before.
+ */
+export async function withWasmThreads<T>(threads: number, setThreadsCount: (n: number) => void, init: () => Promise<T>): Promise<T> {
+  if (threads <= 1) return init();
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  setThreadsCount(threads);
+  const createObjectURL = URL.createObjectURL;
+  const cpus = os.cpus;
+  const real = cpus();
+  URL.createObjectURL = (obj: Blob | MediaSource) =>
+    obj instanceof Blob && obj.type === 'application/javascript' ? WORKER_FILE : createObjectURL(obj as Blob);
+  // the wasm side uses min(asked, logical cores / 2) threads
+  os.cpus = () => Array.from({ length: 2 * threads }, (_, i) => real[i % real.length]);
+  try {
+    return await init();
+  } finally {
+    URL.createObjectURL = createObjectURL;
+    os.cpus = cpus;
+  }
+}
+
+interface EmscriptenWorkers {
+  PThread?: { runningWorkers: Array<{ unref(): void }>; unusedWorkers: Array<{ unref(): void }> };
+}
+
+/** Let the process exit while the pool's threads idle (emscripten refs a worker while it runs). */
+export function unrefWasmWorkers(): void {
+  const module = (tf.backend() as unknown as { wasm?: EmscriptenWorkers }).wasm;
+  for (const w of [...(module?.PThread?.runningWorkers ?? []), ...(module?.PThread?.unusedWorkers ?? [])]) w.unref();
+}

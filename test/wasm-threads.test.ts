@@ -1,0 +1,66 @@
+/** FEDSLICE_WASM_THREADS: a real two-thread wasm pool under Node, same results as one thread, no hang at exit, clear error on a bad value. */
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { requestedWasmThreads } from '../core/wasm-threads.ts';
+
+/** A child process that trains nothing but runs a conv and a matMul and prints a checksum of the results. */
+function runChild(threads: string): { status: number | null; stdout: string; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'fedslice-threads-'));
+  const script = join(dir, 'threads.mts');
+  const backend = new URL(`file://${resolve('core/backend.ts')}`).href;
+  const rng = new URL(`file://${resolve('core/rng.ts')}`).href;
+  const tfjs = pathToFileURL(createRequire(import.meta.url).resolve('@tensorflow/tfjs')).href;
+  writeFileSync(
+    script,
+    `import * as tf from '${tfjs}';
+import { initBackend } from '${backend}';
+import { Rng } from '${rng}';
+const info = await initBackend('wasm');
+const r = new Rng(1);
+const x = tf.tensor4d(Float32Array.from({ length: 8 * 16 * 16 * 8 }, () => r.normal()), [8, 16, 16, 8]);
+const w = tf.tensor4d(Float32Array.from({ length: 3 * 3 * 8 * 16 }, () => r.normal()), [3, 3, 8, 16]);
+const y = tf.conv2d(x, w, 1, 'same');
+const z = tf.matMul(tf.reshape(y, [8, -1]), tf.reshape(y, [8, -1]), false, true);
+console.log(JSON.stringify({ detail: info.detail, sum: Array.from(z.dataSync()).map((v) => v.toFixed(2)).join(',') }));
+`,
+  );
+  // no explicit exit: the process must end on its own with the pool's threads idle
+  return spawnSync(process.execPath, ['--import', 'tsx', script], {
+    encoding: 'utf8',
+    cwd: process.cwd(),
+    env: { ...process.env, FEDSLICE_WASM_THREADS: threads },
+    timeout: 60_000,
+  });
+}
+
+describe('wasm threads', () => {
+  it('parses FEDSLICE_WASM_THREADS', () => {
+    expect(requestedWasmThreads({})).toBe(1);
+    expect(requestedWasmThreads({ FEDSLICE_WASM_THREADS: '2' })).toBe(2);
+    expect(requestedWasmThreads({ FEDSLICE_WASM_THREADS: 'auto' })).toBeGreaterThanOrEqual(1);
+    expect(requestedWasmThreads({ FEDSLICE_WASM_THREADS: 'two' })).toMatch(/FEDSLICE_WASM_THREADS must be "auto" or a whole number from 1 to 8, got 'two'/);
+  });
+
+  it('two threads start under Node, compute what one thread computes, and the process exits by itself', () => {
+    const one = runChild('1');
+    const two = runChild('2');
+    expect(one.status, one.stderr).toBe(0);
+    expect(two.status, two.stderr).toBe(0);
+    const a = JSON.parse(one.stdout) as { detail: string; sum: string };
+    const b = JSON.parse(two.stdout) as { detail: string; sum: string };
+    expect(a.detail).toBe('simd, 1 thread');
+    expect(b.detail).toBe('simd, 2 threads');
+    expect(b.sum).toBe(a.sum);
+  }, 120_000);
+
+  it('a bad FEDSLICE_WASM_THREADS is one clear error', () => {
+    const r = runChild('lots');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/FEDSLICE_WASM_THREADS must be "auto" or a whole number from 1 to 8, got 'lots'/);
+  });
+});
