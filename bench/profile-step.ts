@@ -5,7 +5,10 @@
  * profiled wall time, and the time spent outside kernels (JS: batch filling, dropout masks,
  * tape bookkeeping, copies into the wasm heap).
  *
- *   node --import tsx bench/profile-step.ts [--width 0.125] [--steps 5] [--backend wasm] [--shapes]
+ *   node --import tsx bench/profile-step.ts [--width 0.125] [--steps 5] [--backend wasm] [--shapes] [--stock]
+ *
+ * --stock puts back wasm's own BatchMatMul and MaxPoolGrad (the before of core/matmul-kernel.ts
+ * and core/maxpool-grad-kernel.ts); FEDSLICE_WASM_THREADS sets the threads.
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -13,6 +16,8 @@ import { initBackend } from '../core/backend.ts';
 import type { BackendName } from '../core/config.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
 import { initialWeights } from '../core/init.ts';
+import { unregisterWasmMatMul } from '../core/matmul-kernel.ts';
+import { unregisterWasmMaxPoolGrad } from '../core/maxpool-grad-kernel.ts';
 import { alexnetLayers } from '../core/model-spec.ts';
 import { range } from '../core/rng.ts';
 import { trainLocal, type TrainHyper } from '../core/train.ts';
@@ -33,12 +38,17 @@ async function main(): Promise<void> {
       steps: { type: 'string', default: '5' },
       backend: { type: 'string', default: 'wasm' },
       shapes: { type: 'boolean', default: false },
+      stock: { type: 'boolean', default: false },
     },
   });
   const width = Number(values.width);
   const steps = Number(values.steps);
   if (!(width > 0 && width <= 1) || !(steps >= 1)) throw new Error('--width takes a number in (0, 1] and --steps a positive integer');
   const info = await initBackend(values.backend as BackendName);
+  if (values.stock) {
+    unregisterWasmMatMul();
+    unregisterWasmMaxPoolGrad();
+  }
   const layers = alexnetLayers({ width, numClasses: CLASSES });
   const sets = generateSynthetic({ numClasses: CLASSES, trainCount: BATCH * steps, testCount: 1, seed: 1 });
   const run = (n: number) => {
@@ -65,7 +75,7 @@ async function main(): Promise<void> {
   const sorted = [...rows.values()].sort((a, b) => b.ms - a.ms);
   const kernelMs = sorted.reduce((s, r) => s + r.ms, 0);
   console.log(`per-kernel time of one training step, width ${width}, batch ${BATCH}, mean of ${steps} steps`);
-  console.log(`backend ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}; wall ${(wallMs / steps).toFixed(1)} ms/step = ${((BATCH * steps * 1000) / wallMs).toFixed(1)} images/s (profiling included)`);
+  console.log(`backend ${info.name} (${info.detail}${values.stock ? ", wasm's own BatchMatMul and MaxPoolGrad" : ''}), tfjs ${info.tfjsVersion}; wall ${(wallMs / steps).toFixed(1)} ms/step = ${((BATCH * steps * 1000) / wallMs).toFixed(1)} images/s (profiling included)`);
   console.log(`\n| kernel | calls/step | ms/step | share of wall |\n|---|---:|---:|---:|`);
   const line = (key: string, calls: number, ms: number) =>
     console.log(`| ${key} | ${(calls / steps).toFixed(0)} | ${(ms / steps).toFixed(2)} | ${((100 * ms) / wallMs).toFixed(1)}% |`);

@@ -10,6 +10,7 @@ import type { BackendName } from './config.ts';
 import { FedsliceError } from './errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
+import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
 import { requestedWasmThreads, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
 
 export type ChosenBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -118,6 +119,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
     if (name === 'wasm') {
       registerConvGradKernels('wasm');
       registerWasmMatMul();
+      registerWasmMaxPoolGrad();
     }
     current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs };
     if (printed !== name) {

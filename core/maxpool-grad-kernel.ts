@@ -1,0 +1,94 @@
+/**
+ * MaxPoolGrad for the wasm backend's 2x2, stride-2, 'valid' pooling (every pool of the AlexNet),
+ * written over the wasm heap directly. wasm's own kernel walks a general window per output and
+ * took ~7% of a width-1/8 training step (bench/profile-step.ts). Each input position gets the
+ * upstream gradient of its window if it is the window's first maximum in row-major order (the
+ * rule tfjs's kernels use), else 0. Other configurations go to wasm's own kernel.
+ */
+import { getKernel, MaxPoolGrad, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+
+interface WasmBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+interface Args {
+  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
+  backend: WasmBackend;
+  attrs: { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
+}
+
+let original: KernelConfig | undefined;
+
+const pair = (v: number | [number, number]) => (Array.isArray(v) ? v : [v, v]);
+
+function is2x2Stride2Valid({ inputs, attrs }: Args): boolean {
+  const [fh, fw] = pair(attrs.filterSize);
+  const [sh, sw] = pair(attrs.strides);
+  const [b, h, w, c] = inputs.input.shape;
+  const dy = inputs.dy.shape;
+  return (
+    fh === 2 && fw === 2 && sh === 2 && sw === 2 && attrs.pad === 'valid' && inputs.input.dtype === 'float32' &&
+    h % 2 === 0 && w % 2 === 0 && dy[0] === b && dy[1] === h / 2 && dy[2] === w / 2 && dy[3] === c
+  );
+}
+
+function maxPoolGrad2x2(own: KernelConfig): KernelFunc {
+  return (params) => {
+    const args = params as unknown as Args;
+    if (!is2x2Stride2Valid(args)) return own.kernelFunc(params) as TensorInfo;
+    const { backend, inputs } = args;
+    const [b, h, w, c] = inputs.input.shape;
+    const out = backend.makeOutput([b, h, w, c], 'float32');
+    // views are taken after makeOutput: an allocation may grow the heap and detach older views
+    const x = backend.typedArrayFromHeap(inputs.input);
+    const dy = backend.typedArrayFromHeap(inputs.dy);
+    const dx = backend.typedArrayFromHeap(out);
+    const ho = h / 2;
+    const wo = w / 2;
+    const row = w * c;
+    for (let n = 0; n < b; n++) {
+      for (let i = 0; i < ho; i++) {
+        const top = (n * h + 2 * i) * row;
+        const bottom = top + row;
+        const g = (n * ho + i) * wo * c;
+        for (let j = 0; j < wo; j++) {
+          for (let k = 0; k < c; k++) {
+            const p00 = top + 2 * j * c + k;
+            const p01 = p00 + c;
+            const p10 = bottom + 2 * j * c + k;
+            const p11 = p10 + c;
+            let best = p00;
+            if (x[p01] > x[best]) best = p01;
+            if (x[p10] > x[best]) best = p10;
+            if (x[p11] > x[best]) best = p11;
+            dx[p00] = 0;
+            dx[p01] = 0;
+            dx[p10] = 0;
+            dx[p11] = 0;
+            dx[best] = dy[g + j * c + k];
+          }
+        }
+      }
+    }
+    return out;
+  };
+}
+
+/** Replace wasm's MaxPoolGrad with the 2x2 version above (idempotent). */
+export function registerWasmMaxPoolGrad(): void {
+  if (original) return;
+  const own = getKernel(MaxPoolGrad, 'wasm');
+  if (!own) return;
+  original = own;
+  unregisterKernel(MaxPoolGrad, 'wasm');
+  registerKernel({ kernelName: MaxPoolGrad, backendName: 'wasm', kernelFunc: maxPoolGrad2x2(own) });
+}
+
+/** Put wasm's own MaxPoolGrad back (for comparisons). */
+export function unregisterWasmMaxPoolGrad(): void {
+  if (!original) return;
+  unregisterKernel(MaxPoolGrad, 'wasm');
+  registerKernel(original);
+  original = undefined;
+}
