@@ -21,33 +21,33 @@ export function register(program: Command): void {
     .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN, else a random one is made and printed)')
     .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu');
   clientTlsOptions(serverTlsOptions(cmd)).action(async (opts) => {
-      const tls = loadServerTls(opts);
-      const clientTls = loadClientTls(opts);
-      const advertise = advertisedHost(opts.host, opts.advertise);
-      const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
-      const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
-      if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
-      const job = opts.job ?? config.name;
-      const { runAggregator } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
-      await runRole('aggregator', (signal) =>
-        runAggregator({
-          config,
-          metaserver: urlOption(opts.metaserver),
-          job,
-          token,
-          results: opts.results,
-          resume: Boolean(opts.resume),
-          force: Boolean(opts.force),
-          host: opts.host,
-          port: opts.port,
-          ...(advertise ? { advertise } : {}),
-          ...(tls ? { tls } : {}),
-          clientTls,
-          signal,
-          log,
-        }),
-      );
-    });
+    const tls = loadServerTls(opts);
+    const clientTls = loadClientTls(opts);
+    const advertise = advertisedHost(opts.host, opts.advertise);
+    const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
+    const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
+    if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
+    const job = opts.job ?? config.name;
+    const { runAggregator } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
+    await runRole('aggregator', (signal) =>
+      runAggregator({
+        config,
+        metaserver: urlOption(opts.metaserver),
+        job,
+        token,
+        results: opts.results,
+        resume: Boolean(opts.resume),
+        force: Boolean(opts.force),
+        host: opts.host,
+        port: opts.port,
+        ...(advertise ? { advertise } : {}),
+        ...(tls ? { tls } : {}),
+        clientTls,
+        signal,
+        log,
+      }),
+    );
+  });
 }
 
 /** The host put into the trainer-server URL registered with the metaserver. */

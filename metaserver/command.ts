@@ -12,23 +12,23 @@ export function register(program: Command): void {
     .option('--port <n>', 'port to listen on (0: the OS picks one)', intOption('--port'), 9100)
     .option('--ping-interval <ms>', 'liveness ping interval; a peer that misses one pong is dropped', intOption('--ping-interval', 100), 5000);
   serverTlsOptions(cmd).action(async (opts: { host: string; port: number; pingInterval: number; tlsCert?: string; tlsKey?: string }) => {
-      const tls = loadServerTls(opts);
-      let server;
-      try {
-        server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, ...(tls ? { tls } : {}), log });
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new FedsliceError('FEDSLICE_ERR_LISTEN', `cannot listen on ${opts.host}:${opts.port} (${code ?? (e as Error).message}); pick another --port or stop what holds it`);
-      }
-      log(`metaserver: listening on ${server.url}`);
-      const srv = server;
-      await new Promise<void>((resolve) => {
-        const stop = (sig: string) => {
-          log(`metaserver: ${sig}: shutting down`);
-          void srv.close().then(resolve);
-        };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
-      });
+    const tls = loadServerTls(opts);
+    let server;
+    try {
+      server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, ...(tls ? { tls } : {}), log });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new FedsliceError('FEDSLICE_ERR_LISTEN', `cannot listen on ${opts.host}:${opts.port} (${code ?? (e as Error).message}); pick another --port or stop what holds it`);
+    }
+    log(`metaserver: listening on ${server.url}`);
+    const srv = server;
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        log(`metaserver: ${sig}: shutting down`);
+        void srv.close().then(resolve);
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
     });
+  });
 }

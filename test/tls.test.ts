@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../core/results-types.ts';
 import { loadClientTls, loadServerTls } from '../core/tls.ts';
+import { makeCerts } from '../certs/make.ts';
+import { startMetaserver } from '../metaserver/server.ts';
+import { connectMetaserver } from '../metaserver/client.ts';
 import { jsonl, startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
 import { makeTestData, writeConfig } from './helpers/experiment.ts';
 
@@ -54,6 +57,12 @@ describe('fedslice certs', () => {
     expect(loadClientTls({ tlsCa: ca() }).ca?.length).toBeGreaterThan(0);
   });
 
+  it('says so when openssl is missing', () => {
+    expect(() => makeCerts({ out: join(dir, 'no-openssl'), hosts: ['localhost'], days: 1, force: false, openssl: join(dir, 'no-such-openssl') })).toThrow(
+      /no-such-openssl` was not found; install OpenSSL/,
+    );
+  });
+
   it('refuses to overwrite without --force', async () => {
     const again = startRole('certs again', ['certs', '--out', certs]);
     expect((await again.exited).code).toBe(1);
@@ -66,6 +75,18 @@ describe('server TLS options', () => {
     const m = startRole('mismatched', ['metaserver', '--port', '0', '--tls-cert', cert(), '--tls-key', join(certs, 'ca-key.pem')]);
     expect((await m.exited).code).toBe(1);
     expect(m.output()).toMatch(/fedslice: error: --tls-key .*ca-key\.pem does not match the certificate --tls-cert .*server\.pem/);
+  });
+
+  it('a wss:// client against a plain ws:// server is told the server does not speak TLS', async () => {
+    const plain = await startMetaserver({ port: 0, log: () => {} });
+    try {
+      const url = plain.url.replace('ws:', 'wss:');
+      await expect(connectMetaserver({ url, job: 'j', role: 'trainer', id: 't', token: 'x', tls: loadClientTls({ tlsCa: ca() }) })).rejects.toThrow(
+        `the server at ${url} does not speak TLS: use ws://, or start it with --tls-cert and --tls-key`,
+      );
+    } finally {
+      await plain.close();
+    }
   });
 
   it('missing files and half a pair are named', () => {

@@ -17,22 +17,22 @@ export function register(program: Command): void {
     .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN)')
     .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu');
   clientTlsOptions(cmd).action(async (opts) => {
-      const tls = loadClientTls(opts);
-      const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
-      const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
-      const { runTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
-      await runRole('trainer', (signal) =>
-        runTrainer({
-          config,
-          metaserver: urlOption(opts.metaserver),
-          job: opts.job ?? config.name,
-          token,
-          id: opts.id ?? `${hostname()}-${process.pid}`,
-          shard: opts.shard,
-          tls,
-          signal,
-          log,
-        }),
-      );
-    });
+    const tls = loadClientTls(opts);
+    const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
+    const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
+    const { runTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
+    await runRole('trainer', (signal) =>
+      runTrainer({
+        config,
+        metaserver: urlOption(opts.metaserver),
+        job: opts.job ?? config.name,
+        token,
+        id: opts.id ?? `${hostname()}-${process.pid}`,
+        shard: opts.shard,
+        tls,
+        signal,
+        log,
+      }),
+    );
+  });
 }
