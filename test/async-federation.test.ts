@@ -1,10 +1,9 @@
 // Asynchronous federation end to end: a metaserver, an aggregator and three trainers as separate
 // processes over real sockets, one of them a simulated straggler.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RoundRecord, RunRecord } from '../core/results-types.ts';
-import { startRole, stopAll, tempDir, type Role, jsonl } from './helpers/roles.ts';
-import { makeTestData, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
+import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
+import { makeTestData, type TestConfigOptions } from './helpers/experiment.ts';
+import { runJob as runJobOf } from './helpers/job.ts';
 
 let dir: string;
 let dataDir: string;
@@ -19,22 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => stopAll());
 
-async function runJob(name: string, o: Omit<TestConfigOptions, 'dataDir' | 'name'>) {
-  const cfg = writeConfig(dir, `${name}.json`, { ...o, dataDir, name });
-  const results = join(dir, `results-${name}`);
-  const env = { FEDSLICE_TOKEN: `token-${name}` };
-  const agg = startRole('aggregator', ['aggregator', '--config', cfg, '--metaserver', metaUrl, '--results', results], env);
-  const trainers = Array.from({ length: o.worldSize ?? 2 }, (_, i) =>
-    startRole(`trainer ${i}`, ['trainer', '--config', cfg, '--metaserver', metaUrl, '--id', `${name}-t${i}`, '--shard', String(i)], env),
-  );
-  const codes = await Promise.all([agg, ...trainers].map((r) => r.exited.then((e) => e.code)));
-  return {
-    codes,
-    agg,
-    rounds: jsonl<RoundRecord>(join(results, 'rounds.jsonl')),
-    runs: jsonl<RunRecord>(join(results, 'runs.jsonl')),
-  };
-}
+const runJob = (name: string, o: Omit<TestConfigOptions, 'dataDir' | 'name'>) => runJobOf({ dir, dataDir, metaUrl }, name, o, true);
 
 describe('async federation over real processes', () => {
   it('3 trainers, one 4x slower: every update applied once, the straggler staler and weighted less', async () => {

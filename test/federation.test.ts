@@ -3,14 +3,13 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../core/checkpoint.ts';
-import { parseExperiment } from '../core/config.ts';
 import { initialWeights } from '../core/init.ts';
 import { alexnetLayers } from '../core/model-spec.ts';
 import { runKey } from '../core/results-store.ts';
-import type { RoundRecord, RunRecord } from '../core/results-types.ts';
 import { checkpointPath } from '../aggregator/run.ts';
-import { startRole, stopAll, tempDir, type Role, jsonl } from './helpers/roles.ts';
-import { makeTestData, testConfig, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
+import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
+import { makeTestData, type TestConfigOptions } from './helpers/experiment.ts';
+import { runJob as runJobOf } from './helpers/job.ts';
 
 let dir: string;
 let dataDir: string;
@@ -25,26 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => stopAll());
 
-/** Runs one experiment with the real CLI roles and returns its records. */
-async function runJob(name: string, o: Omit<TestConfigOptions, 'dataDir' | 'name'>) {
-  const cfg = writeConfig(dir, `${name}.json`, { ...o, dataDir, name });
-  const results = join(dir, `results-${name}`);
-  const env = { FEDSLICE_TOKEN: `token-${name}` };
-  const agg = startRole('aggregator', ['aggregator', '--config', cfg, '--metaserver', metaUrl, '--results', results], env);
-  const trainers = Array.from({ length: o.worldSize ?? 2 }, (_, i) =>
-    startRole(`trainer ${i}`, ['trainer', '--config', cfg, '--metaserver', metaUrl, '--id', `${name}-t${i}`], env),
-  );
-  const codes = await Promise.all([agg, ...trainers].map((r) => r.exited.then((e) => e.code)));
-  return {
-    codes,
-    agg,
-    trainers,
-    results,
-    rounds: jsonl<RoundRecord>(join(results, 'rounds.jsonl')),
-    runs: jsonl<RunRecord>(join(results, 'runs.jsonl')),
-    config: parseExperiment(testConfig({ ...o, dataDir, name })),
-  };
-}
+const runJob = (name: string, o: Omit<TestConfigOptions, 'dataDir' | 'name'>) => runJobOf({ dir, dataDir, metaUrl }, name, o);
 
 describe('federation over real processes', () => {
   it('slice mode with swap: 2 trainers, 2 rounds, accuracy rises, everything recorded', async () => {
