@@ -23,7 +23,7 @@ const METRIC_NAMES: readonly Metric[] = ['testAccuracy', 'testLoss'];
 export function register(program: Command): void {
   program
     .command('analyze')
-    .description('Tables and charts over the results store: per-configuration statistics, top runs, swap, timing')
+    .description('tables and charts over the results store: per-configuration statistics, top runs, swap, timing, sync vs async')
     .option('--results <dir>', 'results store folder (runs.jsonl, rounds.jsonl)', 'results')
     .option('--no-plots', 'print the tables only; write no chart or report file')
     .option('--out <dir>', 'folder for the charts and report.html (default: <results>/report)')
@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       '\nStatistics use runs that reached their final round; std is the sample std over seeds (n-1), "-" when n = 1.\n' +
-        'Charts: learning-curves, hyperparameters, scaling, time-breakdown (.vl.json, .svg, .png) and report.html.',
+        'Charts: learning-curves, hyperparameters, scaling, time-breakdown, and with async runs sync-vs-async and accuracy-over-time\n(.vl.json, .svg, .png), plus report.html.',
     )
     .action(async (raw: RawOptions) => {
       const opts = await parseOptions(raw);

@@ -16,7 +16,7 @@ function intOption(name: string, min: number) {
 }
 
 export function register(program: Command): void {
-  const data = program.command('data').description('Get, generate and inspect data sets (CIFAR-100, synthetic)');
+  const data = program.command('data').description('get, generate and inspect data sets (CIFAR-100, synthetic)');
 
   data
     .command('download')
