@@ -95,6 +95,9 @@ export class AsyncLoop {
   private readonly taskCount = new Map<number, number>();
   private readonly queue: Arrived[] = [];
   private wake: (() => void) | null = null;
+  /** The pending wait for an update: its timer and how to fail it. */
+  private waiting: { timer: NodeJS.Timeout; reject: (e: Error) => void } | null = null;
+  private cancelled: Error | null = null;
   private dispatched: number;
   private started = false;
   private readonly stats = new Map<number, SlotStats>();
@@ -149,9 +152,9 @@ export class AsyncLoop {
 
   /**
    * Runs until the budget of updates is applied. `idleTimeoutS` bounds the wait for the next
-   * update; `stop` rejects to interrupt.
+   * update; cancel() ends it.
    */
-  async run(idleTimeoutS: number, stop: Promise<never>): Promise<Weights> {
+  async run(idleTimeoutS: number): Promise<Weights> {
     const { settings, o } = this;
     this.started = true;
     for (const h of o.registry.connected()) this.dispatch(h);
@@ -161,7 +164,7 @@ export class AsyncLoop {
     let buffer: Arrived[] = [];
     let windowStart = now();
     while (this.progress.applied + buffer.length < this.budget) {
-      const u = await Promise.race([this.next(idleTimeoutS), stop]);
+      const u = await this.next(idleTimeoutS);
       buffer.push(u);
       const last = this.progress.applied + buffer.length === this.budget;
       if (buffer.length < settings.bufferSize && !last) {
@@ -203,7 +206,7 @@ export class AsyncLoop {
       if (evalDue || this.progress.applied === this.budget) {
         this.progress.round++;
         Object.assign(window, { round: this.progress.round, version: this.progress.version, applied: this.progress.applied, samplesSeen: this.progress.samplesSeen, seconds: now() - windowStart });
-        await Promise.race([o.commit(this.global, window), stop]);
+        await o.commit(this.global, window);
         window = this.newWindow();
         windowStart = now();
       }
@@ -286,12 +289,25 @@ export class AsyncLoop {
     return null;
   }
 
+  /** Stops the run: a pending wait fails with `reason` and its timer goes, so nothing holds the process. */
+  cancel(reason: Error): void {
+    this.cancelled = reason;
+    const w = this.waiting;
+    if (!w) return;
+    clearTimeout(w.timer);
+    this.waiting = null;
+    this.wake = null;
+    w.reject(reason);
+  }
+
   private next(timeoutS: number): Promise<Arrived> {
+    if (this.cancelled) return Promise.reject(this.cancelled);
     const ready = this.queue.shift();
     if (ready) return Promise.resolve(ready);
     return new Promise<Arrived>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.wake = null;
+        this.waiting = null;
         const away = this.o.config.federation.worldSize - this.o.registry.connected().length;
         reject(
           new FedsliceError(
@@ -300,9 +316,11 @@ export class AsyncLoop {
           ),
         );
       }, timeoutS * 1000);
+      this.waiting = { timer, reject };
       this.wake = () => {
         clearTimeout(timer);
         this.wake = null;
+        this.waiting = null;
         resolve(this.queue.shift()!);
       };
     });

@@ -307,14 +307,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
         { version: totals.version, applied: totals.updatesApplied, round: round - 1, samplesSeen: totals.samplesSeen },
       );
       asyncLoop = loop;
-      const stop = new Promise<never>((_, reject) => {
-        const fail = () => reject(new Interrupted(String(o.signal.reason ?? 'signal')));
-        if (o.signal.aborted) fail();
-        else o.signal.addEventListener('abort', fail, { once: true });
-      });
-      stop.catch(() => {});
       try {
-        global = await loop.run(fed.roundTimeoutS, stop);
+        global = await abortable(loop.run(fed.roundTimeoutS), o.signal, () => loop.cancel(new Interrupted('signal')));
       } finally {
         processCounts = loop.summary();
       }
@@ -446,15 +440,16 @@ function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
   return slowdown > 1 ? { slowdown } : {};
 }
 
+/** A run record's `summary` field, left out when there is nothing to say. */
+function summaryOf(summary: Record<string, number>): { summary?: Record<string, number> } {
+  return Object.keys(summary).length ? { summary } : {};
+}
+
 /**
  * The run's figures, the same in every mode and across resumes, from its round records: training
  * time from the initial evaluation to the last (evaluations included), updates applied and their
  * rate, and staleness (0 in sync modes).
  */
-function summaryOf(summary: Record<string, number>): { summary?: Record<string, number> } {
-  return Object.keys(summary).length ? { summary } : {};
-}
-
 export function runSummary(rounds: RoundRecord[]): Record<string, number> {
   const sorted = [...new Map(rounds.map((r) => [r.round, r])).values()].sort((a, b) => a.round - b.round);
   const first = sorted[0];

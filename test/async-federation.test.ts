@@ -1,8 +1,10 @@
 // Asynchronous federation end to end: a metaserver, an aggregator and three trainers as separate
 // processes over real sockets, one of them a simulated straggler.
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
-import { makeTestData, type TestConfigOptions } from './helpers/experiment.ts';
+import type { RunRecord } from '../core/results-types.ts';
+import { jsonl, startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
+import { makeTestData, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
 import { runJob as runJobOf } from './helpers/job.ts';
 
 let dir: string;
@@ -68,6 +70,21 @@ describe('async federation over real processes', () => {
     // per-task training time over trainers: the straggler's tasks are the slowest
     expect(s.taskSecondsMax).toBeGreaterThan(2 * s.taskSecondsMin);
     expect(r.agg.output()).toMatch(/async: \d+ updates to apply \(mixing 0\.8, staleness polynomial, buffer 1, evaluation every 3\)/);
+  });
+
+  it('a Ctrl-C while waiting for updates stops the aggregator at once, recording the run as interrupted', async () => {
+    // roundTimeoutS far beyond the test's limit: an aggregator still holding its wait timer would not exit in time
+    const cfg = writeConfig(dir, 'async-stop.json', { dataDir, name: 'async-stop', worldSize: 1, mode: 'async', rounds: 50, steps: 200, roundTimeoutS: 3600 });
+    const results = join(dir, 'results-async-stop');
+    const env = { FEDSLICE_TOKEN: 'token-async-stop' };
+    const agg = startRole('aggregator', ['aggregator', '--config', cfg, '--metaserver', metaUrl, '--results', results], env);
+    const trainer = startRole('trainer', ['trainer', '--config', cfg, '--metaserver', metaUrl, '--id', 'async-stop-t0'], env);
+    await agg.waitFor(/async: 50 updates to apply/);
+    agg.child.kill('SIGINT');
+    expect((await agg.exited).code).toBe(130);
+    expect(jsonl<RunRecord>(join(results, 'runs.jsonl')).at(-1)!.status).toBe('interrupted');
+    trainer.child.kill('SIGINT');
+    await trainer.exited;
   });
 
   it('buffered (FedBuff): the version advances once per 2 updates', async () => {
