@@ -3,7 +3,7 @@ import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/token.ts';
 import { hostname } from 'node:os';
 import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
-import { loadClientTls, loadServerTls } from '../core/tls.ts';
+import { isWildcardHost, loadClientTls, loadServerTls } from '../core/tls.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -53,7 +53,7 @@ export function register(program: Command): void {
 /** The host put into the trainer-server URL registered with the metaserver. */
 function advertisedHost(host: string, advertise?: string): string | undefined {
   if (advertise) return advertise;
-  if (host !== '0.0.0.0' && host !== '::') return undefined;
+  if (!isWildcardHost(host)) return undefined;
   const name = hostname();
   log(`aggregator: warning: --host ${host} with no --advertise; telling trainers to connect to ${name} (pass --advertise HOST if they cannot resolve it)`);
   return name;

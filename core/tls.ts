@@ -135,6 +135,11 @@ function closeServer(server: NetServer): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
+/** A bind address on every interface: clients must be told another name for this machine. */
+export function isWildcardHost(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
 /** `ws://host:port` / `wss://host:port`, with brackets around an IPv6 literal. */
 export function wsUrl(scheme: 'ws' | 'wss', host: string, port: number): string {
   return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -14,6 +14,7 @@ import { tryLock } from './lock.ts';
 import { endAll } from './processes.ts';
 import { fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
 import { runPool } from './pool.ts';
+import { isWildcardHost, wsUrl } from '../core/tls.ts';
 import { runOne, type RunOneOptions, type RunOutcome } from './run-one.ts';
 import { runSlurm } from './run-slurm.ts';
 import { checkSlurm } from './slurm.ts';
@@ -72,9 +73,8 @@ export const isLoopback = (host: string): boolean => host === 'localhost' || hos
 
 /** The metaserver address jobs dial: a wildcard bind is reached through this machine's hostname. */
 export function jobsMetaserverUrl(url: string, bindHost: string): string {
-  if (bindHost !== '0.0.0.0' && bindHost !== '::') return url;
-  const port = new URL(url).port;
-  return `ws://${hostname()}:${port}`;
+  if (!isWildcardHost(bindHost)) return url;
+  return wsUrl('ws', hostname(), Number(new URL(url).port));
 }
 
 export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
