@@ -7,7 +7,7 @@
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
 import { CONFIG_FIELDS, type ConfigKey, configId, pickConfig } from './fields.ts';
-import { finalRounds, finishedRounds } from './tables.ts';
+import { baselineOf, finalRounds, finishedRounds } from './tables.ts';
 
 const op = aq.op;
 
@@ -92,7 +92,7 @@ export function modeComparison(runs: ColumnTable, rounds: ColumnTable): ModeRow[
     };
   });
   for (const r of rows) {
-    const base = rows.find((b) => b.worldSize === 1 && sameExceptWorldSize(b, r));
+    const base = baselineOf(r, rows);
     r.speedup = base && base.samplesPerSecond > 0 ? r.samplesPerSecond / base.samplesPerSecond : null;
   }
   return rows;
@@ -108,10 +108,6 @@ export function timePoints(rounds: ColumnTable): TimePoint[] {
     .orderby(...CONFIG_FIELDS, 'round')
     .objects()
     .map((r: any) => ({ ...r, config: configId(r) })) as TimePoint[];
-}
-
-function sameExceptWorldSize(a: ConfigKey, b: ConfigKey): boolean {
-  return CONFIG_FIELDS.every((f) => f === 'worldSize' || (f === 'swap' || f === 'layerwiseSwap' ? true : a[f] === b[f]));
 }
 
 function finite(x: number | null | undefined): number | null {

@@ -223,7 +223,7 @@ export function timingStats(rounds: ColumnTable): TimingStats[] {
  * one trainer and sweeps skip them there, so when no exact match exists any W=1 row with the
  * same learning rate, rounds, mode, dataset and width is the baseline.
  */
-function baselineOf<T extends ConfigKey>(r: ConfigKey, rows: readonly T[]): T | undefined {
+export function baselineOf<T extends ConfigKey>(r: ConfigKey, rows: readonly T[]): T | undefined {
   const same = (a: ConfigKey, fields: readonly (keyof ConfigKey)[]) => fields.every((f) => a[f] === r[f]);
   const loose: (keyof ConfigKey)[] = ['learningRate', 'rounds', 'mode', 'dataset', 'width'];
   const ones = rows.filter((x) => x.worldSize === 1 && same(x, loose));
