@@ -12,8 +12,7 @@ import type { AggregationRule } from '../core/aggregation.ts';
 import { addScaledDeltas, asyncSettings, stalenessWeight, type AsyncSettings } from '../core/async-rule.ts';
 import { FedsliceError } from '../core/errors.ts';
 import type { Weights } from '../core/tensor.ts';
-import { checkTensorsMatch, type Message } from '../core/wire.ts';
-import type { TaskHyper } from '../core/wire.ts';
+import { checkUpdateContent, type Message, type TaskHyper } from '../core/wire.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { TaskTimes } from './task-times.ts';
 
@@ -280,13 +279,7 @@ export class AsyncLoop {
     if (!task) return `slot ${h.slot} holds no task (a duplicate or late update)`;
     if (msg.version !== task.version) return `version ${msg.version ?? '(none)'} is not the version ${task.version} this trainer was given`;
     if (msg.round !== this.taskCount.get(h.slot)) return `task ${msg.round} is not the task ${this.taskCount.get(h.slot)} this trainer holds`;
-    if (!Number.isInteger(msg.numSamples) || msg.numSamples <= 0) return `numSamples ${msg.numSamples} is not a positive integer`;
-    const a = this.o.rule.assign(h.slot, msg.round);
-    const mismatch = checkTensorsMatch(this.o.rule.expectedShapes(a), msg.delta);
-    if (mismatch) return mismatch;
-    const m = msg.metrics;
-    if (![m.trainLoss, m.trainSeconds, m.samplesPerSecond].every(Number.isFinite)) return 'metrics are not finite numbers';
-    return null;
+    return checkUpdateContent(msg, this.o.rule.expectedShapes(this.o.rule.assign(h.slot, msg.round)));
   }
 
   /** Stops the run: a pending wait fails with `reason` and its timer goes, so nothing holds the process. */

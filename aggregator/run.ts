@@ -21,7 +21,7 @@ import { ResultsStore, runKey, runKeyFields } from '../core/results-store.ts';
 import type { RoundRecord, RunRecord } from '../core/results-types.ts';
 import { runEnvironment } from '../core/environment.ts';
 import { readCheckpoint, writeCheckpoint } from '../core/checkpoint.ts';
-import { checkTensorsMatch, maxFrameBytes, type Message } from '../core/wire.ts';
+import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
@@ -537,12 +537,7 @@ function checkUpdate(
   const a = assignments.get(h.slot);
   if (!a) return `slot ${h.slot} has no task this round`;
   if (msg.rank !== a.rank) return `rank ${msg.rank} is not the rank ${a.rank} this trainer was given`;
-  if (!Number.isInteger(msg.numSamples) || msg.numSamples <= 0) return `numSamples ${msg.numSamples} is not a positive integer`;
-  const mismatch = checkTensorsMatch(expectedShapes(a), msg.delta);
-  if (mismatch) return mismatch;
-  const m = msg.metrics;
-  if (![m.trainLoss, m.trainSeconds, m.samplesPerSecond].every(Number.isFinite)) return 'metrics are not finite numbers';
-  return null;
+  return checkUpdateContent(msg, expectedShapes(a));
 }
 
 function roundRecord(p: {

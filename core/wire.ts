@@ -348,6 +348,16 @@ function validateMessage(v: unknown): Message {
 
 // ---- helpers for receivers -------------------------------------------------------------------
 
+/** null when an update's contents are usable for a task with these tensors; else a one-line reason. */
+export function checkUpdateContent(msg: UpdateMessage, expected: { name: string; shape: number[] }[]): string | null {
+  if (!Number.isInteger(msg.numSamples) || msg.numSamples <= 0) return `numSamples ${msg.numSamples} is not a positive integer`;
+  const mismatch = checkTensorsMatch(expected, msg.delta);
+  if (mismatch) return mismatch;
+  const m = msg.metrics;
+  if (![m.trainLoss, m.trainSeconds, m.samplesPerSecond].every(Number.isFinite)) return 'metrics are not finite numbers';
+  return null;
+}
+
 /** null when `got` has exactly the expected names, order and shapes; else a one-line reason. */
 export function checkTensorsMatch(expected: { name: string; shape: number[] }[], got: NamedTensor[]): string | null {
   if (got.length !== expected.length) return `expected ${expected.length} tensors, got ${got.length}`;
