@@ -8,11 +8,11 @@
 import type { WebSocket } from 'ws';
 import type { Experiment } from '../core/config.ts';
 import { slowdownOf } from '../core/config.ts';
-import type { AggregationRule } from '../core/aggregation.ts';
-import { addScaledDeltas, asyncSettings, stalenessWeight, type AsyncSettings } from '../core/async-rule.ts';
+import type { AggregationRule } from '../core/aggregation/rules.ts';
+import { addScaledDeltas, asyncSettings, stalenessWeight, type AsyncSettings } from '../core/aggregation/async-rule.ts';
 import { FedsliceError } from '../core/errors.ts';
-import type { Weights } from '../core/tensor.ts';
-import { checkUpdateContent, type Message, type TaskHyper } from '../core/wire.ts';
+import type { Weights } from '../core/model/tensor.ts';
+import { checkUpdateContent, type Message, type TaskHyper } from '../core/wire/messages.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { TaskTimes } from './task-times.ts';
 

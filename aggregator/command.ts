@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { loadExperiment } from '../core/config.ts';
-import { resolveToken } from '../core/token.ts';
+import { resolveToken } from '../core/wire/token.ts';
 import { hostname } from 'node:os';
 import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
-import { isWildcardHost, loadClientTls, loadServerTls } from '../core/tls.ts';
+import { isWildcardHost, loadClientTls, loadServerTls } from '../core/wire/tls.ts';
 
 export function register(program: Command): void {
   const cmd = program

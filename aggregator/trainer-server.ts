@@ -4,9 +4,9 @@
  * hands valid updates to the round loop; anything malformed is answered with an error and dropped.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, encode, type Message } from '../core/wire.ts';
-import { tokensEqual } from '../core/token.ts';
-import { listenHttp, wsUrl, type ServerTls } from '../core/tls.ts';
+import { decode, encode, type Message } from '../core/wire/messages.ts';
+import { tokensEqual } from '../core/wire/token.ts';
+import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
 import { isFedsliceError } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 

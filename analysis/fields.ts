@@ -2,8 +2,8 @@
  * The fields of the results store that identify a configuration, and how to show them.
  * A configuration is a run key minus its seed: seeds are replicates of one configuration.
  */
-import type { RunKey } from '../core/results-types.ts';
-import { keyName } from '../core/results-store.ts';
+import type { RunKey } from '../core/results/types.ts';
+import { keyName } from '../core/results/store.ts';
 
 export type ConfigKey = Omit<RunKey, 'seed'>;
 

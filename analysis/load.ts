@@ -7,9 +7,9 @@ import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
 import { existsSync } from 'node:fs';
 import { FedsliceError } from '../core/errors.ts';
-import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results-store.ts';
-import type { RoundRecord, RunKey, RunRecord } from '../core/results-types.ts';
-import { plannedRounds } from '../core/async-rule.ts';
+import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results/store.ts';
+import type { RoundRecord, RunKey, RunRecord } from '../core/results/types.ts';
+import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { KEY_FIELDS, configId } from './fields.ts';
 import { mergedSettingsWarnings } from './merged-settings.ts';
 

@@ -4,7 +4,7 @@
  * fraction...) would be averaged together as if they were seeds; this finds such settings so the
  * user is told which ones, instead of reading a silently merged mean.
  */
-import type { RunRecord } from '../core/results-types.ts';
+import type { RunRecord } from '../core/results/types.ts';
 import { configId } from './fields.ts';
 
 /** Settings that do not change what a run computes, or are the replicate axis. */

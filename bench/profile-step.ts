@@ -1,26 +1,26 @@
 /**
  * Where a training step's time goes: tf.profile over N steps of the real training path
- * (core/train.ts, batch 32, Adam, dropout, augmentation) after one warm-up call, with each
+ * (core/training/train.ts, batch 32, Adam, dropout, augmentation) after one warm-up call, with each
  * kernel's time summed by kernel name (and optionally by kernel and shape), its share of the
  * profiled wall time, and the time spent outside kernels (JS: batch filling, dropout masks,
  * tape bookkeeping, copies into the wasm heap).
  *
  *   node --import tsx bench/profile-step.ts [--width 0.125] [--steps 5] [--backend wasm] [--shapes] [--stock]
  *
- * --stock puts back wasm's own BatchMatMul and MaxPoolGrad (the before of core/matmul-kernel.ts
- * and core/maxpool-grad-kernel.ts); FEDSLICE_WASM_THREADS sets the threads.
+ * --stock puts back wasm's own BatchMatMul and MaxPoolGrad (the before of core/compute/matmul-kernel.ts
+ * and core/compute/maxpool-grad-kernel.ts); FEDSLICE_WASM_THREADS sets the threads.
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../core/backend.ts';
+import { initBackend } from '../core/compute/backend.ts';
 import type { BackendName } from '../core/config.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
-import { initialWeights } from '../core/init.ts';
-import { unregisterWasmMatMul } from '../core/matmul-kernel.ts';
-import { unregisterWasmMaxPoolGrad } from '../core/maxpool-grad-kernel.ts';
-import { alexnetLayers } from '../core/model-spec.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
+import { unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
 import { range } from '../core/rng.ts';
-import { trainLocal, type TrainHyper } from '../core/train.ts';
+import { trainLocal, type TrainHyper } from '../core/training/train.ts';
 
 const BATCH = 32;
 const CLASSES = 100;

@@ -11,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ResultsStore } from '../core/results-store.ts';
+import { ResultsStore } from '../core/results/store.ts';
 import { FEDSLICE_BIN } from '../runner/processes.ts';
 
 const REFERENCE_SLEEPS_S = 15; // 3 s + 5 s + 2 s per trainer (W = 2 shown), before any work

@@ -1,4 +1,4 @@
-"""The same AlexNet as core/model.ts in PyTorch, timed the same way: images/s for training (Adam,
+"""The same AlexNet as core/model/network.ts in PyTorch, timed the same way: images/s for training (Adam,
 batch 32, dropout on) and inference (batch 100). Prints one JSON line per width.
 Usage: python3 bench/torch_throughput.py --widths 0.125,0.25,1 --steps 10 --threads 2"""
 import argparse

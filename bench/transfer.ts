@@ -8,11 +8,11 @@
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { alexnetLayers, parameterSpecs } from '../core/model-spec.ts';
-import { decode, encode, maxFrameBytes, type Message } from '../core/wire.ts';
-import { sizeOf, totalBytes, type Weights } from '../core/tensor.ts';
-import { slicePlan } from '../core/slice-plan.ts';
-import { cutWeights, mergeInto } from '../core/cut-merge.ts';
+import { alexnetLayers, parameterSpecs } from '../core/model/spec.ts';
+import { decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { sizeOf, totalBytes, type Weights } from '../core/model/tensor.ts';
+import { slicePlan } from '../core/model/slice-plan.ts';
+import { cutWeights, mergeInto } from '../core/aggregation/cut-merge.ts';
 
 const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' } } });
 const repeats = Number(values.repeats);

@@ -1,6 +1,6 @@
 /** Small pieces every sub-command shares: option parsers that fail with one clear line, signals. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { TLS_CA_ENV } from './tls.ts';
+import { TLS_CA_ENV } from './wire/tls.ts';
 import { BackendSchema, type BackendName, type Experiment } from './config.ts';
 
 export const DEFAULT_METASERVER = 'ws://127.0.0.1:9100';

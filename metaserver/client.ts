@@ -4,8 +4,8 @@
  */
 import WebSocket from 'ws';
 import { FedsliceError } from '../core/errors.ts';
-import { decode, encode, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire.ts';
-import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/tls.ts';
+import { decode, encode, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire/messages.ts';
+import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 import { METASERVER_MAX_PAYLOAD } from './server.ts';
 
 export interface MetaClientOptions {

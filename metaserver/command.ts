@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { intOption, log, serverTlsOptions } from '../core/cli-options.ts';
-import { loadServerTls } from '../core/tls.ts';
+import { loadServerTls } from '../core/wire/tls.ts';
 import { FedsliceError } from '../core/errors.ts';
 import { startMetaserver } from './server.ts';
 

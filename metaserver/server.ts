@@ -7,9 +7,9 @@
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, encode, type Message, type Peer, type StatusMessage } from '../core/wire.ts';
-import { tokensEqual } from '../core/token.ts';
-import { listenHttp, wsUrl, type ServerTls } from '../core/tls.ts';
+import { decode, encode, type Message, type Peer, type StatusMessage } from '../core/wire/messages.ts';
+import { tokensEqual } from '../core/wire/token.ts';
+import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
 
 /** The metaserver only carries small coordination messages. */
 export const METASERVER_MAX_PAYLOAD = 64 * 1024;

@@ -4,9 +4,9 @@
  * Every run is validated; one error names each bad run and field.
  */
 import { ConfigError, parseExperiment, type Experiment, type SweepFile } from '../core/config.ts';
-import { alexnetLayers } from '../core/model-spec.ts';
-import { runKey } from '../core/results-store.ts';
-import { checkSliceable } from '../core/slice-plan.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
+import { runKey } from '../core/results/store.ts';
+import { checkSliceable } from '../core/model/slice-plan.ts';
 
 export type GridValue = number | string | boolean;
 

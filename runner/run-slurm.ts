@@ -11,7 +11,7 @@ import { FEDSLICE_BIN, tail } from './processes.ts';
 import { logDir, recordEnd, watchRun, writeRunConfig, type RunOneOptions, type RunOutcome } from './run-one.ts';
 import { batchScript, sbatchArgs } from './slurm-script.ts';
 import { cancelAndWait, forget, jobEnd, sbatch, watchJob } from './slurm.ts';
-import { ResultsStore } from '../core/results-store.ts';
+import { ResultsStore } from '../core/results/store.ts';
 
 export interface SlurmRunOptions extends RunOneOptions {
   slurmArgs: string[];

@@ -1,8 +1,8 @@
 // One contract suite over every aggregation rule, then what is particular to each.
 import { describe, expect, it } from 'vitest';
-import { alexnetLayers, parameterSpecs } from '../core/model-spec.ts';
-import { FedAvgRule, SliceRule, type AggregationRule } from '../core/aggregation.ts';
-import { sizeOf, subtractWeights, type Weights } from '../core/tensor.ts';
+import { alexnetLayers, parameterSpecs } from '../core/model/spec.ts';
+import { FedAvgRule, SliceRule, type AggregationRule } from '../core/aggregation/rules.ts';
+import { sizeOf, subtractWeights, type Weights } from '../core/model/tensor.ts';
 import { Rng } from '../core/rng.ts';
 
 const layers = alexnetLayers({ width: 1 / 8, numClasses: 10 });

@@ -14,8 +14,8 @@ import { accuracyOverTimeChart, syncAsyncChart } from '../analysis/charts.ts';
 import { configStats } from '../analysis/tables.ts';
 import { runAnalyze } from '../analysis/analyze.ts';
 import { parseExperiment } from '../core/config.ts';
-import { ResultsStore, runKey, runKeyFields } from '../core/results-store.ts';
-import type { RoundRecord } from '../core/results-types.ts';
+import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
+import type { RoundRecord } from '../core/results/types.ts';
 
 let dir: string;
 let store: LoadedStore;

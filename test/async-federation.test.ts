@@ -2,7 +2,7 @@
 // processes over real sockets, one of them a simulated straggler.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunRecord } from '../core/results-types.ts';
+import type { RunRecord } from '../core/results/types.ts';
 import { jsonl, startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
 import { makeTestData, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
 import { runJob as runJobOf } from './helpers/job.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addScaledDeltas, asyncSettings, stalenessWeight } from '../core/async-rule.ts';
+import { addScaledDeltas, asyncSettings, stalenessWeight } from '../core/aggregation/async-rule.ts';
 import { ConfigError, parseExperiment } from '../core/config.ts';
 
 describe('staleness weights', () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { currentBackend, initBackend, nativeBindingProblem } from '../core/backend.ts';
+import { currentBackend, initBackend, nativeBindingProblem } from '../core/compute/backend.ts';
 import { isFedsliceError } from '../core/errors.ts';
 
 const nodeMissing = nativeBindingProblem('@tensorflow/tfjs-node') !== null && nativeBindingProblem('@tensorflow/tfjs-node-gpu') !== null;
@@ -58,7 +58,7 @@ describe('initBackend', () => {
   it('prints the chosen backend once per process on stderr', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedslice-backend-'));
     const script = join(dir, 'twice.mts');
-    const url = new URL(`file://${resolve('core/backend.ts')}`).href;
+    const url = new URL(`file://${resolve('core/compute/backend.ts')}`).href;
     writeFileSync(script, `import { initBackend } from '${url}';\nawait initBackend('wasm');\nawait initBackend('wasm');\nawait initBackend('auto');\nconsole.log('ok');\n`);
     const r = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8', cwd: process.cwd() });
     expect(r.status).toBe(0);

@@ -3,11 +3,11 @@ import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readCheckpoint, writeCheckpoint } from '../core/checkpoint.ts';
-import { alexnetLayers } from '../core/model-spec.ts';
-import { initialWeights } from '../core/init.ts';
-import { initBackend } from '../core/backend.ts';
-import { forward, paramTensors } from '../core/model.ts';
+import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { initBackend } from '../core/compute/backend.ts';
+import { forward, paramTensors } from '../core/model/network.ts';
 import { Rng } from '../core/rng.ts';
 import { REPO, tempDir } from './helpers/roles.ts';
 

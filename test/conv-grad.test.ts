@@ -1,15 +1,15 @@
 /**
- * The conv-gradient kernels (core/conv-grad-kernels.ts) on wasm against the cpu backend's own
+ * The conv-gradient kernels (core/compute/conv-grad-kernels.ts) on wasm against the cpu backend's own
  * Conv2DBackpropFilter / Conv2DBackpropInput, over several shapes, and a whole-model gradient check.
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it, beforeAll } from 'vitest';
-import { initBackend } from '../core/backend.ts';
-import { convGradKernelsRegistered, registerConvGradKernels, unregisterConvGradKernels } from '../core/conv-grad-kernels.ts';
+import { initBackend } from '../core/compute/backend.ts';
+import { convGradKernelsRegistered, registerConvGradKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import { isFedsliceError } from '../core/errors.ts';
-import { initialWeights } from '../core/init.ts';
-import { alexnetLayers } from '../core/model-spec.ts';
-import { forward, nllLoss, paramTensors } from '../core/model.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
+import { forward, nllLoss, paramTensors } from '../core/model/network.ts';
 import { Rng } from '../core/rng.ts';
 
 function randomArray(n: number, rng: Rng): Float32Array {

@@ -2,10 +2,10 @@
 // processes over real sockets, on the synthetic set at width 1/8.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readCheckpoint } from '../core/checkpoint.ts';
-import { initialWeights } from '../core/init.ts';
-import { alexnetLayers } from '../core/model-spec.ts';
-import { runKey } from '../core/results-store.ts';
+import { readCheckpoint } from '../core/results/checkpoint.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
+import { runKey } from '../core/results/store.ts';
 import { checkpointPath } from '../aggregator/run.ts';
 import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
 import { makeTestData, type TestConfigOptions } from './helpers/experiment.ts';

@@ -1,7 +1,7 @@
 /** wasm BatchMatMul with explicit transposes matches the cpu backend for every transpose combination and frees its temporaries. */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { initBackend } from '../core/backend.ts';
+import { initBackend } from '../core/compute/backend.ts';
 import { Rng } from '../core/rng.ts';
 
 type Case = [number[], number[], boolean, boolean];

@@ -7,8 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { initBackend } from '../core/backend.ts';
-import { registerWasmMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/maxpool-grad-kernel.ts';
+import { initBackend } from '../core/compute/backend.ts';
+import { registerWasmMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
 import { Rng } from '../core/rng.ts';
 
 const SHAPE: [number, number, number, number] = [3, 8, 6, 5];

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startMetaserver, type Metaserver } from '../metaserver/server.ts';
 import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
-import { decode, encode, type Message, type StatusMessage } from '../core/wire.ts';
+import { decode, encode, type Message, type StatusMessage } from '../core/wire/messages.ts';
 import { startRole, stopAll } from './helpers/roles.ts';
 
 let server: Metaserver;

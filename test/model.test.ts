@@ -1,13 +1,13 @@
 /** AlexNet spec, PyTorch-style init and the tfjs forward pass, full-width and slice-shaped. */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../core/backend.ts';
+import { initBackend } from '../core/compute/backend.ts';
 import { isFedsliceError } from '../core/errors.ts';
-import { fanIn, initialWeights } from '../core/init.ts';
-import { alexnetLayers, parameterCount, parameterSpecs, type LayerSpec } from '../core/model-spec.ts';
-import { forward, paramTensors } from '../core/model.ts';
+import { fanIn, initialWeights } from '../core/model/init.ts';
+import { alexnetLayers, parameterCount, parameterSpecs, type LayerSpec } from '../core/model/spec.ts';
+import { forward, paramTensors } from '../core/model/network.ts';
 import { Rng } from '../core/rng.ts';
-import type { NamedTensor, Weights } from '../core/tensor.ts';
+import type { NamedTensor, Weights } from '../core/model/tensor.ts';
 
 /** Rank r of W's slice of one tensor along `axis` (the test's own cut, independent of core's planner). */
 function cut(t: NamedTensor, axis: number, r: number, w: number): NamedTensor {

@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunRecord } from '../core/results-types.ts';
+import type { RunRecord } from '../core/results/types.ts';
 import { jsonl, startRole, stopAll, tempDir } from './helpers/roles.ts';
 import { makeTestData, writeConfig } from './helpers/experiment.ts';
 

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { RoundRecord, RunRecord } from '../core/results-types.ts';
+import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { startRole, stopAll, tempDir, writeJson, jsonl } from './helpers/roles.ts';
 import { makeTestData } from './helpers/experiment.ts';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { alexnetLayers, parameterCount, parameterSpecs } from '../core/model-spec.ts';
-import { fullPlan, inputRankForRound, rankForRound, slicePlan, cutShape } from '../core/slice-plan.ts';
-import { cutWeights, mergeInto } from '../core/cut-merge.ts';
-import type { Weights } from '../core/tensor.ts';
-import { sizeOf } from '../core/tensor.ts';
+import { alexnetLayers, parameterCount, parameterSpecs } from '../core/model/spec.ts';
+import { fullPlan, inputRankForRound, rankForRound, slicePlan, cutShape } from '../core/model/slice-plan.ts';
+import { cutWeights, mergeInto } from '../core/aggregation/cut-merge.ts';
+import type { Weights } from '../core/model/tensor.ts';
+import { sizeOf } from '../core/model/tensor.ts';
 import { Rng } from '../core/rng.ts';
 
 function randomWeights(width: number, numClasses: number, seed: number): Weights {

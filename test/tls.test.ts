@@ -3,8 +3,8 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunRecord } from '../core/results-types.ts';
-import { loadClientTls, loadServerTls } from '../core/tls.ts';
+import type { RunRecord } from '../core/results/types.ts';
+import { loadClientTls, loadServerTls } from '../core/wire/tls.ts';
 import { makeCerts } from '../certs/make.ts';
 import { startMetaserver } from '../metaserver/server.ts';
 import { connectMetaserver } from '../metaserver/client.ts';

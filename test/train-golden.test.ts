@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../core/backend.ts';
+import { initBackend } from '../core/compute/backend.ts';
 import { goldenRun, type GoldenRun } from './fixtures/train-golden-run.ts';
 
 const recorded = JSON.parse(readFileSync(new URL('./fixtures/train-golden.json', import.meta.url), 'utf8')) as GoldenRun;

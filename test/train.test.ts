@@ -1,16 +1,16 @@
 /** Local training and batched evaluation on the synthetic set: learning, determinism, no tensor leaks. */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../core/backend.ts';
+import { initBackend } from '../core/compute/backend.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
 import type { TrainTestSets } from '../core/data/types.ts';
 import { isFedsliceError } from '../core/errors.ts';
-import { evaluate } from '../core/evaluate.ts';
-import { initialWeights } from '../core/init.ts';
-import { alexnetLayers } from '../core/model-spec.ts';
+import { evaluate } from '../core/training/evaluate.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
 import { range } from '../core/rng.ts';
-import { cloneWeights } from '../core/tensor.ts';
-import { trainLocal, type TrainHyper } from '../core/train.ts';
+import { cloneWeights } from '../core/model/tensor.ts';
+import { trainLocal, type TrainHyper } from '../core/training/train.ts';
 
 const NUM_CLASSES = 10;
 const quick: TrainHyper = { learningRate: 1e-3, weightDecay: 1e-4, batchSize: 16, epochs: 1, augment: true, maxStepsPerEpoch: 3 };

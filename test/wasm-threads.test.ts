@@ -6,13 +6,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { requestedWasmThreads } from '../core/wasm-threads.ts';
+import { requestedWasmThreads } from '../core/compute/wasm-threads.ts';
 
 /** A child process that trains nothing but runs a conv and a matMul and prints a checksum of the results. */
 function runChild(threads: string): { status: number | null; stdout: string; stderr: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fedslice-threads-'));
   const script = join(dir, 'threads.mts');
-  const backend = new URL(`file://${resolve('core/backend.ts')}`).href;
+  const backend = new URL(`file://${resolve('core/compute/backend.ts')}`).href;
   const rng = new URL(`file://${resolve('core/rng.ts')}`).href;
   const tfjs = pathToFileURL(createRequire(import.meta.url).resolve('@tensorflow/tfjs')).href;
   writeFileSync(

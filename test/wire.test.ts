@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Packr } from 'msgpackr';
-import { checkTensorsMatch, decode, encode, maxFrameBytes, type Message } from '../core/wire.ts';
+import { checkTensorsMatch, decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
 
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
 

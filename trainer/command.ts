@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { loadExperiment } from '../core/config.ts';
-import { resolveToken } from '../core/token.ts';
+import { resolveToken } from '../core/wire/token.ts';
 import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
-import { loadClientTls } from '../core/tls.ts';
+import { loadClientTls } from '../core/wire/tls.ts';
 
 export function register(program: Command): void {
   const cmd = program

@@ -5,15 +5,15 @@
  */
 import WebSocket from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { alexnetLayers, parameterCount } from '../core/model-spec.ts';
+import { alexnetLayers, parameterCount } from '../core/model/spec.ts';
 import { FedsliceError } from '../core/errors.ts';
-import { subtractWeights } from '../core/tensor.ts';
-import { initBackend } from '../core/backend.ts';
-import { trainLocal } from '../core/train.ts';
+import { subtractWeights } from '../core/model/tensor.ts';
+import { initBackend } from '../core/compute/backend.ts';
+import { trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
-import { decode, encode, maxFrameBytes, type Message } from '../core/wire.ts';
+import { decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
-import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/tls.ts';
+import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 

@@ -1,7 +1,7 @@
 /** One experiment run end to end with the real CLI roles: an aggregator and its trainers. */
 import { join } from 'node:path';
 import { parseExperiment } from '../../core/config.ts';
-import type { RoundRecord, RunRecord } from '../../core/results-types.ts';
+import type { RoundRecord, RunRecord } from '../../core/results/types.ts';
 import { jsonl, startRole } from './roles.ts';
 import { testConfig, writeConfig, type TestConfigOptions } from './experiment.ts';
 

@@ -5,7 +5,7 @@ export interface NamedTensor {
   data: Float32Array;
 }
 
-/** Model weights in the model's parameter order (see core/model-spec.ts). */
+/** Model weights in the model's parameter order (see core/model/spec.ts). */
 export type Weights = NamedTensor[];
 
 export function sizeOf(shape: readonly number[]): number {

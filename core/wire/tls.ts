@@ -8,7 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { FedsliceError } from './errors.ts';
+import { FedsliceError } from '../errors.ts';
 
 export const TLS_CA_ENV = 'FEDSLICE_TLS_CA';
 

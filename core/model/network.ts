@@ -7,9 +7,9 @@
  * same thing here as in a PyTorch checkpoint.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FedsliceError } from './errors.ts';
-import type { LayerSpec } from './model-spec.ts';
-import type { Rng } from './rng.ts';
+import { FedsliceError } from '../errors.ts';
+import type { LayerSpec } from './spec.ts';
+import type { Rng } from '../rng.ts';
 import type { Weights } from './tensor.ts';
 
 export const DROPOUT_RATE = 0.5;

@@ -6,8 +6,8 @@
  * message is checked, and a bad frame comes back as { ok: false, code, error }.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import type { NamedTensor } from './tensor.ts';
-import type { TrainHyper } from './train.ts';
+import type { NamedTensor } from '../model/tensor.ts';
+import type { TrainHyper } from '../training/train.ts';
 
 // ---- messages --------------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ export interface JoinedMessage {
 }
 
 /**
- * The training recipe of a task: what core/train.ts takes, plus the run's seed and, for simulated
+ * The training recipe of a task: what core/training/train.ts takes, plus the run's seed and, for simulated
  * stragglers, how many times longer the trainer should take.
  */
 export type TaskHyper = TrainHyper & { seed: number; slowdown?: number };

@@ -3,7 +3,7 @@
  * they on, would start emscripten's pthread workers from blob: URLs, which Node's worker_threads
  * cannot open; its C++ side also caps the pool at os.cpus().length / 2 (1 on a 2-core machine).
  * Before the backend initialises we therefore: declare threads supported, have the worker blob's
- * URL resolve to core/wasm-pthread-worker.cjs (a worker file on disk that loads the threaded
+ * URL resolve to core/compute/wasm-pthread-worker.cjs (a worker file on disk that loads the threaded
  * module from disk), and report enough cores for the count asked. The pool's threads are unref'd
  * so they never keep a finished process alive.
  */

@@ -4,9 +4,9 @@
  * range of input units of the weight and the whole bias. With layerwise swap the input-split
  * layers cut at their own effective rank.
  */
-import type { LayerSpec } from './model-spec.ts';
-import { inAxis, outAxis, parameterSpecs } from './model-spec.ts';
-import { FedsliceError } from './errors.ts';
+import type { LayerSpec } from './spec.ts';
+import { inAxis, outAxis, parameterSpecs } from './spec.ts';
+import { FedsliceError } from '../errors.ts';
 
 /** The part of one tensor a slice holds: [start, end) along `axis`, or the whole tensor. */
 export interface TensorCut {

@@ -1,12 +1,12 @@
 /** Batched evaluation without augmentation: mean NLL and accuracy over a whole image set. */
 import * as tf from '@tensorflow/tfjs';
-import { allocBatch, fillBatch } from './data/batches.ts';
-import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from './data/types.ts';
-import { FedsliceError } from './errors.ts';
-import type { LayerSpec } from './model-spec.ts';
-import { forward, paramTensors } from './model.ts';
-import { range } from './rng.ts';
-import type { Weights } from './tensor.ts';
+import { allocBatch, fillBatch } from '../data/batches.ts';
+import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from '../data/types.ts';
+import { FedsliceError } from '../errors.ts';
+import type { LayerSpec } from '../model/spec.ts';
+import { forward, paramTensors } from '../model/network.ts';
+import { range } from '../rng.ts';
+import type { Weights } from '../model/tensor.ts';
 
 export interface EvaluateArgs {
   layers: LayerSpec[];

@@ -1,7 +1,7 @@
 /** Job tokens: a shared secret every role must present to join a job. */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { FedsliceError } from './errors.ts';
+import { FedsliceError } from '../errors.ts';
 
 export const TOKEN_ENV = 'FEDSLICE_TOKEN';
 

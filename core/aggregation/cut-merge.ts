@@ -2,10 +2,10 @@
  * Cutting a model into slices and merging slices (or their deltas) back: pure maths over
  * Float32Array, no sockets, no tfjs. Every slice goes back exactly where it was cut from.
  */
-import type { NamedTensor, Weights } from './tensor.ts';
-import { sizeOf } from './tensor.ts';
-import type { SlicePlan, TensorCut } from './slice-plan.ts';
-import { cutShape } from './slice-plan.ts';
+import type { NamedTensor, Weights } from '../model/tensor.ts';
+import { sizeOf } from '../model/tensor.ts';
+import type { SlicePlan, TensorCut } from '../model/slice-plan.ts';
+import { cutShape } from '../model/slice-plan.ts';
 
 /** Row-major geometry of a cut: `outer` blocks, each `axisLen * inner` long in the full tensor. */
 function geometry(c: TensorCut) {

@@ -4,8 +4,8 @@
  * is added to the global model scaled by mixing x weight(s). Deltas rather than whole models are
  * mixed, so no old model versions need to be kept.
  */
-import type { FederationConfig } from './config.ts';
-import type { Weights } from './tensor.ts';
+import type { FederationConfig } from '../config.ts';
+import type { Weights } from '../model/tensor.ts';
 
 export interface AsyncSettings {
   mixing: number;

@@ -25,7 +25,7 @@ import {
   type NamedAttrMap,
   type TensorInfo,
 } from '@tensorflow/tfjs';
-import { FedsliceError } from './errors.ts';
+import { FedsliceError } from '../errors.ts';
 
 export type ConvGradBackend = 'wasm' | 'cpu';
 

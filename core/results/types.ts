@@ -1,5 +1,5 @@
 /** Records of the results store (DESIGN.md): results/runs.jsonl and results/rounds.jsonl. */
-import type { Experiment } from './config.ts';
+import type { Experiment } from '../config.ts';
 
 /** The fields a run is keyed by; the same key is never run twice unless asked. */
 export interface RunKey {

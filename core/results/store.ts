@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Experiment } from './config.ts';
-import type { RoundRecord, RunKey, RunRecord } from './results-types.ts';
+import type { Experiment } from '../config.ts';
+import type { RoundRecord, RunKey, RunRecord } from './types.ts';
 
 export const RUNS_FILE = 'runs.jsonl';
 export const ROUNDS_FILE = 'rounds.jsonl';

@@ -5,13 +5,13 @@
  * modified and no tensor outlives the call.
  */
 import * as tf from '@tensorflow/tfjs';
-import { allocBatch, epochOrder, fillBatch } from './data/batches.ts';
-import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from './data/types.ts';
-import { FedsliceError } from './errors.ts';
-import type { LayerSpec } from './model-spec.ts';
-import { forward, nllLoss } from './model.ts';
-import { Rng } from './rng.ts';
-import type { Weights } from './tensor.ts';
+import { allocBatch, epochOrder, fillBatch } from '../data/batches.ts';
+import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from '../data/types.ts';
+import { FedsliceError } from '../errors.ts';
+import type { LayerSpec } from '../model/spec.ts';
+import { forward, nllLoss } from '../model/network.ts';
+import { Rng } from '../rng.ts';
+import type { Weights } from '../model/tensor.ts';
 
 export interface TrainHyper {
   learningRate: number;

@@ -4,8 +4,8 @@
  * Each tensor draws from its own stream derived from (seed, name), so one tensor's values do not
  * depend on the others.
  */
-import { parameterSpecs, type LayerSpec } from './model-spec.ts';
-import { Rng } from './rng.ts';
+import { parameterSpecs, type LayerSpec } from './spec.ts';
+import { Rng } from '../rng.ts';
 import { sizeOf, type Weights } from './tensor.ts';
 
 export function fanIn(layer: LayerSpec): number {

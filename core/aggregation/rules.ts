@@ -3,12 +3,12 @@
  * trains in a round and how updates combine into the next global model. The round loop knows
  * nothing of slicing.
  */
-import type { LayerSpec } from './model-spec.ts';
-import type { Weights } from './tensor.ts';
-import type { SlicePlan } from './slice-plan.ts';
-import { fullPlan, inputRankForRound, rankForRound, slicePlan } from './slice-plan.ts';
+import type { LayerSpec } from '../model/spec.ts';
+import type { Weights } from '../model/tensor.ts';
+import type { SlicePlan } from '../model/slice-plan.ts';
+import { fullPlan, inputRankForRound, rankForRound, slicePlan } from '../model/slice-plan.ts';
 import { cutWeights, mergeInto } from './cut-merge.ts';
-import { cutShape } from './slice-plan.ts';
+import { cutShape } from '../model/slice-plan.ts';
 
 export interface Assignment {
   slot: number;

@@ -3,15 +3,15 @@
  * (or a few lines of struct + torch.frombuffer) loads them into the reference AlexNet.
  * Our tensors use TensorFlow.js layouts; on the way out conv kernels go [kh,kw,in,out] ->
  * [out,in,kh,kw] and dense kernels [in,out] -> [out,in]. fc1's input rows need no permutation:
- * core/model.ts flattens in PyTorch's (c,h,w) order. Writes are atomic: temp file, fsync, rename.
+ * core/model/network.ts flattens in PyTorch's (c,h,w) order. Writes are atomic: temp file, fsync, rename.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { FedsliceError } from './errors.ts';
-import { parameterSpecs, type LayerSpec } from './model-spec.ts';
-import type { NamedTensor, Weights } from './tensor.ts';
-import { sizeOf } from './tensor.ts';
+import { FedsliceError } from '../errors.ts';
+import { parameterSpecs, type LayerSpec } from '../model/spec.ts';
+import type { NamedTensor, Weights } from '../model/tensor.ts';
+import { sizeOf } from '../model/tensor.ts';
 
 interface HeaderEntry {
   dtype: string;

@@ -1,4 +1,4 @@
-// The pthread worker of tfjs-backend-wasm's threaded build, from a file Node can start (core/wasm-threads.ts).
+// The pthread worker of tfjs-backend-wasm's threaded build, from a file Node can start (core/compute/wasm-threads.ts).
 // tfjs hands emscripten this worker and the main script as blob: URLs, which Node's worker_threads
 // and the worker's importScripts (fs.readFileSync) cannot open: here the main script is read from disk.
 'use strict';
