@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { minTrainersOf, slowdownOf } from '../core/config.ts';
+import { minTrainersOf, taskHyperOf } from '../core/config.ts';
 import { alexnetLayers, type LayerSpec } from '../core/model/spec.ts';
 import { makeRule, type Assignment, type Update } from '../core/aggregation/rules.ts';
 import { FedsliceError } from '../core/errors.ts';
@@ -21,7 +21,9 @@ import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { runEnvironment } from '../core/results/environment.ts';
 import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
-import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { maxFrameBytes } from '../core/wire/codec.ts';
+import { checkUpdateContent } from '../core/wire/checks.ts';
+import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
@@ -30,8 +32,6 @@ import { TaskTimes } from './task-times.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 import type { ClientTls, ServerTls } from '../core/wire/tls.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
 export interface AggregatorOptions {
   config: Experiment;
@@ -176,7 +176,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   let round = startRound;
   let collector: RoundCollector<ReceivedUpdate> | null = null;
   const assignments = new Map<number, Assignment>();
-  const tasks = new Map<number, Message>();
+  const tasks = new Map<number, AggregatorToTrainer>();
   let joinWaiter: (() => void) | null = null;
   let asyncLoop: AsyncLoop | null = null;
 
@@ -214,14 +214,14 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
         const refused = asyncLoop.onUpdate(h, msg);
         if (refused) {
           log(`aggregator: refused an update from ${h.id}: ${refused}`);
-          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round } as Message);
+          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round });
         }
         return;
       }
       const reason = checkUpdate(msg, h, round, collector, assignments, rule.expectedShapes.bind(rule), o.job);
       if (reason) {
         log(`aggregator: refused an update from ${h.id}: ${reason}`);
-        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round } as Message);
+        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round });
         return;
       }
       const m = msg.metrics;
@@ -261,7 +261,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
 
   const notifyTrainers = (reason: 'completed' | 'failed', message?: string) => {
     for (const h of registry.connected()) {
-      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) } as Message);
+      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) });
     }
   };
 
@@ -284,7 +284,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           rule,
           job: o.job,
           registry,
-          hyper: { ...taskHyper(config), seed: config.seed },
           send: (conn, msg) => {
             const n = server.send(conn, msg);
             bytesSent += n;
@@ -335,8 +334,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           worldSize: fed.worldSize,
           mode: rule.mode,
           weights: rule.taskWeights(global, a),
-          hyper: { ...taskHyper(config), seed: config.seed, ...slowdownHyper(config, slot) },
-        } as Message);
+          hyper: taskHyperOf(config, slot),
+        });
       }
       for (const h of registry.connected()) sendTask(h);
       log(`aggregator: round ${round}/${fed.rounds}: sent ${registry.connected().length} tasks (${((bytesSent - sentBefore) / 1e6).toFixed(1)} MB)`);
@@ -435,11 +434,6 @@ function checkLabels(set: ImageSet, numClasses: number): void {
   }
 }
 
-function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
-  const slowdown = slowdownOf(c, slot);
-  return slowdown > 1 ? { slowdown } : {};
-}
-
 /** A run record's `summary` field, left out when there is nothing to say. */
 function summaryOf(summary: Record<string, number>): { summary?: Record<string, number> } {
   return Object.keys(summary).length ? { summary } : {};
@@ -509,21 +503,9 @@ function asyncRecord(
   };
 }
 
-function taskHyper(c: Experiment) {
-  const t = c.train;
-  return {
-    learningRate: t.learningRate,
-    weightDecay: t.weightDecay,
-    batchSize: t.batchSize,
-    epochs: t.epochs,
-    augment: t.augment,
-    ...(t.maxStepsPerEpoch !== undefined ? { maxStepsPerEpoch: t.maxStepsPerEpoch } : {}),
-  };
-}
-
 /** Why an update cannot be used, or null. */
 function checkUpdate(
-  msg: Msg<'update'>,
+  msg: MessageOf<'update'>,
   h: SlotHolder<WebSocket>,
   round: number,
   collector: RoundCollector<ReceivedUpdate> | null,

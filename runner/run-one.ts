@@ -9,7 +9,7 @@ import { minTrainersOf } from '../core/config.ts';
 import { ResultsStore, runKeyFields } from '../core/results/store.ts';
 import type { RunRecord } from '../core/results/types.ts';
 import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
-import type { StatusMessage } from '../core/wire/messages.ts';
+import type { StatusMessage } from '../core/wire/schema.ts';
 import type { PlannedRun } from './grid.ts';
 import { endRole, spawnRole, tail, type RoleProcess } from './processes.ts';
 
