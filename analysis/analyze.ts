@@ -30,7 +30,7 @@ import { latencyView, memoryView, stepSummaryView } from './metrics-format.ts';
 import { lossByStepChart, lossByTimeChart, throughputChart } from './metrics-charts.ts';
 import { type StepRun, type StepTables, stepTables } from './steps.ts';
 import { exportSteps } from './steps-export.ts';
-import { latencyTable, memoryTable } from './trainer-figures.ts';
+import { trainerFiguresTable } from './trainer-figures.ts';
 import { pickConfig } from './fields.ts';
 
 export interface AnalyzeOptions {
@@ -94,8 +94,8 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
   loaded.warnings.push(...steps.warnings);
   for (const w of steps.warnings) io.warn(w);
   if (steps.lines > 0) tables.push(stepSummaryView(steps.summary, shown));
-  const latency = latencyTable(rounds);
-  if (latency.length > 0) tables.push(latencyView(latency, shown), memoryView(memoryTable(rounds), shown));
+  const figures = trainerFiguresTable(rounds);
+  if (figures.length > 0) tables.push(latencyView(figures, shown), memoryView(figures, shown));
 
   const header = [`results: ${resolve(opts.results)}`];
   if (opts.where.length) header.push(`filter: ${describeWhere(opts.where)}`);

@@ -2,7 +2,7 @@
 import type { ConfigKey } from './fields.ts';
 import { configColumns, fmt, fmtSeconds, view, type TableView } from './format.ts';
 import type { StepSummary } from './steps.ts';
-import type { LatencyRow, MemoryRow } from './trainer-figures.ts';
+import type { TrainerFiguresRow } from './trainer-figures.ts';
 
 const MB = 1024 * 1024;
 const mb = (x: number | null) => (x === null ? '-' : (x / MB).toFixed(1));
@@ -26,11 +26,11 @@ export function stepSummaryView(rows: readonly StepSummary[], fields: readonly (
   );
 }
 
-export function latencyView(rows: readonly LatencyRow[], fields: readonly (keyof ConfigKey)[]): TableView {
+export function latencyView(rows: readonly TrainerFiguresRow[], fields: readonly (keyof ConfigKey)[]): TableView {
   return view(
     'Step latency per configuration (ms; training rounds of finished runs)',
     [
-      ...configColumns<LatencyRow>(fields),
+      ...configColumns<TrainerFiguresRow>(fields),
       { header: 'trainer-rounds', align: 'right', cell: (r) => String(r.n) },
       { header: 'P50', align: 'right', cell: (r) => ms(r.p50) },
       { header: 'P95', align: 'right', cell: (r) => ms(r.p95) },
@@ -46,11 +46,11 @@ export function latencyView(rows: readonly LatencyRow[], fields: readonly (keyof
   );
 }
 
-export function memoryView(rows: readonly MemoryRow[], fields: readonly (keyof ConfigKey)[]): TableView {
+export function memoryView(rows: readonly TrainerFiguresRow[], fields: readonly (keyof ConfigKey)[]): TableView {
   return view(
     'Memory per configuration (MB, highest seen)',
     [
-      ...configColumns<MemoryRow>(fields),
+      ...configColumns<TrainerFiguresRow>(fields),
       { header: 'trainer-rounds', align: 'right', cell: (r) => String(r.n) },
       { header: 'trainer peak RSS', align: 'right', cell: (r) => mb(r.trainerPeakRssBytes) },
       { header: 'tensors MB', align: 'right', cell: (r) => mb(r.tensorBytes) },
