@@ -26,7 +26,8 @@ import {
 } from './tables.ts';
 import { hasModeComparison, modeComparison, timePoints } from './sync-async.ts';
 import { type WhereClause, applyWhere, describeWhere } from './where.ts';
-import { latencyView, memoryView, stepSummaryView } from './metrics-format.ts';
+import { bestRunsView, latencyView, memoryView, stepSummaryView } from './metrics-format.ts';
+import { bestRuns, parseMetric } from './best.ts';
 import { lossByStepChart, lossByTimeChart, throughputChart } from './metrics-charts.ts';
 import { type StepRun, type StepTables, stepTables } from './steps.ts';
 import { exportSteps } from './steps-export.ts';
@@ -39,7 +40,8 @@ export interface AnalyzeOptions {
   /** Defaults to <results>/report. */
   out?: string;
   top: number;
-  metric: Metric;
+  /** Any recorded metric, optionally name:max or name:min (analysis/best.ts). */
+  metric: string;
   where: WhereClause[];
   csv?: string;
   json?: string;
@@ -81,10 +83,13 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
   const stats = configStats(rounds);
   const timing = timingStats(rounds);
   const shown = shownConfigFields(stats.length ? stats : (rounds.objects() as ConfigStats[]));
+  const metric = parseMetric(opts.metric);
+  const topMetric: Metric = metric.name === 'testLoss' ? 'testLoss' : 'testAccuracy';
   const tables: TableView[] = [
     summaryView(summary),
     configStatsView(stats, shown),
-    topView(topConfigs(stats, opts.metric, opts.top), shown, opts.metric),
+    topView(topConfigs(stats, topMetric, opts.top), shown, topMetric),
+    bestRunsView(bestRuns(runs, rounds, metric, opts.top), shown, metric),
     swapView(swapComparison(stats), shown),
     timingView(timing, shown),
   ];

@@ -3,6 +3,7 @@ import type { ConfigKey } from './fields.ts';
 import { configColumns, fmt, fmtSeconds, view, type TableView } from './format.ts';
 import type { StepSummary } from './steps.ts';
 import type { TrainerFiguresRow } from './trainer-figures.ts';
+import type { BestRun, MetricChoice } from './best.ts';
 
 const MB = 1024 * 1024;
 const mb = (x: number | null) => (x === null ? '-' : (x / MB).toFixed(1));
@@ -61,5 +62,25 @@ export function memoryView(rows: readonly TrainerFiguresRow[], fields: readonly 
     rows,
     'no round record with trainer figures yet',
     "peak RSS: the process's resident high-water mark; tensors: tfjs tensor bytes and count inside a training step; GPU: '-' where the backend reports none.",
+  );
+}
+
+/** Numbers of any scale: up to 4 decimals below 1000, whole numbers above. */
+function fmtValue(x: number): string {
+  return Math.abs(x) >= 1000 ? x.toFixed(0) : String(Number(x.toPrecision(5)));
+}
+
+export function bestRunsView(rows: readonly BestRun[], fields: readonly (keyof ConfigKey)[], metric: MetricChoice): TableView {
+  return view(
+    `Best ${rows.length} runs by ${metric.name} (${metric.best === 'max' ? 'highest' : 'lowest'} first)`,
+    [
+      { header: '#', align: 'right', cell: (r: BestRun) => String(r.rank) },
+      ...configColumns<BestRun>(fields),
+      { header: 'seed', align: 'right', cell: (r) => String(r.seed) },
+      { header: metric.name, align: 'right', cell: (r) => fmtValue(r.value) },
+      { header: 'run', align: 'left', cell: (r) => r.runId },
+    ],
+    rows,
+    'no run has reached its final round yet',
   );
 }
