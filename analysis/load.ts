@@ -42,6 +42,8 @@ const ROUND_COLUMNS = [
   'version',
   'staleness',
   'maxStaleness',
+  'trainers',
+  'aggregatorPeakRssBytes',
 ] as const;
 
 /** Run-summary figures carried into the runs table (null where a run has none). */
