@@ -75,11 +75,11 @@ export function loadStore(dir: string): LoadedStore {
     [RUNS_FILE, runsRead],
     [ROUNDS_FILE, roundsRead],
   ] as const) {
-    if (read.tornLastLine !== null) {
-      warnings.push(`${file}: skipped a torn last line (a writer stopped mid-append): ${clip(read.tornLastLine, 60)}`);
-    }
-    if (read.badLines.length > 0) {
-      warnings.push(`${file}: skipped ${read.badLines.length} unparsable line(s): ${read.badLines.slice(0, 10).join(', ')}`);
+    const last = read.torn.find((t) => t.last);
+    const inside = read.torn.filter((t) => !t.last).map((t) => t.line);
+    if (last) warnings.push(`${file}: skipped a torn last line (a writer stopped mid-append): ${clip(last.text, 60)}`);
+    if (inside.length > 0) {
+      warnings.push(`${file}: skipped ${inside.length} unparsable line(s): ${inside.slice(0, 10).join(', ')} (torn by a writer that stopped mid-append, or garbled)`);
     }
   }
 

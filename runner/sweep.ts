@@ -5,6 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { mkdirSync, appendFileSync } from 'node:fs';
+import { FedsliceError } from '../core/errors.ts';
+import { STORAGE_EXIT_CODE, storageErrorOf, withStorageErrors } from '../core/results/storage-error.ts';
 import { join } from 'node:path';
 import { parseSweep, readJsonFile } from '../core/config.ts';
 import { ResultsStore } from '../core/results/store.ts';
@@ -47,6 +49,8 @@ export interface SweepSummary {
   alreadyDone: number;
   elsewhere: number;
   interrupted: number;
+  /** Runs not started because the results store could not be written. */
+  notStarted: number;
   wallSeconds: number;
 }
 
@@ -85,7 +89,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const latest = [...store.latestRuns().values()];
   const done = store.completedKeys();
   const pending = o.force ? runs : runs.filter((r) => !done.has(r.key));
-  const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, wallSeconds: 0 };
+  const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, notStarted: 0, wallSeconds: 0 };
 
   if (o.dryRun) {
     const state = (r: PlannedRun) => {
@@ -109,9 +113,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   if (executor === 'slurm') checkSlurm();
   const schedule = executor === 'slurm' ? slurmSchedule(o.parallel, pending.length) : scheduleFor(o.parallel);
   const logs = join(o.results, 'logs');
-  mkdirSync(logs, { recursive: true });
+  withStorageErrors(logs, () => mkdirSync(logs, { recursive: true }), 'write', o.results);
   const bindHost = o.metaserverHost ?? '127.0.0.1';
-  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: (l) => appendFileSync(join(logs, 'metaserver.log'), `${l}\n`) });
+  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: bestEffortLog(join(logs, 'metaserver.log')) });
   const metaserverUrl = jobsMetaserverUrl(metaserver.url, bindHost);
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
   const started = Date.now();
@@ -126,12 +130,35 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   };
   const refresh = () => progress.update([...running.values()], counts(), eta());
   progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logs}`);
+  for (const line of tornLines(store)) progress.event(`note  ${line}`);
+  // The first run that finds the store unwritable stops new starts; running runs end on their own.
+  let storeError: string | null = null;
+  const stopStarting = (message: string) => {
+    if (storeError !== null) return;
+    storeError = message;
+    progress.event(`stop: ${message}; starting no more runs${running.size ? `, letting ${running.size} running run${running.size === 1 ? '' : 's'} end` : ''}`);
+  };
 
   // Another sweep on the same results may have finished this key since we read the store.
   const completedElsewhere = (key: string) =>
     [...store.latestRuns().values()].some((r) => r.key === key && r.status === 'completed' && (!o.force || (r.endedAt ?? '') >= startedIso));
 
   const execute = async (run: PlannedRun) => {
+    if (storeError !== null) {
+      summary.notStarted++;
+      return;
+    }
+    try {
+      await lockedAttempts(run);
+    } catch (e) {
+      const se = storageErrorOf(e);
+      if (!se) throw e;
+      summary.notStarted++;
+      stopStarting(se.naming(o.results).message);
+    }
+  };
+
+  const lockedAttempts = async (run: PlannedRun) => {
     const lock = tryLock(o.results, run.key);
     if (!lock) {
       summary.elsewhere++;
@@ -183,9 +210,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
         },
         onEvent: (line) => progress.event(line),
       };
-      outcome =
-        executor === 'slurm'
-          ? await runSlurm({
+      try {
+        outcome = await (executor === 'slurm'
+          ? runSlurm({
               ...runOptions,
               slurmArgs: o.slurmArgs ?? [],
               aggregatorHost: isLoopback(bindHost) ? 'loopback' : 'hostname',
@@ -196,11 +223,19 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
                 refresh();
               },
             })
-          : await runOne(runOptions);
+          : runOne(runOptions));
+      } catch (e) {
+        const se = storageErrorOf(e)?.naming(o.results);
+        if (!se) throw e;
+        outcome = { status: 'failed', reason: se.message, storeError: se.message };
+      }
       if (outcome.status !== 'failed') break;
-      progress.event(`fail  ${run.key}: ${outcome.reason}${attempt <= o.retries ? '; retrying' : ''}`);
+      const retry = attempt <= o.retries && !outcome.storeError; // a full disk stays full: resume it next time
+      progress.event(`fail  ${run.key}: ${outcome.reason}${retry ? '; retrying' : ''}`);
+      if (!retry) break;
     }
     running.delete(run.key);
+    if (outcome.status !== 'completed' && outcome.storeError) stopStarting(outcome.storeError);
     const secs = (Date.now() - t0) / 1000;
     if (outcome.status === 'completed') {
       summary.completed++;
@@ -231,6 +266,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   }
   summary.wallSeconds = (Date.now() - started) / 1000;
   printSummary(out, sweep.name, summary, o.signal.aborted);
+  if (storeError !== null) throw new FedsliceError('FEDSLICE_ERR_STORE_UNWRITABLE', storeError, STORAGE_EXIT_CODE);
   return summary;
 }
 
@@ -242,10 +278,32 @@ function printSummary(out: NodeJS.WritableStream, name: string, s: SweepSummary,
     ['skipped: already completed', String(s.alreadyDone)],
     ['skipped: run by another sweep', String(s.elsewhere)],
     ['interrupted', String(s.interrupted)],
+    ...(s.notStarted ? [['not started: store unwritable', String(s.notStarted)] as [string, string]] : []),
     ['wall time', fmtDuration(s.wallSeconds)],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   out.write(`\nsweep ${name}${aborted ? ' (interrupted: run it again to finish)' : ''}\n`);
   for (const [k, v] of rows) out.write(`  ${k.padEnd(w)}  ${v}\n`);
   for (const f of s.failed) out.write(`  failed ${f.key}: ${f.reason}\n`);
+}
+
+/** A log sink that drops its line when the disk is full: the sweep's metaserver log must not stop the sweep. */
+function bestEffortLog(file: string): (line: string) => void {
+  return (line) => {
+    try {
+      appendFileSync(file, `${line}\n`);
+    } catch {
+      /* the runs say what matters; this log is for debugging */
+    }
+  };
+}
+
+/** One line per store file with lines that do not parse (a writer stopped mid-append). */
+function tornLines(store: ResultsStore): string[] {
+  return [
+    { file: store.runsPath, torn: store.readRuns().torn },
+    { file: store.roundsPath, torn: store.readRounds().torn },
+  ]
+    .filter((f) => f.torn.length)
+    .map((f) => `${f.file}: skipping ${f.torn.length} torn line(s) (line ${f.torn.map((t) => t.line).join(', ')}): a writer stopped mid-append`);
 }
