@@ -16,6 +16,8 @@ interface RawOptions {
   where?: string;
   csv?: string;
   json?: string;
+  stepsCsv?: string;
+  stepsJson?: string;
 }
 
 const METRIC_NAMES: readonly Metric[] = ['testAccuracy', 'testLoss'];
@@ -32,10 +34,12 @@ export function register(program: Command): void {
     .option('--where <k=v,...>', 'keep runs whose key fields match, e.g. worldSize=2,swap=true or learningRate=1e-4|1e-3')
     .option('--csv <file>', 'also write the per-configuration table as CSV')
     .option('--json <file>', 'also write the per-configuration table as JSON')
+    .option('--steps-csv <file>', 'also write the step log (steps.jsonl) of the runs analysed as CSV')
+    .option('--steps-json <file>', 'also write the step log of the runs analysed as JSON')
     .addHelpText(
       'after',
       '\nStatistics use runs that reached their final round; std is the sample std over seeds (n-1), "-" when n = 1.\n' +
-        'Charts: learning-curves, hyperparameters, scaling, time-breakdown, and with async runs sync-vs-async and accuracy-over-time\n(.vl.json, .svg, .png), plus report.html.',
+        'Charts: learning-curves, hyperparameters, scaling, time-breakdown, with async runs sync-vs-async and accuracy-over-time,\nwith a step log loss-by-step, loss-by-time and throughput (.vl.json, .svg, .png), plus report.html.',
     )
     .action(async (raw: RawOptions) => {
       const opts = await parseOptions(raw);
@@ -62,5 +66,7 @@ export async function parseOptions(raw: RawOptions): Promise<AnalyzeOptions> {
     where: raw.where ? parseWhere(raw.where) : [],
     csv: raw.csv,
     json: raw.json,
+    stepsCsv: raw.stepsCsv,
+    stepsJson: raw.stepsJson,
   };
 }

@@ -51,6 +51,18 @@ export function readJsonLines<T>(path: string): JsonLines<T> {
   return out;
 }
 
+/**
+ * What a reader says about a file's torn lines: the unterminated last one (a writer stopped
+ * mid-append), and the others by line number.
+ */
+export function tornLineWarnings(file: string, torn: readonly TornLine[]): string[] {
+  const warnings: string[] = [];
+  const inside = torn.filter((t) => !t.last).map((t) => t.line);
+  if (torn.some((t) => t.last)) warnings.push(`${file}: skipped a torn last line (a writer stopped mid-append)`);
+  if (inside.length > 0) warnings.push(`${file}: skipped ${inside.length} unparsable line(s): ${inside.slice(0, 10).join(', ')}${inside.length > 10 ? ', ...' : ''} (torn by a writer that stopped mid-append, or garbled)`);
+  return warnings;
+}
+
 /** Appends one JSON record as one line with one write, flushed to disk; all of it or nothing. */
 export function appendJsonLine(path: string, record: unknown): void {
   const line = Buffer.from(JSON.stringify(record) + '\n', 'utf8');

@@ -30,7 +30,7 @@ export function runKeyFields(c: Experiment): RunKey {
 
 /** Hash of everything that changes what a run computes (not its name, backend or timeouts). */
 export function configHash(c: Experiment): string {
-  const { name: _n, backend: _b, ...rest } = c;
+  const { name: _n, backend: _b, log: _l, ...rest } = c;
   const { roundTimeoutS: _t, minTrainers: _m, ...federation } = c.federation;
   const { batchSize: _e, ...evalRest } = c.eval;
   const canonical = JSON.stringify(sortKeys({ ...rest, federation, eval: evalRest }));
