@@ -26,11 +26,12 @@ import {
 } from './tables.ts';
 import { hasModeComparison, modeComparison, timePoints } from './sync-async.ts';
 import { type WhereClause, applyWhere, describeWhere } from './where.ts';
-import { latencyView, memoryView, stepSummaryView } from './metrics-format.ts';
+import { bestRunsView, latencyView, memoryView, stepSummaryView } from './metrics-format.ts';
+import { bestRuns, parseMetric } from './best.ts';
 import { lossByStepChart, lossByTimeChart, throughputChart } from './metrics-charts.ts';
 import { type StepRun, type StepTables, stepTables } from './steps.ts';
 import { exportSteps } from './steps-export.ts';
-import { latencyTable, memoryTable } from './trainer-figures.ts';
+import { trainerFiguresTable } from './trainer-figures.ts';
 import { pickConfig } from './fields.ts';
 
 export interface AnalyzeOptions {
@@ -39,7 +40,8 @@ export interface AnalyzeOptions {
   /** Defaults to <results>/report. */
   out?: string;
   top: number;
-  metric: Metric;
+  /** Any recorded metric, optionally name:max or name:min (analysis/best.ts). */
+  metric: string;
   where: WhereClause[];
   csv?: string;
   json?: string;
@@ -81,10 +83,13 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
   const stats = configStats(rounds);
   const timing = timingStats(rounds);
   const shown = shownConfigFields(stats.length ? stats : (rounds.objects() as ConfigStats[]));
+  const metric = parseMetric(opts.metric);
+  const topMetric: Metric = metric.name === 'testLoss' ? 'testLoss' : 'testAccuracy';
   const tables: TableView[] = [
     summaryView(summary),
     configStatsView(stats, shown),
-    topView(topConfigs(stats, opts.metric, opts.top), shown, opts.metric),
+    topView(topConfigs(stats, topMetric, opts.top), shown, topMetric),
+    bestRunsView(bestRuns(runs, rounds, metric, opts.top), shown, metric),
     swapView(swapComparison(stats), shown),
     timingView(timing, shown),
   ];
@@ -94,8 +99,8 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
   loaded.warnings.push(...steps.warnings);
   for (const w of steps.warnings) io.warn(w);
   if (steps.lines > 0) tables.push(stepSummaryView(steps.summary, shown));
-  const latency = latencyTable(rounds);
-  if (latency.length > 0) tables.push(latencyView(latency, shown), memoryView(memoryTable(rounds), shown));
+  const figures = trainerFiguresTable(rounds);
+  if (figures.length > 0) tables.push(latencyView(figures, shown), memoryView(figures, shown));
 
   const header = [`results: ${resolve(opts.results)}`];
   if (opts.where.length) header.push(`filter: ${describeWhere(opts.where)}`);

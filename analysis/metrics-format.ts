@@ -2,7 +2,8 @@
 import type { ConfigKey } from './fields.ts';
 import { configColumns, fmt, fmtSeconds, view, type TableView } from './format.ts';
 import type { StepSummary } from './steps.ts';
-import type { LatencyRow, MemoryRow } from './trainer-figures.ts';
+import type { TrainerFiguresRow } from './trainer-figures.ts';
+import type { BestRun, MetricChoice } from './best.ts';
 
 const MB = 1024 * 1024;
 const mb = (x: number | null) => (x === null ? '-' : (x / MB).toFixed(1));
@@ -26,11 +27,11 @@ export function stepSummaryView(rows: readonly StepSummary[], fields: readonly (
   );
 }
 
-export function latencyView(rows: readonly LatencyRow[], fields: readonly (keyof ConfigKey)[]): TableView {
+export function latencyView(rows: readonly TrainerFiguresRow[], fields: readonly (keyof ConfigKey)[]): TableView {
   return view(
     'Step latency per configuration (ms; training rounds of finished runs)',
     [
-      ...configColumns<LatencyRow>(fields),
+      ...configColumns<TrainerFiguresRow>(fields),
       { header: 'trainer-rounds', align: 'right', cell: (r) => String(r.n) },
       { header: 'P50', align: 'right', cell: (r) => ms(r.p50) },
       { header: 'P95', align: 'right', cell: (r) => ms(r.p95) },
@@ -46,11 +47,11 @@ export function latencyView(rows: readonly LatencyRow[], fields: readonly (keyof
   );
 }
 
-export function memoryView(rows: readonly MemoryRow[], fields: readonly (keyof ConfigKey)[]): TableView {
+export function memoryView(rows: readonly TrainerFiguresRow[], fields: readonly (keyof ConfigKey)[]): TableView {
   return view(
     'Memory per configuration (MB, highest seen)',
     [
-      ...configColumns<MemoryRow>(fields),
+      ...configColumns<TrainerFiguresRow>(fields),
       { header: 'trainer-rounds', align: 'right', cell: (r) => String(r.n) },
       { header: 'trainer peak RSS', align: 'right', cell: (r) => mb(r.trainerPeakRssBytes) },
       { header: 'tensors MB', align: 'right', cell: (r) => mb(r.tensorBytes) },
@@ -61,5 +62,25 @@ export function memoryView(rows: readonly MemoryRow[], fields: readonly (keyof C
     rows,
     'no round record with trainer figures yet',
     "peak RSS: the process's resident high-water mark; tensors: tfjs tensor bytes and count inside a training step; GPU: '-' where the backend reports none.",
+  );
+}
+
+/** Numbers of any scale: up to 4 decimals below 1000, whole numbers above. */
+function fmtValue(x: number): string {
+  return Math.abs(x) >= 1000 ? x.toFixed(0) : String(Number(x.toPrecision(5)));
+}
+
+export function bestRunsView(rows: readonly BestRun[], fields: readonly (keyof ConfigKey)[], metric: MetricChoice): TableView {
+  return view(
+    `Best ${rows.length} runs by ${metric.name} (${metric.best === 'max' ? 'highest' : 'lowest'} first)`,
+    [
+      { header: '#', align: 'right', cell: (r: BestRun) => String(r.rank) },
+      ...configColumns<BestRun>(fields),
+      { header: 'seed', align: 'right', cell: (r) => String(r.seed) },
+      { header: metric.name, align: 'right', cell: (r) => fmtValue(r.value) },
+      { header: 'run', align: 'left', cell: (r) => r.runId },
+    ],
+    rows,
+    'no run has reached its final round yet',
   );
 }

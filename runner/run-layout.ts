@@ -1,10 +1,14 @@
 /**
- * Where a sweep's files go, named here only. Per run, <results>/logs/<key>/ holds its config and
- * one log per role (aggregator.log, trainer-<k>.log, and slurm.log for a Slurm job);
+ * Where a sweep's files go, named here only. Per run, <results>/logs/<key>/ (core/results/profile.ts
+ * names it: the aggregator writes the run's profile.json there) holds its config and one log per
+ * role (aggregator.log, trainer-<k>.log, and slurm.log for a Slurm job);
  * <results>/slurm/ holds each Slurm job's batch script and token file; the sweep's metaserver
  * logs to <results>/logs/metaserver.log. Paths are absolute: a Slurm job may start elsewhere.
  */
 import { join, resolve } from 'node:path';
+import { logsDir, runLogDir } from '../core/results/profile.ts';
+
+export { logsDir };
 
 /** A log file and the name its lines get in a run record's log tail. */
 export interface NamedLog {
@@ -25,7 +29,6 @@ export interface RunLayout {
   tokenFile: string;
 }
 
-export const logsDir = (results: string): string => resolve(results, 'logs');
 export const metaserverLog = (results: string): string => join(logsDir(results), 'metaserver.log');
 
 export const aggregatorLogIn = (dir: string): string => join(dir, 'aggregator.log');
@@ -34,7 +37,7 @@ export const trainerLogIn = (dir: string, shard: number | string): string => joi
 
 export function runLayout(results: string, key: string): RunLayout {
   const abs = resolve(results);
-  const dir = join(logsDir(abs), key);
+  const dir = runLogDir(abs, key);
   const slurmDir = join(abs, 'slurm');
   return {
     results: abs,

@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAnalyze } from '../analysis/analyze.ts';
 import { loadStore } from '../analysis/load.ts';
 import { type StepRun, stepTables } from '../analysis/steps.ts';
-import { latencyTable, memoryTable } from '../analysis/trainer-figures.ts';
+import { trainerFiguresTable } from '../analysis/trainer-figures.ts';
 import { pickConfig } from '../analysis/fields.ts';
+import { bestRuns, parseMetric } from '../analysis/best.ts';
 import { writeMetricsStore } from './fixtures/make-metrics-store.ts';
 import { pngSize } from './fixtures/png.ts';
 
@@ -75,7 +76,7 @@ describe('step log tables', () => {
 
 describe('latency and memory tables', () => {
   it('percentiles averaged over trainer-rounds, the worst P99, data share, merge and eval', () => {
-    const [w1, w2] = latencyTable(loadStore(results).rounds);
+    const [w1, w2] = trainerFiguresTable(loadStore(results).rounds);
     expect([w1.worldSize, w1.n]).toEqual([1, 4]);
     expect(round([w1.p50, w1.p95, w1.p99, w1.p99Max, w1.dataLoadShare, w1.mergeSeconds, w1.evalSeconds])).toEqual([0.15, 0.25, 0.4, 0.5, 0.15, 0.1, 0.4]);
     expect([w2.worldSize, w2.n]).toEqual([2, 8]);
@@ -83,9 +84,25 @@ describe('latency and memory tables', () => {
   });
 
   it('memory: the highest of each figure; no GPU where no backend reported one', () => {
-    const [w1, w2] = memoryTable(loadStore(results).rounds);
+    const [w1, w2] = trainerFiguresTable(loadStore(results).rounds);
     expect([w1.trainerPeakRssBytes / MB, w1.tensorBytes / MB, w1.tensorCount, w1.gpuBytes, (w1.aggregatorPeakRssBytes ?? 0) / MB]).toEqual([530, 42, 40, null, 700]);
     expect([w2.trainerPeakRssBytes / MB, w2.tensorBytes / MB, w2.tensorCount, w2.gpuBytes, (w2.aggregatorPeakRssBytes ?? 0) / MB]).toEqual([315, 21, 40, null, 800]);
+  });
+});
+
+describe('best run by any recorded metric', () => {
+  it('ranks by a trainer figure, lowest first for seconds, highest first with :max or for rates', () => {
+    const { runs, rounds } = loadStore(results);
+    const p99 = bestRuns(runs, rounds, parseMetric('stepP99Seconds'), 4);
+    expect(p99.map((r) => [r.worldSize, r.seed])).toEqual([[2, 1], [2, 2], [1, 1], [1, 2]]);
+    expect(round(p99.map((r) => r.value))).toEqual([0.2375, 0.375, 0.4, 0.4]);
+    const rss = bestRuns(runs, rounds, parseMetric('peakRssBytes:max'), 1);
+    expect([rss[0].worldSize, rss[0].seed, rss[0].value / MB]).toEqual([1, 2, 530]);
+    expect(parseMetric('samplesPerSecond')).toEqual({ name: 'samplesPerSecond', best: 'max' });
+    expect(parseMetric('testLoss')).toEqual({ name: 'testLoss', best: 'min' });
+    expect(bestRuns(runs, rounds, parseMetric('aggregatorPeakRssBytes'), 1)[0].value / MB).toBe(700);
+    expect(bestRuns(runs, rounds, parseMetric('wallSeconds'), 9)).toHaveLength(4); // the failed run never finished
+    expect(() => bestRuns(runs, rounds, parseMetric('f1'), 1)).toThrow(/--metric f1 is not recorded .*known: .*stepP50Seconds/);
   });
 });
 
