@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { minTrainersOf } from '../core/config.ts';
-import { ResultsStore, runKeyFields } from '../core/results/store.ts';
+import { ResultsStore } from '../core/results/store.ts';
+import { runKeyFields } from '../core/results/schema.ts';
 import type { RunRecord } from '../core/results/types.ts';
 import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
 import type { StatusMessage } from '../core/wire/messages.ts';
@@ -143,7 +144,7 @@ export function recordEnd(o: RunOneOptions, outcome: RunOutcome, roles: Pick<Rol
   if (outcome.status === 'completed') return outcome;
   const store = new ResultsStore(o.results);
   // Only this attempt's own record counts: an older one of the same key is another run.
-  const latest = [...store.latestRuns().values()].filter((r) => r.key === o.run.key && r.startedAt >= attemptStart).at(-1);
+  const latest = store.latestForKey(o.run.key, (r) => r.startedAt >= attemptStart);
   if (latest?.status === 'completed') return { status: 'completed' };
   if (outcome.status === 'interrupted' && (!latest || latest.status !== 'started')) return outcome; // never started, or the aggregator said so itself
   const base: RunRecord = latest ?? {

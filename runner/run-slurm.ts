@@ -93,7 +93,7 @@ export async function runSlurm(o: SlurmRunOptions): Promise<RunOutcome> {
     forget(jobId);
     const end = await jobEnd(jobId);
     const store = new ResultsStore(results);
-    const mine = [...store.latestRuns().values()].filter((r) => r.key === run.key && r.startedAt >= attemptStart).at(-1);
+    const mine = store.latestForKey(run.key, (r) => r.startedAt >= attemptStart);
     if (mine?.status === 'completed') outcome = { status: 'completed' };
     else {
       const errLine = tail(logs[0].logFile, 50).reverse().find((l) => l.startsWith('fedslice: error:') || l.startsWith('fedslice: internal error'));

@@ -82,7 +82,6 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const sweep = parseSweep(readJsonFile(o.config), o.config);
   const runs = expandSweep(sweep, o.config);
   const store = new ResultsStore(o.results);
-  const latest = [...store.latestRuns().values()];
   const done = store.completedKeys();
   const pending = o.force ? runs : runs.filter((r) => !done.has(r.key));
   const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, wallSeconds: 0 };
@@ -90,7 +89,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   if (o.dryRun) {
     const state = (r: PlannedRun) => {
       if (done.has(r.key)) return 'done';
-      const last = latest.filter((x) => x.key === r.key).at(-1);
+      const last = store.latestForKey(r.key);
       return last ? `${last.status} before` : 'pending';
     };
     out.write(`sweep ${sweep.name}: ${runs.length} runs, ${summary.alreadyDone} already completed in ${o.results}, ${pending.length} to run${o.force ? ' (--force)' : ''}\n`);
@@ -129,7 +128,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
 
   // Another sweep on the same results may have finished this key since we read the store.
   const completedElsewhere = (key: string) =>
-    [...store.latestRuns().values()].some((r) => r.key === key && r.status === 'completed' && (!o.force || (r.endedAt ?? '') >= startedIso));
+    store.latestForKey(key, (r) => r.status === 'completed' && (!o.force || (r.endedAt ?? '') >= startedIso)) !== undefined;
 
   const execute = async (run: PlannedRun) => {
     const lock = tryLock(o.results, run.key);
