@@ -5,20 +5,6 @@
  */
 import { ALWAYS_SHOWN, CONFIG_FIELDS, type ConfigField, type ConfigKey, FIELD_LABELS, type KeyField, fieldDisplay, fieldKind } from '../core/results/schema.ts';
 
-export {
-  BOOLEAN_FIELDS,
-  CONFIG_FIELDS,
-  type ConfigField,
-  type ConfigKey,
-  FIELD_LABELS,
-  KEY_FIELDS,
-  type KeyField,
-  NUMERIC_FIELDS,
-  configId,
-  pickConfig,
-  seriesId,
-} from '../core/results/schema.ts';
-
 /** Learning rates the way people write them: 1e-4, 3e-4, 2.5e-5, 0.1. */
 export function formatLearningRate(lr: number): string {
   if (lr === 0) return '0';

@@ -63,7 +63,7 @@ describe('settings that do not change what a run computes', () => {
   const base = parseExperiment({ dataset: { name: 'synthetic', dir: 'data/a' } });
 
   it('change neither the hash nor raise a merge warning; any other setting does both', () => {
-    const neutral = parseExperiment({ name: 'other', backend: 'wasm', dataset: { name: 'synthetic', dir: 'data/a' }, federation: { roundTimeoutS: 5, minTrainers: 1 }, eval: { batchSize: 7 } });
+    const neutral = parseExperiment({ name: 'other', backend: 'wasm', dataset: { name: 'synthetic', dir: 'data/a' }, federation: { roundTimeoutS: 5, minTrainers: 1 }, eval: { batchSize: 7 }, log: { everySteps: 3 } });
     expect(configHash(neutral)).toBe(configHash(base));
     expect(mergedSettingsWarnings([record(base, 'a'), record(neutral, 'b')])).toEqual([]);
 

@@ -114,9 +114,10 @@ function tokenValue(v: unknown): string {
 }
 
 /**
- * Settings that do not change what a run computes: left out of the config hash of the run key,
- * and not reported when runs of one configuration differ in them. The timeout and quorum decide
- * only whether a round waits or fails; the evaluation batch only how the test set is chunked.
+ * Settings that do not change what a run computes (a path covers everything below it): left out
+ * of the config hash of the run key, and not reported when runs of one configuration differ in
+ * them. The timeout and quorum decide only whether a round waits or fails; the evaluation batch
+ * only how the test set is chunked; log only what trainers report while they train.
  * dataset.dir is deliberately NOT here: the folder is the config's only handle on which data a
  * run reads (a synthetic set made with other classes, counts or seed; a different CIFAR copy), so
  * runs on different folders keep different keys and the merge warning names the folder. Moving
@@ -128,12 +129,11 @@ export const NEUTRAL_SETTINGS = [
   'federation.roundTimeoutS',
   'federation.minTrainers',
   'eval.batchSize',
+  'log',
 ] as const satisfies readonly ConfigPath[];
 
-const NEUTRAL: ReadonlySet<string> = new Set(NEUTRAL_SETTINGS);
-
 export function isNeutralSetting(path: string): boolean {
-  return NEUTRAL.has(path);
+  return NEUTRAL_SETTINGS.some((n) => path === n || path.startsWith(`${n}.`));
 }
 
 /** Hash of everything that changes what a run computes (all but the neutral settings). */
@@ -148,7 +148,7 @@ function meaningful(v: unknown, path: string): unknown {
   if (v === null || typeof v !== 'object') return v;
   const sub = (k: string) => (path ? `${path}.${k}` : k);
   const kept = Object.entries(v)
-    .filter(([k]) => !NEUTRAL.has(sub(k)))
+    .filter(([k]) => !isNeutralSetting(sub(k)))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return Object.fromEntries(kept.map(([k, x]) => [k, meaningful(x, sub(k))]));
 }
