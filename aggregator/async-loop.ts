@@ -16,6 +16,7 @@ import { checkUpdateContent } from '../core/wire/checks.ts';
 import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { TaskTimes } from './task-times.ts';
+import type { AsyncCounts } from '../core/results/summary.ts';
 
 /** Where an async run stands; restored from the last checkpoint on --resume. */
 export interface AsyncProgress {
@@ -216,8 +217,8 @@ export class AsyncLoop {
    * lost with a departed trainer, the model version reached, and per trainer slot the updates
    * applied with their mean staleness and weight.
    */
-  summary(): Record<string, number> {
-    const out: Record<string, number> = {
+  summary(): AsyncCounts {
+    const out: AsyncCounts = {
       updatesReceived: this.counts.received,
       updatesRefused: this.counts.refused,
       tasksLost: this.counts.lost,

@@ -42,6 +42,13 @@ export const ERROR_CODES = {
   FEDSLICE_ERR_RUN_FAILED: { means: 'the aggregator ended the run as failed' },
   FEDSLICE_ERR_INTERRUPTED: { means: 'a signal stopped the role' },
   FEDSLICE_ERR_CHECKPOINT: { means: 'a checkpoint cannot be read or is not valid safetensors' },
+  // the machine's storage (exit status 74)
+  FEDSLICE_ERR_DISK_FULL: { means: 'the results disk is full' },
+  FEDSLICE_ERR_DISK_QUOTA: { means: 'the disk quota is exceeded' },
+  FEDSLICE_ERR_NO_PERMISSION: { means: 'no permission to read or write a results file' },
+  FEDSLICE_ERR_READ_ONLY: { means: 'the results are on a read-only filesystem' },
+  FEDSLICE_ERR_TOO_MANY_FILES: { means: 'too many open files' },
+  FEDSLICE_ERR_STORE_UNWRITABLE: { means: 'a sweep stopped because its results store cannot be written' },
   FEDSLICE_ERR_SLURM: { means: 'Slurm is missing or sbatch failed' },
   // model and training
   FEDSLICE_ERR_MODEL_PARAMS: { means: 'the weights miss a layer or do not fit together' },
@@ -86,6 +93,8 @@ export class FedsliceError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** The process's exit status when this error ends a command. */
+    readonly exitCode = 1,
   ) {
     super(message);
     this.name = 'FedsliceError';

@@ -3,12 +3,13 @@
  * (or a few lines of struct + torch.frombuffer) loads them into the reference AlexNet.
  * Our tensors use TensorFlow.js layouts; on the way out conv kernels go [kh,kw,in,out] ->
  * [out,in,kh,kw] and dense kernels [in,out] -> [out,in]. fc1's input rows need no permutation:
- * core/model/network.ts flattens in PyTorch's (c,h,w) order. Writes are atomic: temp file, fsync, rename.
+ * core/model/network.ts flattens in PyTorch's (c,h,w) order. Writes are atomic: temp file, fsync,
+ * rename; a write that fails (a full disk) removes its temp file and leaves the last checkpoint as it was.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { FedsliceError } from '../errors.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
+import { withStorageErrors } from './storage-error.ts';
 import { parameterSpecs, type LayerSpec } from '../model/spec.ts';
 import type { NamedTensor, Weights } from '../model/tensor.ts';
 import { sizeOf } from '../model/tensor.ts';
@@ -90,24 +91,9 @@ export async function writeCheckpoint(path: string, layers: LayerSpec[], weights
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeAll(fd, len);
-    writeAll(fd, headerBytes);
-    for (const b of blobs) writeAll(fd, new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  withStorageErrors(path, () => writeFileAtomic(path, [len, headerBytes, ...blobs.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))]));
 }
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-}
 
 export interface Checkpoint {
   weights: Weights;
