@@ -13,6 +13,7 @@ import { trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import { decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
+import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
@@ -74,7 +75,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 
   function session(address: string): Promise<SessionEnd> {
     return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(address, { maxPayload, ...o.tls });
+      const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
       let shard: number | null = null;
       let indices: Int32Array | null = null;
       let settled = false;
@@ -90,7 +91,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       };
       o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
-      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) } as Message));
+      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, ...(o.shard !== undefined ? { shard: o.shard } : {}) } as Message));
       ws.on('message', (data) => {
         const d = decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
         if (!d.ok) {
@@ -112,7 +113,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
             end({ kind: 'done', msg });
             return;
           case 'error':
-            if (msg.code === 'FEDSLICE_ERR_TOKEN' || msg.code === 'FEDSLICE_ERR_JOB' || msg.code === 'FEDSLICE_ERR_FULL' || msg.code === 'FEDSLICE_ERR_SHARD') {
+            if (msg.code === 'FEDSLICE_ERR_JOB' || msg.code === 'FEDSLICE_ERR_FULL' || msg.code === 'FEDSLICE_ERR_SHARD') {
               end({ kind: 'refused', error: new FedsliceError(msg.code, `the aggregator refused trainer ${o.id}: ${msg.message}`) });
             } else {
               log(`trainer ${o.id}: the aggregator reported: ${msg.message}`);
@@ -125,6 +126,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
       ws.on('unexpected-response', (_req, res) => {
         if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
+        else if (res.statusCode === 401) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TOKEN', `the aggregator at ${address} refused trainer ${o.id}: ${wrongTokenMessage(o.job)}`) });
         else end({ kind: 'lost', reason: `HTTP ${res.statusCode} instead of a WebSocket upgrade` });
       });
       ws.on('error', (e) => {

@@ -19,13 +19,12 @@ export interface Peer {
   address?: string;
 }
 
-/** Any role -> metaserver. */
+/** Any role -> metaserver (the job token travels in the upgrade request, not here). */
 export interface HelloMessage {
   type: 'hello';
   job: string;
   role: Role;
   id: string;
-  token: string;
   /** The aggregator's own server, which trainers connect to. */
   address?: string;
 }
@@ -68,11 +67,11 @@ export interface ErrorMessage {
   round?: number;
 }
 
+/** Trainer -> aggregator (the job token travels in the upgrade request, not here). */
 export interface JoinMessage {
   type: 'join';
   job: string;
   id: string;
-  token: string;
   shard?: number;
 }
 
@@ -267,7 +266,7 @@ function validateMessage(v: unknown): Message {
   switch (type) {
     case 'hello': {
       const address = optStr(o, 'address', ctx);
-      return { type, job: str(o, 'job', ctx), role: oneOf(o, 'role', ctx, ROLES), id: str(o, 'id', ctx), token: str(o, 'token', ctx), ...(address ? { address } : {}) };
+      return { type, job: str(o, 'job', ctx), role: oneOf(o, 'role', ctx, ROLES), id: str(o, 'id', ctx), ...(address ? { address } : {}) };
     }
     case 'status': {
       const message = optStr(o, 'message', ctx);
@@ -287,7 +286,7 @@ function validateMessage(v: unknown): Message {
     }
     case 'join': {
       const shard = optUint(o, 'shard', ctx);
-      return { type, job: str(o, 'job', ctx), id: str(o, 'id', ctx), token: str(o, 'token', ctx), ...(shard !== undefined ? { shard } : {}) };
+      return { type, job: str(o, 'job', ctx), id: str(o, 'id', ctx), ...(shard !== undefined ? { shard } : {}) };
     }
     case 'update': {
       const m = obj(o.metrics, 'update.metrics');

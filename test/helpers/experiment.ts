@@ -14,6 +14,8 @@ export function makeTestData(dir: string): string {
 
 export interface TestConfigOptions {
   dataDir: string;
+  /** model.width (default 1/8). */
+  width?: number;
   worldSize?: number;
   mode?: 'slice' | 'fedavg' | 'async';
   async?: Record<string, unknown>;
@@ -34,7 +36,7 @@ export function testConfig(o: TestConfigOptions): Record<string, unknown> {
   return {
     name: o.name ?? 'e2e',
     dataset: { name: 'synthetic', dir: o.dataDir },
-    model: { width: 0.125, numClasses: 10 },
+    model: { width: o.width ?? 0.125, numClasses: 10 },
     federation: {
       worldSize: o.worldSize ?? 2,
       mode: o.mode ?? 'slice',
