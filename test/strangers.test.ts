@@ -30,7 +30,8 @@ afterEach(() => stopAll());
 
 /** A real aggregator process for a one-trainer, one-round job; resolves once it waits for trainers. */
 async function aggregator(name: string, o: { width?: number; extra?: string[] } = {}) {
-  const cfg = writeConfig(dir, `${name}.json`, { dataDir, name, worldSize: 1, rounds: 1, steps: 1, ...(o.width ? { width: o.width } : {}) });
+  // 1 step on a tenth of the set: the job itself takes seconds even at width 1/2
+  const cfg = writeConfig(dir, `${name}.json`, { dataDir, name, worldSize: 1, rounds: 1, steps: 1, fraction: 0.1, ...(o.width ? { width: o.width } : {}) });
   const results = join(dir, `results-${name}`);
   const role = startRole(`aggregator ${name}`, ['aggregator', '--config', cfg, '--metaserver', meta.url, '--results', results, ...(o.extra ?? [])], env);
   const [, url] = await role.waitFor(/listening for trainers on (ws:\/\/\S+)/);
