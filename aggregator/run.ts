@@ -17,10 +17,13 @@ import { initialWeights } from '../core/model/init.ts';
 import { evaluate } from '../core/training/evaluate.ts';
 import { loadForExperiment } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
-import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
+import { ResultsStore } from '../core/results/store.ts';
+import { runKey, runKeyFields } from '../core/results/schema.ts';
+import { runSummary, summaryField } from '../core/results/summary.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { runEnvironment } from '../core/results/environment.ts';
-import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { readCheckpoint, removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { StorageError } from '../core/results/storage-error.ts';
 import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire/messages.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
@@ -95,17 +98,17 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   const store = new ResultsStore(o.results);
   const key = runKey(config);
   const ckptPath = checkpointPath(o.results, key);
+  for (const name of removeStaleTemps(ckptPath)) log(`aggregator: removed ${name}, a checkpoint write left unfinished by a process that is gone`);
 
   // What to run: fresh, resumed, or nothing.
-  const previous = [...store.latestRuns().values()].filter((r) => r.key === key);
-  if (previous.some((r) => r.status === 'completed') && !o.force) {
+  if (store.latestForKey(key, (r) => r.status === 'completed') && !o.force) {
     if (o.resume) {
       log(`aggregator: run ${key} is already completed in ${o.results}; nothing to do`);
       return 'already-completed';
     }
     throw new FedsliceError('FEDSLICE_ERR_COMPLETED', `run ${key} is already completed in ${o.results}; pass --force to run it again`);
   }
-  const unfinished = previous.filter((r) => r.status !== 'completed').at(-1);
+  const unfinished = store.latestForKey(key, (r) => r.status !== 'completed');
 
   const backend = await initBackend(config.backend);
   const data = loadForExperiment(config.dataset, config.seed);
@@ -168,7 +171,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       endedAt: new Date().toISOString(),
       wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
       ...(error ? { error } : {}),
-      ...summaryOf({ ...runSummary(store.roundsOf(runId)), ...taskTimes.summary(), ...processCounts }),
+      ...summaryField({ ...runSummary(store.roundsOf(runId)), ...taskTimes.summary(), ...processCounts }),
     });
 
   const lastRound = plannedRounds(fed);
@@ -258,8 +261,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     await server.close();
     throw e;
   }
-  // Recorded only once the run can actually start: a wrong URL or token leaves no record behind.
-  store.appendRun(runRecord);
   const status = (state: 'waiting' | 'training' | 'completed' | 'failed', message?: string) =>
     meta.sendStatus({ state, round, rounds: lastRound, ...(message ? { message } : {}) });
 
@@ -270,6 +271,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   };
 
   try {
+    // Recorded only once the run can actually start: a wrong URL or token leaves no record behind.
+    store.appendRun(runRecord);
     status('waiting');
     await abortable(waitForTrainers(), o.signal);
 
@@ -374,7 +377,12 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   } catch (e) {
     const message = (e as Error).message;
     const interrupted = e instanceof Interrupted;
-    finishRun(interrupted ? 'interrupted' : 'failed', message);
+    try {
+      finishRun(interrupted ? 'interrupted' : 'failed', message);
+    } catch (recordError) {
+      // The store may be what failed (a full disk): the trainers and the sweep still hear why.
+      log(`aggregator: could not record the run's end: ${(recordError as Error).message}`);
+    }
     notifyTrainers('failed', message);
     status('failed', message);
     throw e;
@@ -410,13 +418,9 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   }
 
   async function commitRound(record: RoundRecord): Promise<void> {
-    await writeCheckpoint(ckptPath, layers, global, {
-      runId,
-      key,
-      round: String(record.round),
-      slots: JSON.stringify(registry.slots()),
-      record: JSON.stringify(record),
-    });
+    const metadata = { runId, key, round: String(record.round), slots: JSON.stringify(registry.slots()), record: JSON.stringify(record) };
+    // A failed write names the results directory, as a failed append does.
+    await writeCheckpoint(ckptPath, layers, global, metadata).catch((e) => Promise.reject(e instanceof StorageError ? e.naming(o.results) : e));
     store.appendRound(record);
     log(`aggregator: round ${record.round}: test accuracy ${record.testAccuracy.toFixed(4)}, loss ${record.testLoss.toFixed(4)} (eval ${record.evalSeconds.toFixed(1)} s)`);
     status('training');
@@ -442,39 +446,6 @@ function checkLabels(set: ImageSet, numClasses: number): void {
 function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
   const slowdown = slowdownOf(c, slot);
   return slowdown > 1 ? { slowdown } : {};
-}
-
-/** A run record's `summary` field, left out when there is nothing to say. */
-function summaryOf(summary: Record<string, number>): { summary?: Record<string, number> } {
-  return Object.keys(summary).length ? { summary } : {};
-}
-
-/**
- * The run's figures, the same in every mode and across resumes, from its round records: training
- * time from the initial evaluation to the last (evaluations included), updates applied and their
- * rate, and staleness (0 in sync modes).
- */
-export function runSummary(rounds: RoundRecord[]): Record<string, number> {
-  const sorted = [...new Map(rounds.map((r) => [r.round, r])).values()].sort((a, b) => a.round - b.round);
-  const first = sorted[0];
-  const last = sorted.at(-1);
-  if (!first || !last) return {};
-  const seconds = (last.elapsedSeconds ?? 0) - (first.elapsedSeconds ?? 0);
-  const updates = last.updatesApplied ?? 0;
-  let stalenessSum = 0;
-  let maxStaleness = 0;
-  for (let i = 1; i < sorted.length; i++) {
-    const n = (sorted[i].updatesApplied ?? 0) - (sorted[i - 1].updatesApplied ?? 0);
-    stalenessSum += (sorted[i].staleness ?? 0) * n;
-    maxStaleness = Math.max(maxStaleness, sorted[i].maxStaleness ?? 0);
-  }
-  return {
-    totalTrainingSeconds: seconds,
-    updatesApplied: updates,
-    updatesPerSecond: seconds > 0 ? updates / seconds : 0,
-    meanStaleness: updates > 0 ? stalenessSum / updates : 0,
-    maxStaleness,
-  };
 }
 
 function asyncRecord(
