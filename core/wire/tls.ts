@@ -4,7 +4,7 @@
  * and connection failures that are about TLS become one line saying what to change.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -103,7 +103,7 @@ export async function listenHttp(host: string, port: number, tls?: ServerTls, ga
   if (!tls) {
     if (gate) server.on('connection', (socket: Socket) => gate.accept(socket));
     await listen(server, host, port);
-    return { server, port: (server.address() as AddressInfo).port, scheme: 'ws', close: () => closeHttp(server) };
+    return { server, port: portOf(server), scheme: 'ws', close: () => closeHttp(server) };
   }
   const secureContext = createSecureContext({ cert: tls.cert, key: tls.key });
   const front: NetServer = createNetServer((socket) => {
@@ -119,14 +119,14 @@ export async function listenHttp(host: string, port: number, tls?: ServerTls, ga
         server.emit('connection', secure);
         return;
       }
-      const body = `${plainToTlsMessage(`${host}:${(front.address() as AddressInfo).port}`)}\n`;
+      const body = `${plainToTlsMessage(`${host}:${portOf(front)}`)}\n`;
       socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nX-Fedslice-Tls: required\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     });
   });
   await listen(front, host, port);
   return {
     server,
-    port: (front.address() as AddressInfo).port,
+    port: portOf(front),
     scheme: 'wss',
     close: async () => {
       await Promise.all([closeServer(front), closeHttp(server)]);
@@ -142,6 +142,13 @@ function listen(server: NetServer, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The port a listening server got (the OS picks it for port 0). */
+function portOf(server: NetServer): number {
+  const a = server.address();
+  if (a === null || typeof a === 'string') throw new Error('the server is not listening on a TCP port');
+  return a.port;
 }
 
 function closeServer(server: NetServer): Promise<void> {
