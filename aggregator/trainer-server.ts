@@ -43,13 +43,17 @@ export interface TrainerServer {
   close(): Promise<void>;
 }
 
-export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
-  const authorize = (req: IncomingMessage): UpgradeRefusal | null => {
+/** The upgrade check: the job token of the Authorization header, compared in constant time. */
+function tokenCheck(expected: string): (req: IncomingMessage) => UpgradeRefusal | null {
+  return (req) => {
     const { token } = upgradeCredentials(req.headers);
     if (!token) return { status: 401, reason: 'no job token (send it as "Authorization: Bearer TOKEN")' };
-    if (!tokensEqual(token, o.token)) return { status: 401, reason: 'wrong job token' };
+    if (!tokensEqual(token, expected)) return { status: 401, reason: 'wrong job token' };
     return null;
   };
+}
+
+export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
   const server = await listenWebSocket({
     name: 'aggregator',
     host: o.host,
@@ -57,7 +61,7 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
     ...(o.tls ? { tls: o.tls } : {}),
     maxPayload: o.maxPayload,
     ...(o.admission ? { admission: o.admission } : {}),
-    authorize,
+    authorize: tokenCheck(o.token),
     onConnection: (conn, req) => serve(conn, req),
     log: o.log,
   });
