@@ -36,6 +36,7 @@ import { TaskTimes } from './task-times.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 import type { ClientTls, ServerTls } from '../core/wire/tls.ts';
+import type { AdmissionLimits } from '../core/wire/admission.ts';
 
 export interface AggregatorOptions {
   config: Experiment;
@@ -51,6 +52,8 @@ export interface AggregatorOptions {
   advertise?: string;
   /** Cert and key for the trainer server (wss://). */
   tls?: ServerTls;
+  /** Bounds on trainer connections that have not joined yet. */
+  admission?: Partial<AdmissionLimits>;
   /** How to verify a wss:// metaserver. */
   clientTls?: ClientTls;
   signal: AbortSignal;
@@ -196,6 +199,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     port: o.port,
     ...(o.advertise ? { advertise: o.advertise } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.admission ? { admission: o.admission } : {}),
     job: o.job,
     token: o.token,
     maxPayload: maxFrameBytes(totalBytes(global)),

@@ -1,19 +1,20 @@
 /**
  * The aggregator's own WebSocket server: trainers connect here directly (model bytes never pass
- * through the metaserver). It checks the job token on join, gives each trainer its slot, and
- * hands valid updates to the round loop; anything malformed is answered with an error and dropped.
+ * through the metaserver). The job token is checked on the upgrade request, before any frame is
+ * read; a connection is then held to a join's size until its join gives it a slot. Valid updates go
+ * to the round loop; anything malformed is answered with an error and dropped.
  */
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
 import { decode } from '../core/wire/codec.ts';
 import { trainerToAggregator, type AggregatorToTrainer, type MessageOf } from '../core/wire/schema.ts';
 import { frameBytes, sendToTrainer } from '../core/wire/socket.ts';
-import { tokensEqual } from '../core/wire/token.ts';
-import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
+import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
+import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
+import type { AdmissionLimits } from '../core/wire/admission.ts';
+import { listenWebSocket, peerAddress, type UpgradeRefusal } from '../core/wire/ws-server.ts';
 import { isFedsliceError, type ErrorCode } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
-
-/** How long a new connection may take to say who it is. */
-const JOIN_DEADLINE_MS = 10_000;
 
 export interface TrainerServerOptions {
   host: string;
@@ -25,6 +26,8 @@ export interface TrainerServerOptions {
   job: string;
   token: string;
   maxPayload: number;
+  /** Bounds on connections that have not joined yet (defaults: DEFAULT_ADMISSION). */
+  admission?: Partial<AdmissionLimits>;
   registry: TrainerRegistry<WebSocket>;
   log: (line: string) => void;
   onJoin: (h: SlotHolder<WebSocket>, rejoined: boolean) => void;
@@ -40,11 +43,28 @@ export interface TrainerServer {
   close(): Promise<void>;
 }
 
+/** The upgrade check: the job token of the Authorization header, compared in constant time. */
+function tokenCheck(expected: string): (req: IncomingMessage) => UpgradeRefusal | null {
+  return (req) => {
+    const { token } = upgradeCredentials(req.headers);
+    if (!token) return { status: 401, reason: 'no job token (send it as "Authorization: Bearer TOKEN")' };
+    if (!tokensEqual(token, expected)) return { status: 401, reason: 'wrong job token' };
+    return null;
+  };
+}
+
 export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
-  const http = await listenHttp(o.host, o.port, o.tls);
-  const wss = new WebSocketServer({ server: http.server, maxPayload: o.maxPayload });
-  wss.on('error', (e) => o.log(`aggregator: server error: ${e.message}`));
-  const port = http.port;
+  const server = await listenWebSocket({
+    name: 'aggregator',
+    host: o.host,
+    port: o.port,
+    ...(o.tls ? { tls: o.tls } : {}),
+    maxPayload: o.maxPayload,
+    ...(o.admission ? { admission: o.admission } : {}),
+    authorize: tokenCheck(o.token),
+    onConnection: (conn, req) => serve(conn, req),
+    log: o.log,
+  });
 
   const send = sendToTrainer;
   const refuse = (conn: WebSocket, code: ErrorCode, message: string) => {
@@ -52,12 +72,9 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
     conn.close(1008, code);
   };
 
-  wss.on('connection', (conn, req) => {
-    const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+  function serve(conn: WebSocket, req: IncomingMessage) {
+    const peer = peerAddress(req);
     let holder: SlotHolder<WebSocket> | null = null;
-    const deadline = setTimeout(() => {
-      if (!holder) refuse(conn, 'FEDSLICE_ERR_JOIN', `no join message within ${JOIN_DEADLINE_MS / 1000}s`);
-    }, JOIN_DEADLINE_MS);
 
     conn.on('message', (data, isBinary) => {
       const bytes = frameBytes(data);
@@ -78,15 +95,10 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
           refuse(conn, 'FEDSLICE_ERR_JOB', `this aggregator serves job ${o.job}, not ${msg.job}`);
           return;
         }
-        if (!tokensEqual(msg.token, o.token)) {
-          o.log(`aggregator: refused ${msg.id} from ${peer}: wrong job token`);
-          refuse(conn, 'FEDSLICE_ERR_TOKEN', `wrong job token for job ${o.job}`);
-          return;
-        }
         try {
           const { holder: h, replaced, rejoined } = o.registry.join(msg.id, conn, msg.shard);
           holder = h;
-          clearTimeout(deadline);
+          server.admit(req);
           if (replaced && replaced !== conn) replaced.close(1000, 'replaced by a new connection');
           send(conn, { type: 'joined', job: o.job, id: h.id, shard: h.slot, worldSize: o.registry.worldSize });
           o.onJoin(h, rejoined);
@@ -106,22 +118,17 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
     });
 
     conn.on('close', () => {
-      clearTimeout(deadline);
       if (!holder || holder.conn !== conn) return; // never joined, or replaced by a reconnect
       o.registry.leave(conn);
       o.onLeave(holder);
     });
     conn.on('error', (e) => o.log(`aggregator: connection ${holder?.id ?? peer}: ${e.message}`));
-  });
+  }
 
   return {
-    url: wsUrl(http.scheme, o.advertise ?? o.host, port),
-    port,
+    url: wsUrl(server.scheme, o.advertise ?? o.host, server.port),
+    port: server.port,
     send,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close(() => void http.close().then(resolve));
-      }),
+    close: () => server.close(),
   };
 }

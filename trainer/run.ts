@@ -15,6 +15,7 @@ import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
 import { frameBytes, sendToAggregator } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
+import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 
 export interface TrainerOptions {
@@ -74,7 +75,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 
   function session(address: string): Promise<SessionEnd> {
     return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(address, { maxPayload, ...o.tls });
+      const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
       let shard: number | null = null;
       let indices: Int32Array | null = null;
       let settled = false;
@@ -88,7 +89,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       const send = (m: TrainerToAggregator) => void sendToAggregator(ws, m);
       o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
-      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
+      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
       ws.on('message', (data) => {
         const d = decode(aggregatorToTrainer, frameBytes(data));
         if (!d.ok) {
@@ -123,6 +124,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
       ws.on('unexpected-response', (_req, res) => {
         if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
+        else if (res.statusCode === 401) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TOKEN', `the aggregator at ${address} refused trainer ${o.id}: ${wrongTokenMessage(o.job)}`) });
         else end({ kind: 'lost', reason: `HTTP ${res.statusCode} instead of a WebSocket upgrade` });
       });
       ws.on('error', (e) => {
