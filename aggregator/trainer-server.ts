@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { decode } from '../core/wire/codec.ts';
 import { trainerToAggregator, type AggregatorToTrainer, type MessageOf } from '../core/wire/schema.ts';
-import { frameBytes, sendToTrainer } from '../core/wire/socket.ts';
+import { byteLengthOf, frameBytes, sendToTrainer } from '../core/wire/socket.ts';
 import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
 import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
 import type { AdmissionLimits } from '../core/wire/admission.ts';
@@ -110,7 +110,7 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
         return;
       }
       if (msg.type === 'update') {
-        o.onUpdate(holder, msg, bytes.byteLength);
+        o.onUpdate(holder, msg, byteLengthOf(bytes));
         return;
       }
       o.log(`aggregator: dropped an unexpected ${msg.type} message from ${holder.id}`);
