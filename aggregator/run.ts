@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { minTrainersOf, slowdownOf } from '../core/config.ts';
+import { minTrainersOf, taskHyperOf } from '../core/config.ts';
 import { alexnetLayers, type LayerSpec } from '../core/model/spec.ts';
 import { makeRule, type Assignment, type Update } from '../core/aggregation/rules.ts';
 import { FedsliceError } from '../core/errors.ts';
@@ -22,9 +22,12 @@ import { runKey, runKeyFields } from '../core/results/schema.ts';
 import { runSummary, summaryField } from '../core/results/summary.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { runEnvironment } from '../core/results/environment.ts';
-import { readCheckpoint, removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { removeStaleTemps } from '../core/atomic-file.ts';
 import { StorageError } from '../core/results/storage-error.ts';
-import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { maxFrameBytes } from '../core/wire/codec.ts';
+import { checkUpdateContent } from '../core/wire/checks.ts';
+import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
@@ -33,8 +36,7 @@ import { TaskTimes } from './task-times.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 import type { ClientTls, ServerTls } from '../core/wire/tls.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
+import type { AdmissionLimits } from '../core/wire/admission.ts';
 
 export interface AggregatorOptions {
   config: Experiment;
@@ -50,6 +52,8 @@ export interface AggregatorOptions {
   advertise?: string;
   /** Cert and key for the trainer server (wss://). */
   tls?: ServerTls;
+  /** Bounds on trainer connections that have not joined yet. */
+  admission?: Partial<AdmissionLimits>;
   /** How to verify a wss:// metaserver. */
   clientTls?: ClientTls;
   signal: AbortSignal;
@@ -179,7 +183,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   let round = startRound;
   let collector: RoundCollector<ReceivedUpdate> | null = null;
   const assignments = new Map<number, Assignment>();
-  const tasks = new Map<number, Message>();
+  const tasks = new Map<number, AggregatorToTrainer>();
   let joinWaiter: (() => void) | null = null;
   let asyncLoop: AsyncLoop | null = null;
 
@@ -195,6 +199,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     port: o.port,
     ...(o.advertise ? { advertise: o.advertise } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.admission ? { admission: o.admission } : {}),
     job: o.job,
     token: o.token,
     maxPayload: maxFrameBytes(totalBytes(global)),
@@ -217,14 +222,14 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
         const refused = asyncLoop.onUpdate(h, msg);
         if (refused) {
           log(`aggregator: refused an update from ${h.id}: ${refused}`);
-          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round } as Message);
+          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round });
         }
         return;
       }
       const reason = checkUpdate(msg, h, round, collector, assignments, rule.expectedShapes.bind(rule), o.job);
       if (reason) {
         log(`aggregator: refused an update from ${h.id}: ${reason}`);
-        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round } as Message);
+        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round });
         return;
       }
       const m = msg.metrics;
@@ -262,7 +267,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
 
   const notifyTrainers = (reason: 'completed' | 'failed', message?: string) => {
     for (const h of registry.connected()) {
-      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) } as Message);
+      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) });
     }
   };
 
@@ -287,7 +292,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           rule,
           job: o.job,
           registry,
-          hyper: { ...taskHyper(config), seed: config.seed },
           send: (conn, msg) => {
             const n = server.send(conn, msg);
             bytesSent += n;
@@ -338,8 +342,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           worldSize: fed.worldSize,
           mode: rule.mode,
           weights: rule.taskWeights(global, a),
-          hyper: { ...taskHyper(config), seed: config.seed, ...slowdownHyper(config, slot) },
-        } as Message);
+          hyper: taskHyperOf(config, slot),
+        });
       }
       for (const h of registry.connected()) sendTask(h);
       log(`aggregator: round ${round}/${fed.rounds}: sent ${registry.connected().length} tasks (${((bytesSent - sentBefore) / 1e6).toFixed(1)} MB)`);
@@ -439,10 +443,6 @@ function checkLabels(set: ImageSet, numClasses: number): void {
   }
 }
 
-function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
-  const slowdown = slowdownOf(c, slot);
-  return slowdown > 1 ? { slowdown } : {};
-}
 
 function asyncRecord(
   runId: string,
@@ -480,21 +480,9 @@ function asyncRecord(
   };
 }
 
-function taskHyper(c: Experiment) {
-  const t = c.train;
-  return {
-    learningRate: t.learningRate,
-    weightDecay: t.weightDecay,
-    batchSize: t.batchSize,
-    epochs: t.epochs,
-    augment: t.augment,
-    ...(t.maxStepsPerEpoch !== undefined ? { maxStepsPerEpoch: t.maxStepsPerEpoch } : {}),
-  };
-}
-
 /** Why an update cannot be used, or null. */
 function checkUpdate(
-  msg: Msg<'update'>,
+  msg: MessageOf<'update'>,
   h: SlotHolder<WebSocket>,
   round: number,
   collector: RoundCollector<ReceivedUpdate> | null,
