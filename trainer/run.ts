@@ -13,7 +13,7 @@ import { trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
-import { frameBytes, receiveFragments, sendToAggregator } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendToAggregator, unmaskedFrames } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
@@ -75,7 +75,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 
   function session(address: string): Promise<SessionEnd> {
     return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
+      const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(o.job, o.token), ...unmaskedFrames, ...o.tls });
       receiveFragments(ws);
       let shard: number | null = null;
       let indices: Int32Array | null = null;
