@@ -136,16 +136,18 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 
   async function handleTask(task: Msg<'task'>, shard: number | null, indices: Int32Array | null, send: (m: Message) => void) {
     if (shard === null || !indices) throw new Error('task before joined');
-    log(`trainer ${o.id}: round ${task.round}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
+    const which = task.seq !== undefined ? `round ${task.round} task ${task.seq}` : `round ${task.round}`;
+    log(`trainer ${o.id}: ${which}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
     const result = await trainLocal({
       layers,
       weights: task.weights,
       data: train,
       indices,
       hyper: task.hyper,
-      // Each shard shuffles and drops out differently, the same way on every run.
+      // Each shard shuffles and drops out differently, the same way on every run; an async
+      // trainer's tasks are told apart by their sequence number.
       seed: task.hyper.seed * 1009 + shard,
-      round: task.round,
+      round: task.seq ?? task.round,
     });
     // A simulated straggler (federation.stragglers): idle so the task takes `slowdown` times as long.
     const slowdown = task.hyper.slowdown ?? 1;
@@ -155,6 +157,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       type: 'update',
       job: o.job,
       round: task.round,
+      ...(task.seq !== undefined ? { seq: task.seq } : {}),
       ...(task.version !== undefined ? { version: task.version } : {}),
       rank: task.rank,
       delta: subtractWeights(result.weights, task.weights),
@@ -166,7 +169,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
         steps: result.steps,
       },
     } as Message);
-    log(`trainer ${o.id}: round ${task.round}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
+    log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
   }
 }
 

@@ -87,6 +87,8 @@ export interface UpdateMessage {
   type: 'update';
   job: string;
   round: number;
+  /** async mode: the sequence number of the task this update answers. */
+  seq?: number;
   /** async mode: the model version the task carried. */
   version?: number;
   rank: number;
@@ -112,7 +114,10 @@ export type TaskHyper = TrainHyper & { seed: number; slowdown?: number };
 export interface TaskMessage {
   type: 'task';
   job: string;
+  /** The evaluation index this task counts toward (async: the evaluation window open when it was sent). */
   round: number;
+  /** async mode: this trainer slot's task counter (1, 2, ...); its update echoes it. */
+  seq?: number;
   rank: number;
   worldSize: number;
   mode: 'slice' | 'fedavg' | 'async';
@@ -292,10 +297,12 @@ function validateMessage(v: unknown): Message {
     case 'update': {
       const m = obj(o.metrics, 'update.metrics');
       const version = optUint(o, 'version', ctx);
+      const seq = optUint(o, 'seq', ctx);
       return {
         type,
         job: str(o, 'job', ctx),
         round: uint(o, 'round', ctx),
+        ...(seq !== undefined ? { seq } : {}),
         ...(version !== undefined ? { version } : {}),
         rank: uint(o, 'rank', ctx),
         numSamples: uint(o, 'numSamples', ctx),
@@ -314,12 +321,14 @@ function validateMessage(v: unknown): Message {
       const h = obj(o.hyper, 'task.hyper');
       const maxSteps = optUint(h, 'maxStepsPerEpoch', 'task.hyper');
       const version = optUint(o, 'version', ctx);
+      const seq = optUint(o, 'seq', ctx);
       const slowdown = h.slowdown === undefined ? undefined : num(h, 'slowdown', 'task.hyper');
       if (slowdown !== undefined && slowdown < 1) bad(`task.hyper.slowdown is ${slowdown}; it must be at least 1`);
       return {
         type,
         job: str(o, 'job', ctx),
         round: uint(o, 'round', ctx),
+        ...(seq !== undefined ? { seq } : {}),
         ...(version !== undefined ? { version } : {}),
         rank: uint(o, 'rank', ctx),
         worldSize: uint(o, 'worldSize', ctx),

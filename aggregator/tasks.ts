@@ -1,0 +1,67 @@
+/**
+ * What a trainer is sent (a task) and how its answer (an update) is checked against it. Both round
+ * loops use these, so a task and its checks are written once.
+ */
+import type { Experiment } from '../core/config.ts';
+import { slowdownOf } from '../core/config.ts';
+import type { AggregationRule, Assignment } from '../core/aggregation/rules.ts';
+import type { Weights } from '../core/model/tensor.ts';
+import { checkUpdateContent, type TaskHyper, type TaskMessage, type UpdateMessage } from '../core/wire/messages.ts';
+
+/** A task a trainer holds and has not answered yet. */
+export interface OpenTask {
+  msg: TaskMessage;
+  assignment: Assignment;
+  /** When it was sent (secondsNow). */
+  sentAt: number;
+}
+
+/** Which task: the evaluation index it counts toward and, in async mode, its sequence number and model version. */
+export interface TaskIds {
+  round: number;
+  seq?: number;
+  version?: number;
+}
+
+export function taskMessage(config: Experiment, job: string, rule: AggregationRule, global: Weights, a: Assignment, ids: TaskIds): TaskMessage {
+  return {
+    type: 'task',
+    job,
+    round: ids.round,
+    ...(ids.seq !== undefined ? { seq: ids.seq } : {}),
+    ...(ids.version !== undefined ? { version: ids.version } : {}),
+    rank: a.rank,
+    worldSize: config.federation.worldSize,
+    mode: config.federation.mode,
+    weights: rule.taskWeights(global, a),
+    hyper: taskHyper(config, a.slot),
+  };
+}
+
+/** The training recipe every task carries, with the slot's simulated slowdown if it has one. */
+export function taskHyper(c: Experiment, slot: number): TaskHyper {
+  const t = c.train;
+  const slowdown = slowdownOf(c, slot);
+  return {
+    learningRate: t.learningRate,
+    weightDecay: t.weightDecay,
+    batchSize: t.batchSize,
+    epochs: t.epochs,
+    augment: t.augment,
+    ...(t.maxStepsPerEpoch !== undefined ? { maxStepsPerEpoch: t.maxStepsPerEpoch } : {}),
+    seed: c.seed,
+    ...(slowdown > 1 ? { slowdown } : {}),
+  };
+}
+
+/** Why the update from `slot` cannot be used, or null: it must answer the task the slot holds. */
+export function checkUpdate(msg: UpdateMessage, job: string, slot: number, task: OpenTask | undefined, rule: AggregationRule): string | null {
+  if (msg.job !== job) return `job ${msg.job} is not ${job}`;
+  if (!task) return `slot ${slot} holds no task (a duplicate or late update)`;
+  const t = task.msg;
+  if (msg.version !== t.version) return `version ${msg.version ?? '(none)'} is not the version ${t.version ?? '(none)'} this trainer was given`;
+  if (msg.seq !== t.seq) return `task ${msg.seq ?? '(none)'} is not the task ${t.seq ?? '(none)'} this trainer holds`;
+  if (msg.round !== t.round) return `round ${msg.round} is not the round ${t.round} of this trainer's task`;
+  if (msg.rank !== t.rank) return `rank ${msg.rank} is not the rank ${t.rank} this trainer was given`;
+  return checkUpdateContent(msg, rule.expectedShapes(task.assignment));
+}
