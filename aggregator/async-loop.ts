@@ -11,6 +11,7 @@ import { addScaledDeltas, asyncSettings, stalenessWeight, type AsyncSettings } f
 import { FedsliceError } from '../core/errors.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import type { UpdateMessage } from '../core/wire/messages.ts';
+import type { AsyncCounts, TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { TaskTimes } from './task-times.ts';
 import { checkUpdate, taskMessage, type OpenTask } from './tasks.ts';
@@ -137,8 +138,8 @@ export class AsyncLoop<C> implements FederationLoop<C> {
    * lost with a departed trainer, the model version reached, per-task training times, and per
    * trainer slot the updates applied with their mean staleness and weight.
    */
-  summary(): Record<string, number> {
-    const out: Record<string, number> = {
+  summary(): Partial<TaskSeconds> & AsyncCounts {
+    const out: Partial<TaskSeconds> & AsyncCounts = {
       ...this.taskTimes.summary(),
       updatesReceived: this.counts.received,
       updatesRefused: this.counts.refused,

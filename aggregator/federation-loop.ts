@@ -7,6 +7,7 @@
 import type { Experiment } from '../core/config.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import type { RoundRecord } from '../core/results/types.ts';
+import type { RunSummary } from '../core/results/summary.ts';
 import type { UpdateMessage } from '../core/wire/messages.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { Outbox } from './outbox.ts';
@@ -23,7 +24,7 @@ export interface FederationLoop<C> {
   /** Trains and records every evaluation still to do; resolves with the final model. */
   run(signal: AbortSignal): Promise<Weights>;
   /** This process's counts for the run record's summary. */
-  summary(): Record<string, number>;
+  summary(): RunSummary;
 }
 
 export interface LoopContext<C> {

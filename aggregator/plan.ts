@@ -11,7 +11,8 @@ import type { Weights } from '../core/model/tensor.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { readCheckpoint } from '../core/results/checkpoint.ts';
-import { runKey, type ResultsStore } from '../core/results/store.ts';
+import type { ResultsStore } from '../core/results/store.ts';
+import { runKey } from '../core/results/schema.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 
 export function checkpointPath(results: string, key: string): string {
@@ -56,15 +57,14 @@ export interface PlanOptions {
 
 export async function planRun(o: PlanOptions): Promise<RunPlan> {
   const key = runKey(o.config);
-  const previous = [...o.store.latestRuns().values()].filter((r) => r.key === key);
-  if (previous.some((r) => r.status === 'completed') && !o.force) {
+  if (o.store.latestForKey(key, (r) => r.status === 'completed') && !o.force) {
     if (o.resume) {
       o.log(`aggregator: run ${key} is already completed in ${o.store.dir}; nothing to do`);
       return { kind: 'already-completed' };
     }
     throw new FedsliceError('FEDSLICE_ERR_COMPLETED', `run ${key} is already completed in ${o.store.dir}; pass --force to run it again`);
   }
-  const unfinished = previous.filter((r) => r.status !== 'completed').at(-1);
+  const unfinished = o.store.latestForKey(key, (r) => r.status !== 'completed');
   const ckptPath = checkpointPath(o.store.dir, key);
   if (o.resume && unfinished && existsSync(ckptPath)) {
     const resumed = await resumeFrom(ckptPath, unfinished, o);

@@ -7,8 +7,11 @@
 import type { Experiment } from '../core/config.ts';
 import type { LayerSpec } from '../core/model/spec.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import { writeCheckpoint } from '../core/results/checkpoint.ts';
-import { runKeyFields, type ResultsStore } from '../core/results/store.ts';
+import { removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { StorageError } from '../core/results/storage-error.ts';
+import type { ResultsStore } from '../core/results/store.ts';
+import { runKeyFields } from '../core/results/schema.ts';
+import { runSummary, summaryField, type RunSummary } from '../core/results/summary.ts';
 import type { RoundRecord, RunEnvironment, RunRecord } from '../core/results/types.ts';
 import type { RunState } from '../core/wire/messages.ts';
 import { checkpointPath, type RunStart, type RunTotals } from './plan.ts';
@@ -45,6 +48,7 @@ export class RunRecorder {
 
   constructor(private readonly o: RecorderOptions) {
     const { start, config } = o;
+    for (const name of removeStaleTemps(this.checkpoint)) o.log(`aggregator: removed ${name}, a checkpoint write left unfinished by a process that is gone`);
     this.totals = { ...start.totals };
     this.elapsedOffset = start.totals.elapsedSeconds - secondsNow();
     this.lastRound = Math.max(0, start.firstRound - 1);
@@ -63,6 +67,10 @@ export class RunRecorder {
 
   get runId(): string {
     return this.run.runId;
+  }
+
+  private get checkpoint(): string {
+    return checkpointPath(this.o.store.dir, this.o.start.key);
   }
 
   /**
@@ -94,13 +102,9 @@ export class RunRecorder {
       samplesSeen: totals.samplesSeen,
       updatesApplied: totals.updatesApplied,
     };
-    await writeCheckpoint(checkpointPath(o.store.dir, this.run.key), o.layers, weights, {
-      runId: this.run.runId,
-      key: this.run.key,
-      round: String(record.round),
-      slots: JSON.stringify(o.slots()),
-      record: JSON.stringify(record),
-    });
+    const metadata = { runId: this.run.runId, key: this.run.key, round: String(record.round), slots: JSON.stringify(o.slots()), record: JSON.stringify(record) };
+    // A failed write names the results directory, as a failed append does.
+    await writeCheckpoint(this.checkpoint, o.layers, weights, metadata).catch((e) => Promise.reject(e instanceof StorageError ? e.naming(o.store.dir) : e));
     o.store.appendRound(record);
     this.lastRound = record.round;
     o.log(`aggregator: round ${record.round}: test accuracy ${record.testAccuracy.toFixed(4)}, loss ${record.testLoss.toFixed(4)} (eval ${record.evalSeconds.toFixed(1)} s)`);
@@ -108,51 +112,28 @@ export class RunRecorder {
     return record;
   }
 
-  /** Records how the run ended, with its summary and `figures` (the loop's counts). */
-  finish(end: RunEnd, error: string | undefined, figures: Record<string, number>): void {
+  /**
+   * Records how the run ended, with its summary and `figures` (the loop's counts). The status goes
+   * out even when the store cannot be written (a full disk), so observers still hear why.
+   */
+  finish(end: RunEnd, error: string | undefined, figures: RunSummary): void {
     const { store } = this.o;
-    const summary = { ...runSummary(store.roundsOf(this.run.runId)), ...figures };
-    store.appendRun({
-      ...this.run,
-      status: end,
-      endedAt: new Date().toISOString(),
-      wallSeconds: (Date.now() - this.startedAt.getTime()) / 1000,
-      ...(error ? { error } : {}),
-      ...(Object.keys(summary).length ? { summary } : {}),
-    });
-    this.status(end === 'completed' ? 'completed' : 'failed', error);
+    try {
+      store.appendRun({
+        ...this.run,
+        status: end,
+        endedAt: new Date().toISOString(),
+        wallSeconds: (Date.now() - this.startedAt.getTime()) / 1000,
+        ...(error ? { error } : {}),
+        ...summaryField({ ...runSummary(store.roundsOf(this.run.runId)), ...figures }),
+      });
+    } finally {
+      this.status(end === 'completed' ? 'completed' : 'failed', error);
+    }
     if (end === 'completed') this.o.log(`aggregator: run ${this.run.runId} completed`);
   }
 
   private status(state: RunState, message?: string): void {
     this.report({ state, round: this.lastRound, rounds: this.o.start.plannedRounds, ...(message ? { message } : {}) });
   }
-}
-
-/**
- * The run's figures, the same in every mode and across resumes, from its round records: training
- * time from the initial evaluation to the last (evaluations included), updates applied and their
- * rate, and staleness (0 in sync modes).
- */
-export function runSummary(rounds: RoundRecord[]): Record<string, number> {
-  const sorted = [...new Map(rounds.map((r) => [r.round, r])).values()].sort((a, b) => a.round - b.round);
-  const first = sorted[0];
-  const last = sorted.at(-1);
-  if (!first || !last) return {};
-  const seconds = (last.elapsedSeconds ?? 0) - (first.elapsedSeconds ?? 0);
-  const updates = last.updatesApplied ?? 0;
-  let stalenessSum = 0;
-  let maxStaleness = 0;
-  for (let i = 1; i < sorted.length; i++) {
-    const n = (sorted[i].updatesApplied ?? 0) - (sorted[i - 1].updatesApplied ?? 0);
-    stalenessSum += (sorted[i].staleness ?? 0) * n;
-    maxStaleness = Math.max(maxStaleness, sorted[i].maxStaleness ?? 0);
-  }
-  return {
-    totalTrainingSeconds: seconds,
-    updatesApplied: updates,
-    updatesPerSecond: seconds > 0 ? updates / seconds : 0,
-    meanStaleness: updates > 0 ? stalenessSum / updates : 0,
-    maxStaleness,
-  };
 }

@@ -2,7 +2,8 @@
  * A round's figures from what a round loop saw: one definition of every timing and rate, shared by
  * the synchronous and the asynchronous loop (RoundRecord documents what each one means).
  */
-import type { RoundRecord, RunKey } from '../core/results/types.ts';
+import type { RunKey } from '../core/results/schema.ts';
+import type { RoundRecord } from '../core/results/types.ts';
 
 /** The process clock, in seconds. */
 export const secondsNow = (): number => performance.now() / 1000;

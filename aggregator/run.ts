@@ -30,7 +30,6 @@ import { AsyncLoop } from './async-loop.ts';
 import { Interrupted, withDeadline } from './waits.ts';
 
 export { checkpointPath } from './plan.ts';
-export { runSummary } from './recorder.ts';
 
 export interface AggregatorOptions {
   config: Experiment;
@@ -114,7 +113,12 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   } catch (e) {
     const message = (e as Error).message;
     server.sendDone('failed', message);
-    recorder.finish(e instanceof Interrupted ? 'interrupted' : 'failed', message, loop.summary());
+    try {
+      recorder.finish(e instanceof Interrupted ? 'interrupted' : 'failed', message, loop.summary());
+    } catch (recordError) {
+      // The store may be what failed (a full disk): the trainers and the sweep still hear why.
+      log(`aggregator: could not record the run's end: ${(recordError as Error).message}`);
+    }
     throw e;
   } finally {
     meta.close();

@@ -8,6 +8,7 @@ import { minTrainersOf } from '../core/config.ts';
 import type { AggregationRule, Assignment, Update } from '../core/aggregation/rules.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import type { TaskMessage, UpdateMessage } from '../core/wire/messages.ts';
+import type { TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
 import { TaskTimes } from './task-times.ts';
@@ -79,7 +80,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     return this.global;
   }
 
-  summary(): Record<string, number> {
+  summary(): Partial<TaskSeconds> {
     return this.taskTimes.summary();
   }
 

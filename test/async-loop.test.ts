@@ -11,7 +11,7 @@ import { parseExperiment } from '../core/config.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import { runKeyFields } from '../core/results/store.ts';
+import { runKeyFields } from '../core/results/schema.ts';
 import type { AggregatorToTrainer, TaskMessage, UpdateMessage } from '../core/wire/messages.ts';
 import { testConfig } from './helpers/experiment.ts';
 

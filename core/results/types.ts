@@ -1,18 +1,8 @@
 /** Records of the results store: results/runs.jsonl and results/rounds.jsonl. */
 import type { Experiment } from '../config.ts';
-
-/** The fields a run is keyed by; the same key is never run twice unless asked. */
-export interface RunKey {
-  worldSize: number;
-  learningRate: number;
-  swap: boolean;
-  layerwiseSwap: boolean;
-  rounds: number;
-  seed: number;
-  mode: string; // slice | fedavg | async
-  dataset: string; // cifar100 | synthetic
-  width: number;
-}
+import type { RunKey } from './schema.ts';
+import type { RunSummary } from './summary.ts';
+import type { StepReport, TrainerRoundStats } from '../training/metrics-schema.ts';
 
 export type RunStatus = 'started' | 'completed' | 'failed' | 'interrupted';
 
@@ -46,8 +36,8 @@ export interface RunRecord {
   error?: string;
   /** The last lines of the run's logs, when the sweep runner recorded a failure. */
   logTail?: string[];
-  /** Extra figures written at the end (e.g. async metrics). */
-  summary?: Record<string, number>;
+  /** Figures written at the end: the run's totals, task times, async counts. */
+  summary?: RunSummary;
 }
 
 export interface RoundTimings {
@@ -98,4 +88,31 @@ export interface RoundRecord extends RunKey, RoundTimings {
   maxStaleness?: number;
   /** async mode: mean mixing x staleness weight of this window's updates. */
   meanWeight?: number;
+  /** Per trainer whose update this round applied: its step latency and memory figures. */
+  trainers?: TrainerRoundFigures[];
+  /** The aggregator process's peak resident set size so far (the kernel's high-water mark). */
+  aggregatorPeakRssBytes?: number;
+}
+
+/** One trainer's figures in a round record: its slot, then what its training call measured. */
+export interface TrainerRoundFigures extends TrainerRoundStats {
+  slot: number;
+}
+
+/**
+ * One line of results/steps.jsonl: a trainer's step-log point as the aggregator received it. Lines
+ * carry the run id, not the key fields (the run's record has them): millions of lines stay small.
+ */
+export interface StepRecord extends Omit<StepReport, 'time' | 'step'> {
+  kind: 'step';
+  runId: string;
+  slot: number;
+  /** The round (sync) or the slot's task number (async) the point was trained in. */
+  round: number;
+  /** Steps the slot has taken in the run: (round - 1) x steps per round + steps in this round. */
+  globalStep: number;
+  /** The trainer's wall clock at the end of the interval (ISO). */
+  time: string;
+  /** Since the run started, on the aggregator's clock when the point arrived (as in round records). */
+  elapsedSeconds: number;
 }
