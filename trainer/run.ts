@@ -12,7 +12,7 @@ import { initBackend } from '../core/compute/backend.ts';
 import { trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
-import { decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { decode, encode, maxFrameBytes, type Message, type TrainerToAggregator } from '../core/wire/messages.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 
@@ -94,13 +94,13 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
       resolve(e);
       ws.close();
     };
-    const send = (m: Message) => {
+    const send = (m: TrainerToAggregator) => {
       if (ws.readyState === WebSocket.OPEN) ws.send(encode(m));
     };
     const onMessage = messageHandler(t, send, end);
     o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
-    ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) } as Message));
+    ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
     ws.on('message', (data) => onMessage(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[])));
     ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
     ws.on('unexpected-response', (_req, res) => {
@@ -115,7 +115,7 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
 }
 
 /** What a session does with each frame from the aggregator: join, train tasks in order, end. */
-function messageHandler(t: Trainer, send: (m: Message) => void, end: (e: SessionEnd) => void): (frame: Buffer) => void {
+function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end: (e: SessionEnd) => void): (frame: Buffer) => void {
   const { o } = t;
   const { config, log } = o;
   let shard: number | null = null;
@@ -155,7 +155,7 @@ function messageHandler(t: Trainer, send: (m: Message) => void, end: (e: Session
 }
 
 /** Trains one task on this trainer's shard and sends the update. */
-async function handleTask(t: Trainer, task: Msg<'task'>, shard: number | null, indices: Int32Array | null, send: (m: Message) => void): Promise<void> {
+async function handleTask(t: Trainer, task: Msg<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void): Promise<void> {
   const { o } = t;
   if (shard === null || !indices) throw new Error('task before joined');
   const which = task.seq !== undefined ? `round ${task.round} task ${task.seq}` : `round ${task.round}`;
@@ -190,7 +190,7 @@ async function handleTask(t: Trainer, task: Msg<'task'>, shard: number | null, i
       samplesPerSecond: result.numSamples / seconds,
       steps: result.steps,
     },
-  } as Message);
+  });
   o.log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
 }
 
