@@ -10,7 +10,7 @@ import type { AggregationRule } from '../core/aggregation/rules.ts';
 import { addScaledDeltas, asyncSettings, stalenessWeight, type AsyncSettings } from '../core/aggregation/async-rule.ts';
 import { FedsliceError } from '../core/errors.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import type { UpdateMessage } from '../core/wire/messages.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
 import type { AsyncCounts, TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { TaskTimes } from './task-times.ts';
@@ -96,7 +96,7 @@ export class AsyncLoop<C> implements FederationLoop<C> {
     }
   }
 
-  onUpdate(h: SlotHolder<C>, msg: UpdateMessage): string | null {
+  onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
     const task = this.outstanding.get(h.slot);
     const reason = checkUpdate(msg, this.ctx.job, h.slot, task, this.rule);
     if (reason !== null || !task) {

@@ -8,7 +8,7 @@ import type { Experiment } from '../core/config.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import type { RoundRecord } from '../core/results/types.ts';
 import type { RunSummary } from '../core/results/summary.ts';
-import type { UpdateMessage } from '../core/wire/messages.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { Outbox } from './outbox.ts';
 import type { RunTotals } from './plan.ts';
@@ -20,7 +20,7 @@ export interface FederationLoop<C> {
   /** A trainer's connection closed; it keeps its slot. */
   onLeave(h: SlotHolder<C>): void;
   /** Takes an update, or returns why it was refused (the caller tells the trainer). */
-  onUpdate(h: SlotHolder<C>, msg: UpdateMessage): string | null;
+  onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null;
   /** Trains and records every evaluation still to do; resolves with the final model. */
   run(signal: AbortSignal): Promise<Weights>;
   /** This process's counts for the run record's summary. */

@@ -3,7 +3,8 @@
  * to their sockets, so the aggregator can wait for its last frames before closing.
  */
 import type { WebSocket } from 'ws';
-import { encode, type AggregatorToTrainer } from '../core/wire/messages.ts';
+import type { AggregatorToTrainer } from '../core/wire/schema.ts';
+import { sendToTrainer } from '../core/wire/socket.ts';
 
 export interface Traffic {
   sent: number;
@@ -24,12 +25,11 @@ export class SocketOutbox implements Outbox<WebSocket> {
   private onDrained: (() => void)[] = [];
 
   send(conn: WebSocket, msg: AggregatorToTrainer): number {
-    if (conn.readyState !== conn.OPEN) return 0;
-    const frame = encode(msg);
-    this.unwritten++;
-    conn.send(frame, () => this.written());
-    this.bytes.sent += frame.byteLength;
-    return frame.byteLength;
+    // ws calls back from the socket's write, never synchronously
+    const bytes = sendToTrainer(conn, msg, () => this.written());
+    if (bytes > 0) this.unwritten++;
+    this.bytes.sent += bytes;
+    return bytes;
   }
 
   received(bytes: number): void {

@@ -7,13 +7,14 @@
 import type { Experiment } from '../core/config.ts';
 import type { LayerSpec } from '../core/model/spec.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import { removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { writeCheckpoint } from '../core/results/checkpoint.ts';
+import { removeStaleTemps } from '../core/atomic-file.ts';
 import { StorageError } from '../core/results/storage-error.ts';
 import type { ResultsStore } from '../core/results/store.ts';
 import { runKeyFields } from '../core/results/schema.ts';
 import { runSummary, summaryField, type RunSummary } from '../core/results/summary.ts';
 import type { RoundRecord, RunEnvironment, RunRecord } from '../core/results/types.ts';
-import type { RunState } from '../core/wire/messages.ts';
+import type { RunState } from '../core/wire/schema.ts';
 import { checkpointPath, type RunStart, type RunTotals } from './plan.ts';
 import { roundFigures, samplesOf, secondsNow, type Evaluation, type RoundDraft } from './round-record.ts';
 

@@ -16,7 +16,7 @@ import { loadForExperiment } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { runEnvironment } from '../core/results/environment.ts';
-import { maxFrameBytes } from '../core/wire/messages.ts';
+import { maxFrameBytes } from '../core/wire/codec.ts';
 import type { ClientTls, ServerTls } from '../core/wire/tls.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry } from './registry.ts';

@@ -7,7 +7,7 @@
 import { minTrainersOf } from '../core/config.ts';
 import type { AggregationRule, Assignment, Update } from '../core/aggregation/rules.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import type { TaskMessage, UpdateMessage } from '../core/wire/messages.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
 import type { TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
@@ -23,7 +23,7 @@ interface RoundUpdate extends TimedUpdate, Update {}
 interface OpenRound {
   round: number;
   collector: RoundCollector<RoundUpdate>;
-  tasks: Map<number, { msg: TaskMessage; assignment: Assignment }>;
+  tasks: Map<number, { msg: MessageOf<'task'>; assignment: Assignment }>;
   open: Map<number, OpenTask>;
 }
 
@@ -49,7 +49,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     this.current?.collector.away(h.slot);
   }
 
-  onUpdate(h: SlotHolder<C>, msg: UpdateMessage): string | null {
+  onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
     const r = this.current;
     const task = r?.open.get(h.slot);
     const reason = checkUpdate(msg, this.ctx.job, h.slot, task, this.rule);

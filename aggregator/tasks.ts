@@ -2,15 +2,15 @@
  * What a trainer is sent (a task) and how its answer (an update) is checked against it. Both round
  * loops use these, so a task and its checks are written once.
  */
-import type { Experiment } from '../core/config.ts';
-import { slowdownOf } from '../core/config.ts';
+import { taskHyperOf, type Experiment } from '../core/config.ts';
 import type { AggregationRule, Assignment } from '../core/aggregation/rules.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import { checkUpdateContent, type TaskHyper, type TaskMessage, type UpdateMessage } from '../core/wire/messages.ts';
+import { checkUpdateContent } from '../core/wire/checks.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
 
 /** A task a trainer holds and has not answered yet. */
 export interface OpenTask {
-  msg: TaskMessage;
+  msg: MessageOf<'task'>;
   assignment: Assignment;
   /** When it was sent (secondsNow). */
   sentAt: number;
@@ -23,7 +23,7 @@ export interface TaskIds {
   version?: number;
 }
 
-export function taskMessage(config: Experiment, job: string, rule: AggregationRule, global: Weights, a: Assignment, ids: TaskIds): TaskMessage {
+export function taskMessage(config: Experiment, job: string, rule: AggregationRule, global: Weights, a: Assignment, ids: TaskIds): MessageOf<'task'> {
   return {
     type: 'task',
     job,
@@ -34,28 +34,12 @@ export function taskMessage(config: Experiment, job: string, rule: AggregationRu
     worldSize: config.federation.worldSize,
     mode: config.federation.mode,
     weights: rule.taskWeights(global, a),
-    hyper: taskHyper(config, a.slot),
-  };
-}
-
-/** The training recipe every task carries, with the slot's simulated slowdown if it has one. */
-export function taskHyper(c: Experiment, slot: number): TaskHyper {
-  const t = c.train;
-  const slowdown = slowdownOf(c, slot);
-  return {
-    learningRate: t.learningRate,
-    weightDecay: t.weightDecay,
-    batchSize: t.batchSize,
-    epochs: t.epochs,
-    augment: t.augment,
-    ...(t.maxStepsPerEpoch !== undefined ? { maxStepsPerEpoch: t.maxStepsPerEpoch } : {}),
-    seed: c.seed,
-    ...(slowdown > 1 ? { slowdown } : {}),
+    hyper: taskHyperOf(config, a.slot),
   };
 }
 
 /** Why the update from `slot` cannot be used, or null: it must answer the task the slot holds. */
-export function checkUpdate(msg: UpdateMessage, job: string, slot: number, task: OpenTask | undefined, rule: AggregationRule): string | null {
+export function checkUpdate(msg: MessageOf<'update'>, job: string, slot: number, task: OpenTask | undefined, rule: AggregationRule): string | null {
   if (msg.job !== job) return `job ${msg.job} is not ${job}`;
   if (!task) return `slot ${slot} holds no task (a duplicate or late update)`;
   const t = task.msg;

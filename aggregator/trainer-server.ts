@@ -5,10 +5,12 @@
  * answered with an error and dropped.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, type JoinMessage, type Message } from '../core/wire/messages.ts';
+import { decode } from '../core/wire/codec.ts';
+import { trainerToAggregator, type MessageOf } from '../core/wire/schema.ts';
+import { frameBytes } from '../core/wire/socket.ts';
 import { tokensEqual } from '../core/wire/token.ts';
 import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
-import { isFedsliceError } from '../core/errors.ts';
+import { isFedsliceError, type ErrorCode } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { FederationLoop } from './federation-loop.ts';
 import type { SocketOutbox } from './outbox.ts';
@@ -67,7 +69,7 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
 /** One trainer connection: a join first (within the deadline), then updates. */
 function serveTrainer(o: TrainerServerOptions, conn: WebSocket, peer: string): void {
   let holder: SlotHolder<WebSocket> | null = null;
-  const refuse = (code: string, message: string) => {
+  const refuse = (code: ErrorCode, message: string) => {
     o.outbox.send(conn, { type: 'error', code, message });
     conn.close(1008, code);
   };
@@ -76,15 +78,15 @@ function serveTrainer(o: TrainerServerOptions, conn: WebSocket, peer: string): v
   }, JOIN_DEADLINE_MS);
 
   conn.on('message', (data, isBinary) => {
-    const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
+    const bytes = frameBytes(data);
     o.outbox.received(bytes.byteLength);
-    const decoded = isBinary ? decode(bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
+    const decoded = isBinary ? decode(trainerToAggregator, bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
     if (!decoded.ok) {
       o.log(`aggregator: dropped a bad frame from ${holder?.id ?? peer}: ${decoded.error}`);
       o.outbox.send(conn, { type: 'error', code: decoded.code, message: decoded.error });
       return;
     }
-    const msg: Message = decoded.msg;
+    const msg = decoded.msg;
     if (!holder) {
       if (msg.type !== 'join') return refuse('FEDSLICE_ERR_JOIN', `expected a join message first, got ${msg.type}`);
       holder = join(o, conn, msg, peer, refuse);
@@ -114,7 +116,7 @@ function serveTrainer(o: TrainerServerOptions, conn: WebSocket, peer: string): v
 }
 
 /** Checks a join (job, token, slot) and registers the trainer; null (after refusing) if it cannot join. */
-function join(o: TrainerServerOptions, conn: WebSocket, msg: JoinMessage, peer: string, refuse: (code: string, message: string) => void): SlotHolder<WebSocket> | null {
+function join(o: TrainerServerOptions, conn: WebSocket, msg: MessageOf<'join'>, peer: string, refuse: (code: ErrorCode, message: string) => void): SlotHolder<WebSocket> | null {
   if (msg.job !== o.job) {
     o.log(`aggregator: refused ${msg.id} from ${peer}: job ${msg.job} is not ${o.job}`);
     refuse('FEDSLICE_ERR_JOB', `this aggregator serves job ${o.job}, not ${msg.job}`);

@@ -12,7 +12,10 @@ import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import { runKeyFields } from '../core/results/schema.ts';
-import type { AggregatorToTrainer, TaskMessage, UpdateMessage } from '../core/wire/messages.ts';
+import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
+
+type TaskMessage = MessageOf<'task'>;
+type UpdateMessage = MessageOf<'update'>;
 import { testConfig } from './helpers/experiment.ts';
 
 interface FakeConn {

@@ -6,17 +6,17 @@
 import WebSocket from 'ws';
 import type { Experiment } from '../core/config.ts';
 import { alexnetLayers, parameterCount, type LayerSpec } from '../core/model/spec.ts';
-import { FedsliceError } from '../core/errors.ts';
+import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
 import { subtractWeights } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
-import { decode, encode, maxFrameBytes, type Message, type TrainerToAggregator } from '../core/wire/messages.ts';
+import { decode, maxFrameBytes } from '../core/wire/codec.ts';
+import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
+import { frameBytes, sendToAggregator } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
 export interface TrainerOptions {
   config: Experiment;
@@ -31,7 +31,7 @@ export interface TrainerOptions {
   log: (line: string) => void;
 }
 
-type SessionEnd = { kind: 'done'; msg: Msg<'done'> } | { kind: 'lost'; reason: string } | { kind: 'refused'; error: FedsliceError };
+type SessionEnd = { kind: 'done'; msg: MessageOf<'done'> } | { kind: 'lost'; reason: string } | { kind: 'refused'; error: FedsliceError };
 
 /** What every session of one trainer process shares. */
 interface Trainer {
@@ -94,14 +94,12 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
       resolve(e);
       ws.close();
     };
-    const send = (m: TrainerToAggregator) => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(encode(m));
-    };
+    const send = (m: TrainerToAggregator) => void sendToAggregator(ws, m);
     const onMessage = messageHandler(t, send, end);
     o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
     ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
-    ws.on('message', (data) => onMessage(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[])));
+    ws.on('message', (data) => onMessage(frameBytes(data)));
     ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
     ws.on('unexpected-response', (_req, res) => {
       if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
@@ -122,7 +120,7 @@ function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end:
   let indices: Int32Array | null = null;
   let busy: Promise<void> = Promise.resolve();
   return (frame) => {
-    const d = decode(frame);
+    const d = decode(aggregatorToTrainer, frame);
     if (!d.ok) {
       log(`trainer ${o.id}: dropped a bad frame from the aggregator: ${d.error}`);
       return;
@@ -142,20 +140,20 @@ function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end:
         end({ kind: 'done', msg });
         return;
       case 'error':
-        if (msg.code === 'FEDSLICE_ERR_TOKEN' || msg.code === 'FEDSLICE_ERR_JOB' || msg.code === 'FEDSLICE_ERR_FULL' || msg.code === 'FEDSLICE_ERR_SHARD') {
+        if (isFatalForTrainer(msg.code)) {
           end({ kind: 'refused', error: new FedsliceError(msg.code, `the aggregator refused trainer ${o.id}: ${msg.message}`) });
         } else {
           log(`trainer ${o.id}: the aggregator reported: ${msg.message}`);
         }
         return;
       default:
-        log(`trainer ${o.id}: ignored an unexpected ${msg.type} message`);
+        msg satisfies never;
     }
   };
 }
 
 /** Trains one task on this trainer's shard and sends the update. */
-async function handleTask(t: Trainer, task: Msg<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void): Promise<void> {
+async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void): Promise<void> {
   const { o } = t;
   if (shard === null || !indices) throw new Error('task before joined');
   const which = task.seq !== undefined ? `round ${task.round} task ${task.seq}` : `round ${task.round}`;

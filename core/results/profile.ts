@@ -7,7 +7,7 @@
 import { join, resolve } from 'node:path';
 import type { Experiment } from '../config.ts';
 import type { DataStatistics } from '../data/statistics.ts';
-import { writeFileAtomic } from '../data/atomic.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
 import { type TrainerSummary, summarizeTrainerFigures } from './trainer-summary.ts';
 import type { RoundRecord, RunEnvironment, RunStatus } from './types.ts';
 import type { RunKey } from './schema.ts';
