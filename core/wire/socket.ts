@@ -10,23 +10,29 @@ import type { AggregatorToTrainer, FromMetaserver, Message, ToMetaserver, Traine
  * Writes one binary message as fragments: the header, then each tensor straight from the sender's
  * arrays (no joined copy; a client still copies while masking). ws queues them without copying, so
  * the tensors must not change after the send; every sender sends arrays it no longer writes to.
- * Returns the bytes written (0 when the connection is no longer open).
+ * Returns the bytes written (0 when the connection is no longer open, and then `onWritten` is never
+ * called); `onWritten` runs once the last fragment is written to the socket, or with the error
+ * that stopped it.
  */
-function sendFrame(conn: WebSocket, msg: Message): number {
+function sendFrame(conn: WebSocket, msg: Message, onWritten?: OnWritten): number {
   if (conn.readyState !== conn.OPEN) return 0;
   const parts = encodeParts(msg);
   let bytes = 0;
   parts.forEach((part, i) => {
-    conn.send(part, { binary: true, fin: i === parts.length - 1 });
+    const last = i === parts.length - 1;
+    conn.send(part, { binary: true, fin: last }, last ? onWritten : undefined);
     bytes += part.byteLength;
   });
   return bytes;
 }
 
-export const sendToMetaserver: (conn: WebSocket, msg: ToMetaserver) => number = sendFrame;
-export const sendFromMetaserver: (conn: WebSocket, msg: FromMetaserver) => number = sendFrame;
-export const sendToAggregator: (conn: WebSocket, msg: TrainerToAggregator) => number = sendFrame;
-export const sendToTrainer: (conn: WebSocket, msg: AggregatorToTrainer) => number = sendFrame;
+/** Called once a message is written to the socket, or with the error that stopped it. */
+export type OnWritten = (err?: Error) => void;
+
+export const sendToMetaserver: (conn: WebSocket, msg: ToMetaserver, onWritten?: OnWritten) => number = sendFrame;
+export const sendFromMetaserver: (conn: WebSocket, msg: FromMetaserver, onWritten?: OnWritten) => number = sendFrame;
+export const sendToAggregator: (conn: WebSocket, msg: TrainerToAggregator, onWritten?: OnWritten) => number = sendFrame;
+export const sendToTrainer: (conn: WebSocket, msg: AggregatorToTrainer, onWritten?: OnWritten) => number = sendFrame;
 
 /**
  * Client options for the connection that carries models (trainer to aggregator): the all-zero
