@@ -11,6 +11,7 @@
  */
 import { join } from 'node:path';
 import { scanJsonLines } from '../core/results/jsonl-scan.ts';
+import { tornLineWarnings } from '../core/results/jsonl.ts';
 import type { ConfigKey } from './fields.ts';
 
 export const STEPS_FILE = 'steps.jsonl';
@@ -124,8 +125,7 @@ export function readStepPoints(dir: string, runs: ReadonlyMap<string, StepRun>):
     p.sps.push(sps);
   });
   const warnings: string[] = [];
-  if (scan.tornLastLine !== null) warnings.push(`${STEPS_FILE}: skipped a torn last line (a writer stopped mid-append)`);
-  if (scan.badLines.length > 0) warnings.push(`${STEPS_FILE}: skipped ${scan.badLines.length} unparsable line(s): ${scan.badLines.slice(0, 10).join(', ')}`);
+  warnings.push(...tornLineWarnings(STEPS_FILE, scan.torn));
   if (malformed > 0) warnings.push(`${STEPS_FILE}: skipped ${malformed} record(s) without runId, slot, globalStep, loss, elapsedSeconds and samplesPerSecond`);
   return { points, lines: scan.records, warnings };
 }

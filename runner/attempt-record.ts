@@ -5,9 +5,20 @@
  */
 import { ResultsStore, runKeyFields } from '../core/results/store.ts';
 import type { RunRecord } from '../core/results/types.ts';
+import { storageErrorOf } from '../core/results/storage-error.ts';
 import type { Attempt, RunOutcome } from './executor.ts';
 import { tail } from './processes.ts';
 import type { NamedLog } from './run-layout.ts';
+
+/**
+ * The key's unfinished run an attempt resumed, for an aggregator that could not even record its
+ * start (a full disk): the attempt's end goes under that run's id, so the next attempt still
+ * resumes its checkpoint instead of starting afresh.
+ */
+function resumedRecord(a: Pick<Attempt, 'layout' | 'run'>): RunRecord | undefined {
+  const store = new ResultsStore(a.layout.results);
+  return [...store.latestRuns().values()].filter((r) => r.key === a.run.key && r.status !== 'completed').at(-1);
+}
 
 /** The latest record of the attempt's key, if it started during this attempt. */
 export function attemptRecord(a: Pick<Attempt, 'layout' | 'run' | 'startedAt'>): RunRecord | undefined {
@@ -39,10 +50,21 @@ export function attemptFailure(a: Attempt): string | null {
  */
 export function recordEnd(a: Attempt, outcome: RunOutcome, logs: NamedLog[]): RunOutcome {
   if (outcome.status === 'completed') return outcome;
+  try {
+    return appendEnd(a, outcome, logs);
+  } catch (e) {
+    const se = storageErrorOf(e);
+    if (!se) throw e;
+    // The store cannot take the record: the run stays resumable from its checkpoint all the same.
+    return { ...outcome, storeError: outcome.storeError ?? se.naming(a.layout.results).message };
+  }
+}
+
+function appendEnd(a: Attempt, outcome: Exclude<RunOutcome, { status: 'completed' }>, logs: NamedLog[]): RunOutcome {
   const mine = attemptRecord(a);
   if (mine?.status === 'completed') return { status: 'completed' };
   if (outcome.status === 'interrupted' && (!mine || mine.status !== 'started')) return outcome; // never started, or the aggregator said so itself
-  const base: RunRecord = mine ?? {
+  const base: RunRecord = mine ?? resumedRecord(a) ?? {
     kind: 'run',
     runId: `${a.run.key}-${Date.now().toString(36)}`,
     key: a.run.key,

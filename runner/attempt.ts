@@ -4,6 +4,7 @@
  * executor's run, and its end recorded.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { withStorageErrors } from '../core/results/storage-error.ts';
 import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
 import { recordEnd } from './attempt-record.ts';
 import type { Attempt, Executor, RunOutcome } from './executor.ts';
@@ -12,8 +13,11 @@ import type { Attempt, Executor, RunOutcome } from './executor.ts';
 const AGGREGATOR_LEAVE_MS = 5000;
 
 export async function runAttempt(executor: Executor, a: Attempt): Promise<RunOutcome> {
-  mkdirSync(a.layout.dir, { recursive: true });
-  writeFileSync(a.layout.configFile, JSON.stringify(a.run.config, null, 2));
+  // A store that cannot take the config throws a StorageError: the sweep starts no more runs.
+  withStorageErrors(a.layout.configFile, () => {
+    mkdirSync(a.layout.dir, { recursive: true });
+    writeFileSync(a.layout.configFile, JSON.stringify(a.run.config, null, 2));
+  });
   // The observer joins first so it hears every status of this job.
   let observer: Observer;
   try {

@@ -7,7 +7,11 @@ import type { StatusMessage } from '../core/wire/messages.ts';
 import type { PlannedRun } from './grid.ts';
 import type { NamedLog, RunLayout } from './run-layout.ts';
 
-export type RunOutcome = { status: 'completed' } | { status: 'failed'; reason: string } | { status: 'interrupted' };
+/**
+ * How an attempt ended. `storeError`: the results store could not be written (a full disk, ...):
+ * the run stays resumable from its checkpoint, and the sweep must start no more runs.
+ */
+export type RunOutcome = { status: 'completed' } | { status: 'failed'; reason: string; storeError?: string } | { status: 'interrupted'; storeError?: string };
 
 /** How many runs go at once: the pool starts a run when its cost fits in what is free. */
 export interface Schedule {

@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { minTrainersOf } from '../core/config.ts';
+import { STORAGE_EXIT_CODE } from '../core/results/storage-error.ts';
 import { attemptFailure } from './attempt-record.ts';
 import { firstEnd, timedOut, type EndCause } from './attempt-end.ts';
 import type { Attempt, Executor, RunOutcome, Schedule } from './executor.ts';
@@ -22,6 +23,9 @@ export function scheduleFor(parallel: number | undefined, cores = availableParal
 
 /** Whether a run that lost `crashed` of its `worldSize` trainers can no longer reach its quorum. */
 export const belowQuorum = (worldSize: number, crashed: number, minTrainers: number): boolean => worldSize - crashed < minTrainers;
+
+/** How long a trainer's exit waits for the aggregator's own before it counts as a crash. */
+const AGGREGATOR_EXIT_GRACE_MS = 3000;
 
 interface Roles {
   aggregator: RoleProcess;
@@ -53,20 +57,26 @@ export class LocalExecutor implements Executor {
   }
 
   async run(a: Attempt): Promise<RunOutcome> {
-    const roles = this.start(a);
+    const roles = await this.start(a);
     const end = await firstEnd<RolesEnd>(a, (report) => watchRoles(a, roles, report));
     const outcome = await outcomeOf(a, end, roles);
     await Promise.all([roles.aggregator, ...roles.trainers].map((p) => endRole(p)));
     return outcome;
   }
 
-  private start(a: Attempt): Roles {
+  private async start(a: Attempt): Promise<Roles> {
     const launch = launchOf({ run: a.run, configFile: a.layout.configFile, results: a.layout.results, metaserver: a.metaserver, force: a.force, token: { value: a.token } });
     const [aggregator, ...trainers] = this.logs(a);
-    return {
-      aggregator: spawnRole(aggregator.name, launch.aggregator, launch.env, aggregator.logFile),
-      trainers: trainers.map((t, i) => spawnRole(t.name, [...launch.trainer, ...trainerSlot(a.run.key, i)], launch.env, t.logFile)),
-    };
+    const started: RoleProcess[] = [];
+    try {
+      // A log that cannot be opened (too many open files) stops the attempt; what started is ended.
+      started.push(spawnRole(aggregator.name, launch.aggregator, launch.env, aggregator.logFile));
+      trainers.forEach((t, i) => started.push(spawnRole(t.name, [...launch.trainer, ...trainerSlot(a.run.key, i)], launch.env, t.logFile)));
+    } catch (e) {
+      await Promise.all(started.map((p) => endRole(p)));
+      throw e;
+    }
+    return { aggregator: started[0], trainers: started.slice(1) };
   }
 }
 
@@ -76,9 +86,16 @@ function watchRoles(a: Attempt, { aggregator, trainers }: Roles, report: (end: R
   let crashed = 0;
   const minTrainers = minTrainersOf(a.run.config);
   void aggregator.exited.then(() => report({ by: 'aggregator' }));
+  // Exits we caused are not news, nor are trainers leaving a run the aggregator ended: a trainer
+  // told the run failed exits just before the aggregator, whose exit then says why (and whether
+  // the store can be written). So a trainer's exit is a crash only if the aggregator outlives it
+  // by a moment.
+  const ended = () => !watching || !aggregator.running();
   trainers.forEach((t, i) =>
-    t.exited.then(({ code, signal }) => {
-      if (code === 0 || !watching || !aggregator.running()) return; // exits we caused are not news
+    t.exited.then(async ({ code, signal }) => {
+      if (code === 0 || ended()) return;
+      await Promise.race([aggregator.exited, new Promise((r) => setTimeout(r, AGGREGATOR_EXIT_GRACE_MS).unref())]);
+      if (ended()) return;
       crashed++;
       a.hooks.onEvent(`exit  ${a.run.key}: trainer ${i} exited with ${code ?? signal}`);
       if (!belowQuorum(trainers.length, crashed, minTrainers)) return;
@@ -99,6 +116,11 @@ async function outcomeOf(a: Attempt, end: EndCause<RolesEnd>, { aggregator, trai
   // Trainers leave on their own once told the run is done; a short grace, then they are ended.
   await Promise.race([Promise.all(trainers.map((t) => t.exited)), new Promise((r) => setTimeout(r, 10_000).unref())]);
   if (code === 0) return { status: 'completed' };
+  if (code === STORAGE_EXIT_CODE) {
+    // Its own log may be on the full disk: its run record or a generic line says why.
+    const storeError = attemptFailure(a) ?? `the aggregator could not write the results store at ${a.layout.results}: free space or fix its permissions and rerun the same command to resume`;
+    return { status: 'failed', reason: storeError, storeError };
+  }
   if (a.signal.aborted) return { status: 'interrupted' };
   return { status: 'failed', reason: attemptFailure(a) ?? `aggregator exited with ${code ?? signal}` };
 }

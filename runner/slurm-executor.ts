@@ -10,6 +10,7 @@ import { attemptFailure, attemptRecord } from './attempt-record.ts';
 import { firstEnd, timedOut } from './attempt-end.ts';
 import type { Attempt, Executor, RunOutcome, Schedule } from './executor.ts';
 import { FEDSLICE_BIN } from './processes.ts';
+import { STORAGE_EXIT_CODE } from '../core/results/storage-error.ts';
 import { roleLogs, type NamedLog } from './run-layout.ts';
 import { batchScript, sbatchArgs } from './slurm-script.ts';
 import { cancelAll, cancelAndWait, checkSlurm, forget, jobEnd, sbatch, watchJob } from './slurm.ts';
@@ -80,7 +81,10 @@ export class SlurmExecutor implements Executor {
     const { state, exitCode } = await jobEnd(jobId);
     if (attemptRecord(a)?.status === 'completed') return { status: 'completed' };
     const reason = attemptFailure(a);
-    return { status: 'failed', reason: `slurm job ${jobId} ended ${state} with exit code ${exitCode}${reason ? `: ${reason}` : ''}` };
+    const failed = `slurm job ${jobId} ended ${state} with exit code ${exitCode}${reason ? `: ${reason}` : ''}`;
+    // Slurm's exit code is "code:signal" of the job's script, which exits as its aggregator did.
+    const storeError = exitCode.split(':')[0] === String(STORAGE_EXIT_CODE) ? (reason ?? failed) : undefined;
+    return { status: 'failed', reason: failed, ...(storeError ? { storeError } : {}) };
   }
 
   /** The job's token file (readable by its owner only) and batch script; returns the script. */

@@ -6,6 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { mkdirSync, appendFileSync } from 'node:fs';
+import { FedsliceError } from '../core/errors.ts';
+import { tornLineWarnings } from '../core/results/jsonl.ts';
+import { STORAGE_EXIT_CODE, storageErrorOf, withStorageErrors } from '../core/results/storage-error.ts';
 import { parseSweep, readJsonFile } from '../core/config.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { startMetaserver } from '../metaserver/server.ts';
@@ -41,6 +44,8 @@ export interface SweepSummary {
   alreadyDone: number;
   elsewhere: number;
   interrupted: number;
+  /** Runs not started because the results store could not be written. */
+  notStarted: number;
   wallSeconds: number;
 }
 
@@ -57,7 +62,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const store = new ResultsStore(o.results);
   const done = store.completedKeys();
   const pending = o.force ? runs : runs.filter((r) => !done.has(r.key));
-  const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, wallSeconds: 0 };
+  const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, notStarted: 0, wallSeconds: 0 };
 
   if (o.dryRun) {
     out.write(`sweep ${sweep.name}: ${runs.length} runs, ${summary.alreadyDone} already completed in ${o.results}, ${pending.length} to run${o.force ? ' (--force)' : ''}\n`);
@@ -71,12 +76,15 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
 
   o.executor.check();
   const schedule = o.executor.schedule(pending.length);
-  mkdirSync(logsDir(o.results), { recursive: true });
+  withStorageErrors(logsDir(o.results), () => mkdirSync(logsDir(o.results), { recursive: true }), 'write', o.results);
   const bindHost = o.metaserverHost ?? '127.0.0.1';
-  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: (l) => appendFileSync(metaserverLog(o.results), `${l}\n`) });
+  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: bestEffortLog(metaserverLog(o.results)) });
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
   const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost));
   progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logsDir(o.results)}`);
+  for (const [file, read] of [[store.runsPath, store.readRuns()], [store.roundsPath, store.readRounds()]] as const) {
+    for (const line of tornLineWarnings(file, read.torn)) progress.event(`note  ${line}`);
+  }
 
   const onAbort = () => progress.event(o.executor.stopping(sweeper.running.size));
   o.signal.addEventListener('abort', onAbort, { once: true });
@@ -90,6 +98,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   }
   summary.wallSeconds = (Date.now() - sweeper.started) / 1000;
   printSummary(out, sweep.name, summary, o.signal.aborted);
+  if (sweeper.storeError !== null) throw new FedsliceError('FEDSLICE_ERR_STORE_UNWRITABLE', sweeper.storeError, STORAGE_EXIT_CODE);
   return summary;
 }
 
@@ -97,6 +106,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
 class Sweeper {
   readonly running = new Map<string, RunningView>();
   readonly started = Date.now();
+  /** Why the results store cannot be written, once a run found out: no run starts after that. */
+  storeError: string | null = null;
   private readonly store: ResultsStore;
 
   constructor(
@@ -110,12 +121,37 @@ class Sweeper {
   }
 
   async execute(run: PlannedRun): Promise<void> {
+    if (this.storeError !== null) {
+      this.summary.notStarted++;
+      return;
+    }
+    try {
+      await this.lockedAttempts(run);
+    } catch (e) {
+      // The sweep's own writes (the run's lock, config, logs) found the store unwritable.
+      const se = storageErrorOf(e);
+      if (!se) throw e;
+      this.summary.notStarted++;
+      this.stopStarting(se.naming(this.o.results).message);
+    }
+  }
+
+  /** Running runs end on their own (they cannot write either, or they finish); queued ones are left for the next sweep. */
+  private stopStarting(message: string): void {
+    if (this.storeError !== null) return;
+    this.storeError = message;
+    const n = this.running.size;
+    this.progress.event(`stop: ${message}; starting no more runs${n ? `, letting ${n} running run${n === 1 ? '' : 's'} end` : ''}`);
+  }
+
+  private async lockedAttempts(run: PlannedRun): Promise<void> {
     const lock = tryLock(this.o.results, run.key);
     if (!lock) return this.skip(run, 'another sweep is running it');
     try {
       if (this.completedElsewhere(run.key)) return this.skip(run, 'another sweep completed it');
       const t0 = Date.now();
       const outcome = await this.attempts(run, t0);
+      if (outcome.status !== 'completed' && outcome.storeError) this.stopStarting(outcome.storeError);
       this.tally(run, outcome, (Date.now() - t0) / 1000);
     } finally {
       lock.release();
@@ -144,9 +180,17 @@ class Sweeper {
         signal: this.o.signal,
         hooks: this.hooks(view),
       };
-      outcome = await runAttempt(this.o.executor, attempt);
+      try {
+        outcome = await runAttempt(this.o.executor, attempt);
+      } catch (e) {
+        const se = storageErrorOf(e)?.naming(this.o.results);
+        if (!se) throw e;
+        outcome = { status: 'failed', reason: se.message, storeError: se.message };
+      }
       if (outcome.status !== 'failed') break;
-      this.progress.event(`fail  ${run.key}: ${outcome.reason}${number <= this.o.retries ? '; retrying' : ''}`);
+      const retry = number <= this.o.retries && !outcome.storeError; // a full disk stays full: the next sweep resumes it
+      this.progress.event(`fail  ${run.key}: ${outcome.reason}${retry ? '; retrying' : ''}`);
+      if (!retry) break;
     }
     this.running.delete(run.key);
     return outcome;
@@ -235,10 +279,22 @@ function printSummary(out: NodeJS.WritableStream, name: string, s: SweepSummary,
     ['skipped: already completed', String(s.alreadyDone)],
     ['skipped: run by another sweep', String(s.elsewhere)],
     ['interrupted', String(s.interrupted)],
+    ...(s.notStarted ? [['not started: store unwritable', String(s.notStarted)] as [string, string]] : []),
     ['wall time', fmtDuration(s.wallSeconds)],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   out.write(`\nsweep ${name}${aborted ? ' (interrupted: run it again to finish)' : ''}\n`);
   for (const [k, v] of rows) out.write(`  ${k.padEnd(w)}  ${v}\n`);
   for (const f of s.failed) out.write(`  failed ${f.key}: ${f.reason}\n`);
+}
+
+/** A log sink that drops its line when the disk is full: the metaserver's log must not stop the sweep. */
+function bestEffortLog(file: string): (line: string) => void {
+  return (line) => {
+    try {
+      appendFileSync(file, `${line}\n`);
+    } catch {
+      /* the runs' records say what matters; this log is for debugging */
+    }
+  };
 }

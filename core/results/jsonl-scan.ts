@@ -4,40 +4,40 @@
  * that does not parse is skipped and reported, and an unterminated last line is a torn append.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import type { TornLine } from './jsonl.ts';
+import { asStorageError } from './storage-error.ts';
 
 export interface ScanResult {
   /** Records handed to the visitor. */
   records: number;
-  /** 1-based numbers of lines that did not parse, and whether the file's last line was one. */
-  badLines: number[];
-  tornLastLine: string | null;
+  /** Lines that did not parse, anywhere in the file; they are skipped. */
+  torn: TornLine[];
 }
 
 const CHUNK = 8 * 1024 * 1024;
 
 /** Calls visit(record) for every line that parses; a missing file has no records. */
 export function scanJsonLines(path: string, visit: (record: unknown) => void): ScanResult {
-  const out: ScanResult = { records: 0, badLines: [], tornLastLine: null };
+  const out: ScanResult = { records: 0, torn: [] };
   let fd: number;
   try {
     fd = openSync(path, 'r');
   } catch (e) {
     if (e instanceof Error && 'code' in e && e.code === 'ENOENT') return out;
-    throw e;
+    throw asStorageError(e, path, 'read');
   }
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
     let carry = Buffer.alloc(0);
     let lineNo = 0;
-    const parse = (line: string, isTornCandidate: boolean) => {
+    const parse = (line: string, last: boolean) => {
       lineNo++;
       if (line.trim() === '') return;
       let record: unknown;
       try {
         record = JSON.parse(line);
       } catch {
-        if (isTornCandidate) out.tornLastLine = line;
-        else out.badLines.push(lineNo);
+        out.torn.push({ line: lineNo, text: line, last });
         return;
       }
       out.records++;
