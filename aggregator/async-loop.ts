@@ -15,6 +15,7 @@ import type { Weights } from '../core/model/tensor.ts';
 import { checkUpdateContent, type Message, type TaskHyper } from '../core/wire/messages.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { TaskTimes } from './task-times.ts';
+import type { AsyncCounts } from '../core/results/summary.ts';
 
 type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
@@ -218,8 +219,8 @@ export class AsyncLoop {
    * lost with a departed trainer, the model version reached, and per trainer slot the updates
    * applied with their mean staleness and weight.
    */
-  summary(): Record<string, number> {
-    const out: Record<string, number> = {
+  summary(): AsyncCounts {
+    const out: AsyncCounts = {
       updatesReceived: this.counts.received,
       updatesRefused: this.counts.refused,
       tasksLost: this.counts.lost,

@@ -17,10 +17,13 @@ import { initialWeights } from '../core/model/init.ts';
 import { evaluate } from '../core/training/evaluate.ts';
 import { loadForExperiment } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
-import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
+import { ResultsStore } from '../core/results/store.ts';
+import { runKey, runKeyFields } from '../core/results/schema.ts';
+import { runSummary, summaryField } from '../core/results/summary.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { runEnvironment } from '../core/results/environment.ts';
-import { readCheckpoint, removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { removeStaleTemps } from '../core/atomic-file.ts';
 import { StorageError } from '../core/results/storage-error.ts';
 import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire/messages.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
@@ -96,15 +99,14 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   for (const name of removeStaleTemps(ckptPath)) log(`aggregator: removed ${name}, a checkpoint write left unfinished by a process that is gone`);
 
   // What to run: fresh, resumed, or nothing.
-  const previous = [...store.latestRuns().values()].filter((r) => r.key === key);
-  if (previous.some((r) => r.status === 'completed') && !o.force) {
+  if (store.latestForKey(key, (r) => r.status === 'completed') && !o.force) {
     if (o.resume) {
       log(`aggregator: run ${key} is already completed in ${o.results}; nothing to do`);
       return 'already-completed';
     }
     throw new FedsliceError('FEDSLICE_ERR_COMPLETED', `run ${key} is already completed in ${o.results}; pass --force to run it again`);
   }
-  const unfinished = previous.filter((r) => r.status !== 'completed').at(-1);
+  const unfinished = store.latestForKey(key, (r) => r.status !== 'completed');
 
   const backend = await initBackend(config.backend);
   const data = loadForExperiment(config.dataset, config.seed);
@@ -167,7 +169,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       endedAt: new Date().toISOString(),
       wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
       ...(error ? { error } : {}),
-      ...summaryOf({ ...runSummary(store.roundsOf(runId)), ...taskTimes.summary(), ...processCounts }),
+      ...summaryField({ ...runSummary(store.roundsOf(runId)), ...taskTimes.summary(), ...processCounts }),
     });
 
   const lastRound = plannedRounds(fed);
@@ -441,39 +443,6 @@ function checkLabels(set: ImageSet, numClasses: number): void {
 function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
   const slowdown = slowdownOf(c, slot);
   return slowdown > 1 ? { slowdown } : {};
-}
-
-/** A run record's `summary` field, left out when there is nothing to say. */
-function summaryOf(summary: Record<string, number>): { summary?: Record<string, number> } {
-  return Object.keys(summary).length ? { summary } : {};
-}
-
-/**
- * The run's figures, the same in every mode and across resumes, from its round records: training
- * time from the initial evaluation to the last (evaluations included), updates applied and their
- * rate, and staleness (0 in sync modes).
- */
-export function runSummary(rounds: RoundRecord[]): Record<string, number> {
-  const sorted = [...new Map(rounds.map((r) => [r.round, r])).values()].sort((a, b) => a.round - b.round);
-  const first = sorted[0];
-  const last = sorted.at(-1);
-  if (!first || !last) return {};
-  const seconds = (last.elapsedSeconds ?? 0) - (first.elapsedSeconds ?? 0);
-  const updates = last.updatesApplied ?? 0;
-  let stalenessSum = 0;
-  let maxStaleness = 0;
-  for (let i = 1; i < sorted.length; i++) {
-    const n = (sorted[i].updatesApplied ?? 0) - (sorted[i - 1].updatesApplied ?? 0);
-    stalenessSum += (sorted[i].staleness ?? 0) * n;
-    maxStaleness = Math.max(maxStaleness, sorted[i].maxStaleness ?? 0);
-  }
-  return {
-    totalTrainingSeconds: seconds,
-    updatesApplied: updates,
-    updatesPerSecond: seconds > 0 ? updates / seconds : 0,
-    meanStaleness: updates > 0 ? stalenessSum / updates : 0,
-    maxStaleness,
-  };
 }
 
 function asyncRecord(

@@ -5,7 +5,7 @@
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
 import { FedsliceError } from '../core/errors.ts';
-import { BOOLEAN_FIELDS, KEY_FIELDS, type KeyField, NUMERIC_FIELDS } from './fields.ts';
+import { BOOLEAN_FIELDS, KEY_FIELDS, type KeyField, NUMERIC_FIELDS } from '../core/results/schema.ts';
 
 export type WhereValue = number | string | boolean;
 export interface WhereClause {

@@ -245,7 +245,7 @@ class Sweeper {
   /** Another sweep on the same results may have finished this key since the plan was made. */
   private completedElsewhere(key: string): boolean {
     const since = new Date(this.started).toISOString();
-    return [...this.store.latestRuns().values()].some((r) => r.key === key && r.status === 'completed' && (!this.o.force || (r.endedAt ?? '') >= since));
+    return this.store.latestForKey(key, (r) => r.status === 'completed' && (!this.o.force || (r.endedAt ?? '') >= since)) !== undefined;
   }
 
   private refresh(): void {
@@ -258,11 +258,10 @@ class Sweeper {
 
 /** --dry-run: every run of the sweep, whether it is done, and its grid point and key. */
 function printPlan(out: NodeJS.WritableStream, runs: PlannedRun[], store: ResultsStore): void {
-  const latest = [...store.latestRuns().values()];
   const done = store.completedKeys();
   const state = (r: PlannedRun) => {
     if (done.has(r.key)) return 'done';
-    const last = latest.filter((x) => x.key === r.key).at(-1);
+    const last = store.latestForKey(r.key);
     return last ? `${last.status} before` : 'pending';
   };
   const rows = runs.map((r) => [String(r.index + 1), state(r), describePoint(r.point), r.key]);

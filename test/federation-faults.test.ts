@@ -10,7 +10,7 @@ import { readCheckpoint } from '../core/results/checkpoint.ts';
 import { alexnetLayers, inAxis, outAxis } from '../core/model/spec.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { parseExperiment } from '../core/config.ts';
-import { runKey } from '../core/results/store.ts';
+import { runKey } from '../core/results/schema.ts';
 import { checkpointPath } from '../aggregator/run.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { startRole, stopAll, tempDir, jsonl } from './helpers/roles.ts';
