@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { minTrainersOf, slowdownOf } from '../core/config.ts';
+import { minTrainersOf, taskHyperOf } from '../core/config.ts';
 import { alexnetLayers, type LayerSpec } from '../core/model/spec.ts';
 import { makeRule, type Assignment, type Update } from '../core/aggregation/rules.ts';
 import { FedsliceError } from '../core/errors.ts';
@@ -25,7 +25,9 @@ import { runEnvironment } from '../core/results/environment.ts';
 import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
 import { removeStaleTemps } from '../core/atomic-file.ts';
 import { StorageError } from '../core/results/storage-error.ts';
-import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { maxFrameBytes } from '../core/wire/codec.ts';
+import { checkUpdateContent } from '../core/wire/checks.ts';
+import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
@@ -34,8 +36,6 @@ import { TaskTimes } from './task-times.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 import type { ClientTls, ServerTls } from '../core/wire/tls.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
 export interface AggregatorOptions {
   config: Experiment;
@@ -180,7 +180,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   let round = startRound;
   let collector: RoundCollector<ReceivedUpdate> | null = null;
   const assignments = new Map<number, Assignment>();
-  const tasks = new Map<number, Message>();
+  const tasks = new Map<number, AggregatorToTrainer>();
   let joinWaiter: (() => void) | null = null;
   let asyncLoop: AsyncLoop | null = null;
 
@@ -218,14 +218,14 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
         const refused = asyncLoop.onUpdate(h, msg);
         if (refused) {
           log(`aggregator: refused an update from ${h.id}: ${refused}`);
-          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round } as Message);
+          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round });
         }
         return;
       }
       const reason = checkUpdate(msg, h, round, collector, assignments, rule.expectedShapes.bind(rule), o.job);
       if (reason) {
         log(`aggregator: refused an update from ${h.id}: ${reason}`);
-        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round } as Message);
+        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round });
         return;
       }
       const m = msg.metrics;
@@ -263,7 +263,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
 
   const notifyTrainers = (reason: 'completed' | 'failed', message?: string) => {
     for (const h of registry.connected()) {
-      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) } as Message);
+      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) });
     }
   };
 
@@ -288,7 +288,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           rule,
           job: o.job,
           registry,
-          hyper: { ...taskHyper(config), seed: config.seed },
           send: (conn, msg) => {
             const n = server.send(conn, msg);
             bytesSent += n;
@@ -339,8 +338,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           worldSize: fed.worldSize,
           mode: rule.mode,
           weights: rule.taskWeights(global, a),
-          hyper: { ...taskHyper(config), seed: config.seed, ...slowdownHyper(config, slot) },
-        } as Message);
+          hyper: taskHyperOf(config, slot),
+        });
       }
       for (const h of registry.connected()) sendTask(h);
       log(`aggregator: round ${round}/${fed.rounds}: sent ${registry.connected().length} tasks (${((bytesSent - sentBefore) / 1e6).toFixed(1)} MB)`);
@@ -440,10 +439,6 @@ function checkLabels(set: ImageSet, numClasses: number): void {
   }
 }
 
-function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
-  const slowdown = slowdownOf(c, slot);
-  return slowdown > 1 ? { slowdown } : {};
-}
 
 function asyncRecord(
   runId: string,
@@ -481,21 +476,9 @@ function asyncRecord(
   };
 }
 
-function taskHyper(c: Experiment) {
-  const t = c.train;
-  return {
-    learningRate: t.learningRate,
-    weightDecay: t.weightDecay,
-    batchSize: t.batchSize,
-    epochs: t.epochs,
-    augment: t.augment,
-    ...(t.maxStepsPerEpoch !== undefined ? { maxStepsPerEpoch: t.maxStepsPerEpoch } : {}),
-  };
-}
-
 /** Why an update cannot be used, or null. */
 function checkUpdate(
-  msg: Msg<'update'>,
+  msg: MessageOf<'update'>,
   h: SlotHolder<WebSocket>,
   round: number,
   collector: RoundCollector<ReceivedUpdate> | null,

@@ -4,13 +4,13 @@
  * hands valid updates to the round loop; anything malformed is answered with an error and dropped.
  */
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, encode, type Message } from '../core/wire/messages.ts';
+import { decode } from '../core/wire/codec.ts';
+import { trainerToAggregator, type AggregatorToTrainer, type MessageOf } from '../core/wire/schema.ts';
+import { frameBytes, sendToTrainer } from '../core/wire/socket.ts';
 import { tokensEqual } from '../core/wire/token.ts';
 import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
-import { isFedsliceError } from '../core/errors.ts';
+import { isFedsliceError, type ErrorCode } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
 /** How long a new connection may take to say who it is. */
 const JOIN_DEADLINE_MS = 10_000;
@@ -29,14 +29,14 @@ export interface TrainerServerOptions {
   log: (line: string) => void;
   onJoin: (h: SlotHolder<WebSocket>, rejoined: boolean) => void;
   onLeave: (h: SlotHolder<WebSocket>) => void;
-  onUpdate: (h: SlotHolder<WebSocket>, msg: Msg<'update'>, bytes: number) => void;
+  onUpdate: (h: SlotHolder<WebSocket>, msg: MessageOf<'update'>, bytes: number) => void;
 }
 
 export interface TrainerServer {
   url: string;
   port: number;
   /** Sends a message; returns the bytes written (0 when the trainer is gone). */
-  send(conn: WebSocket, msg: Message): number;
+  send(conn: WebSocket, msg: AggregatorToTrainer): number;
   close(): Promise<void>;
 }
 
@@ -46,14 +46,9 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
   wss.on('error', (e) => o.log(`aggregator: server error: ${e.message}`));
   const port = http.port;
 
-  const send = (conn: WebSocket, msg: Message): number => {
-    if (conn.readyState !== conn.OPEN) return 0;
-    const frame = encode(msg);
-    conn.send(frame);
-    return frame.byteLength;
-  };
-  const refuse = (conn: WebSocket, code: string, message: string) => {
-    send(conn, { type: 'error', code, message } as Message);
+  const send = sendToTrainer;
+  const refuse = (conn: WebSocket, code: ErrorCode, message: string) => {
+    send(conn, { type: 'error', code, message });
     conn.close(1008, code);
   };
 
@@ -65,11 +60,11 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
     }, JOIN_DEADLINE_MS);
 
     conn.on('message', (data, isBinary) => {
-      const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
-      const decoded = isBinary ? decode(bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
+      const bytes = frameBytes(data);
+      const decoded = isBinary ? decode(trainerToAggregator, bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
       if (!decoded.ok) {
         o.log(`aggregator: dropped a bad frame from ${holder?.id ?? peer}: ${decoded.error}`);
-        send(conn, { type: 'error', code: decoded.code, message: decoded.error } as Message);
+        send(conn, { type: 'error', code: decoded.code, message: decoded.error });
         return;
       }
       const msg = decoded.msg;
@@ -93,7 +88,7 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
           holder = h;
           clearTimeout(deadline);
           if (replaced && replaced !== conn) replaced.close(1000, 'replaced by a new connection');
-          send(conn, { type: 'joined', job: o.job, id: h.id, shard: h.slot, worldSize: o.registry.worldSize } as Message);
+          send(conn, { type: 'joined', job: o.job, id: h.id, shard: h.slot, worldSize: o.registry.worldSize });
           o.onJoin(h, rejoined);
         } catch (e) {
           if (!isFedsliceError(e)) throw e;
@@ -107,7 +102,7 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
         return;
       }
       o.log(`aggregator: dropped an unexpected ${msg.type} message from ${holder.id}`);
-      send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` } as Message);
+      send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` });
     });
 
     conn.on('close', () => {

@@ -3,8 +3,10 @@
  * status, and wait for the job's aggregator by event (never by polling).
  */
 import WebSocket from 'ws';
-import { FedsliceError } from '../core/errors.ts';
-import { decode, encode, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire/messages.ts';
+import { FedsliceError, type ErrorCode } from '../core/errors.ts';
+import { decode } from '../core/wire/codec.ts';
+import { fromMetaserver, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire/schema.ts';
+import { frameBytes, sendToMetaserver } from '../core/wire/socket.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 import { METASERVER_MAX_PAYLOAD } from './server.ts';
 
@@ -42,7 +44,7 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
     let welcomed = false;
     let closing = false;
 
-    const fail = (message: string, code = 'FEDSLICE_ERR_METASERVER') => {
+    const fail = (message: string, code: ErrorCode = 'FEDSLICE_ERR_METASERVER') => {
       if (!welcomed) reject(new FedsliceError(code, message));
       ws.terminate();
     };
@@ -54,9 +56,9 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
       aggregatorWaiters.clear();
     };
 
-    ws.on('open', () => ws.send(encode({ type: 'hello', job: o.job, role: o.role, id: o.id, token: o.token, ...(o.address ? { address: o.address } : {}) })));
+    ws.on('open', () => sendToMetaserver(ws, { type: 'hello', job: o.job, role: o.role, id: o.id, token: o.token, ...(o.address ? { address: o.address } : {}) }));
     ws.on('message', (data) => {
-      const d = decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
+      const d = decode(fromMetaserver, frameBytes(data));
       if (!d.ok) return; // a bad frame from the metaserver is ignored, not fatal
       const msg = d.msg;
       switch (msg.type) {
@@ -82,7 +84,7 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
           if (!welcomed) fail(`the metaserver at ${o.url} refused ${o.role} ${o.id} for job ${o.job}: ${msg.message}`, msg.code);
           return;
         default:
-          return;
+          msg satisfies never;
       }
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -103,7 +105,7 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
     const client: MetaClient = {
       peers: () => [...peers.values()],
       sendStatus: (s) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(encode({ type: 'status', job: o.job, ...s }));
+        sendToMetaserver(ws, { type: 'status', job: o.job, ...s });
       },
       waitForAggregator: (timeoutMs) =>
         new Promise<string>((res, rej) => {

@@ -7,7 +7,10 @@
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, encode, type Message, type Peer, type StatusMessage } from '../core/wire/messages.ts';
+import { decode } from '../core/wire/codec.ts';
+import { toMetaserver, type Peer, type StatusMessage } from '../core/wire/schema.ts';
+import { frameBytes, sendFromMetaserver } from '../core/wire/socket.ts';
+import type { ErrorCode } from '../core/errors.ts';
 import { tokensEqual } from '../core/wire/token.ts';
 import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
 
@@ -60,10 +63,8 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
   const jobs = new Map<string, Job>();
   const events = new EventEmitter<MetaserverEvents>();
 
-  const send = (conn: WebSocket, msg: Message) => {
-    if (conn.readyState === conn.OPEN) conn.send(encode(msg));
-  };
-  const refuse = (conn: WebSocket, code: string, message: string) => {
+  const send = sendFromMetaserver;
+  const refuse = (conn: WebSocket, code: ErrorCode, message: string) => {
     send(conn, { type: 'error', code, message });
     conn.close(1008, code);
   };
@@ -91,8 +92,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
       if (member) member.alive = true;
     });
     conn.on('message', (data, isBinary) => {
-      const frame = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
-      const d = isBinary ? decode(frame) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; send binary msgpack frames' } as const);
+      const d = isBinary ? decode(toMetaserver, frameBytes(data)) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; send binary msgpack frames' } as const);
       if (!d.ok) {
         log(`metaserver: bad frame from ${member?.peer.id ?? from}: ${d.error}`);
         if (member) send(conn, { type: 'error', code: d.code, message: d.error });

@@ -5,7 +5,8 @@ import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startMetaserver, type Metaserver } from '../metaserver/server.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
-import { decode, encode, type Message, type MessageOf } from '../core/wire/messages.ts';
+import { decode, encode } from '../core/wire/codec.ts';
+import { aggregatorToTrainer, type AggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
 import { readCheckpoint } from '../core/results/checkpoint.ts';
 import { alexnetLayers, inAxis, outAxis } from '../core/model/spec.ts';
 import { initialWeights } from '../core/model/init.ts';
@@ -43,18 +44,19 @@ async function scriptedTrainer(job: string, id: string, token = TOKEN) {
   const address = await mc.waitForAggregator(30_000);
   mc.close();
   const ws = new WebSocket(address);
-  const inbox: (Message | { closed: number })[] = [];
-  const waiters: ((m: Message | { closed: number }) => void)[] = [];
-  const push = (m: Message | { closed: number }) => (waiters.length ? waiters.shift()!(m) : inbox.push(m));
+  type Received = AggregatorToTrainer | { closed: number };
+  const inbox: Received[] = [];
+  const waiters: ((m: Received) => void)[] = [];
+  const push = (m: Received) => (waiters.length ? waiters.shift()!(m) : inbox.push(m));
   ws.on('message', (d) => {
-    const r = decode(d as Buffer);
+    const r = decode(aggregatorToTrainer, d as Buffer);
     if (r.ok) push(r.msg);
   });
   ws.on('close', (code) => push({ closed: code }));
   await new Promise((r) => ws.once('open', r));
   ws.send(encode({ type: 'join', job, id, token }));
-  const next = () => (inbox.length ? Promise.resolve(inbox.shift()!) : new Promise<Message | { closed: number }>((r) => waiters.push(r)));
-  return { ws, next, send: (m: Message | Uint8Array) => ws.send(m instanceof Uint8Array ? m : encode(m)) };
+  const next = () => (inbox.length ? Promise.resolve(inbox.shift()!) : new Promise<Received>((r) => waiters.push(r)));
+  return { ws, next, send: (m: TrainerToAggregator | Uint8Array) => ws.send(m instanceof Uint8Array ? m : encode(m)) };
 }
 
 describe('aggregator with scripted trainers', () => {

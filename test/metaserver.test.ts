@@ -2,7 +2,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startMetaserver, type Metaserver } from '../metaserver/server.ts';
 import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
-import { decode, encode, type Message, type StatusMessage } from '../core/wire/messages.ts';
+import { Packr } from 'msgpackr';
+import { decode, encode } from '../core/wire/codec.ts';
+import { fromMetaserver, type FromMetaserver, type StatusMessage } from '../core/wire/schema.ts';
 import { startRole, stopAll } from './helpers/roles.ts';
 
 let server: Metaserver;
@@ -26,14 +28,16 @@ function join(job: string, role: 'aggregator' | 'trainer' | 'observer', id: stri
 }
 
 /** A raw socket for sending frames no well-behaved client would. */
-function raw(opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; next: () => Promise<Message | { closed: number }> }> {
+type Received = FromMetaserver | { closed: number };
+
+function raw(opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; next: () => Promise<Received> }> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(server.url, opts);
-    const queue: (Message | { closed: number })[] = [];
-    const waiters: ((m: Message | { closed: number }) => void)[] = [];
-    const push = (m: Message | { closed: number }) => (waiters.length ? waiters.shift()!(m) : queue.push(m));
+    const queue: Received[] = [];
+    const waiters: ((m: Received) => void)[] = [];
+    const push = (m: Received) => (waiters.length ? waiters.shift()!(m) : queue.push(m));
     ws.on('message', (d) => {
-      const r = decode(d as Buffer);
+      const r = decode(fromMetaserver, d as Buffer);
       if (r.ok) push(r.msg);
     });
     ws.on('close', (code) => push({ closed: code }));
@@ -69,15 +73,23 @@ describe('metaserver', () => {
   it('forwards the aggregator status to observers of its job only', async () => {
     const seen: StatusMessage[] = [];
     const elsewhere: StatusMessage[] = [];
+    let heard = () => {};
+    let heardElsewhere = () => {};
     const agg = await join('S', 'aggregator', 'agg');
-    await join('S', 'observer', 'runner', { onStatus: (s) => seen.push(s) });
-    await join('S2', 'observer', 'runner', { onStatus: (s) => elsewhere.push(s) });
-    const got = new Promise<void>((r) => server.once('status', () => r()));
-    agg.sendStatus({ state: 'training', round: 2, rounds: 5 });
-    await got;
-    await new Promise((r) => setTimeout(r, 50));
+    const agg2 = await join('S2', 'aggregator', 'agg2');
+    await join('S', 'observer', 'runner', { onStatus: (s) => (seen.push(s), heard()) });
+    await join('S2', 'observer', 'runner', { onStatus: (s) => (elsewhere.push(s), heardElsewhere()) });
+    await new Promise<void>((r) => {
+      heard = r;
+      agg.sendStatus({ state: 'training', round: 2, rounds: 5 });
+    });
     expect(seen).toEqual([{ type: 'status', job: 'S', state: 'training', round: 2, rounds: 5 }]);
-    expect(elsewhere).toEqual([]);
+    // Job S2's own status comes after anything the metaserver sent its observer before it.
+    await new Promise<void>((r) => {
+      heardElsewhere = r;
+      agg2.sendStatus({ state: 'waiting', round: 0, rounds: 1 });
+    });
+    expect(elsewhere).toEqual([{ type: 'status', job: 'S2', state: 'waiting', round: 0, rounds: 1 }]);
   });
 
   it('refuses a wrong token and a second aggregator, and keeps serving', async () => {
@@ -94,7 +106,7 @@ describe('metaserver', () => {
     a.ws.send(Buffer.from([0xc1, 0x00, 0x01]));
     expect(await a.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_FRAME' });
     const b = await raw();
-    b.ws.send(encode({ type: 'hello', job: 'J', role: 'wizard', id: 'w', token: 't' } as unknown as Message));
+    b.ws.send(new Packr().pack({ type: 'hello', job: 'J', role: 'wizard', id: 'w', token: 't' }));
     expect(await b.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/role must be one of/) });
     const c = await raw();
     c.ws.send(Buffer.alloc(200_000));
@@ -107,13 +119,20 @@ describe('metaserver', () => {
 
   it('drops a peer that stops answering pings, and says so', async () => {
     const leftFor: string[] = [];
-    await join('P', 'aggregator', 'agg', { onPeerLeft: (p, reason) => leftFor.push(`${p.id}:${reason}`) });
+    let told = () => {};
+    const aggregatorTold = new Promise<void>((r) => (told = r));
+    await join('P', 'aggregator', 'agg', {
+      onPeerLeft: (p, reason) => {
+        leftFor.push(`${p.id}:${reason}`);
+        if (p.id === 'zombie') told();
+      },
+    });
     const silent = await raw({ autoPong: false });
     silent.ws.send(encode({ type: 'hello', job: 'P', role: 'trainer', id: 'zombie', token: 'tok' }));
     expect(await silent.next()).toMatchObject({ type: 'welcome' });
-    const gone = new Promise<void>((r) => server.on('left', (e) => e.peer.id === 'zombie' && r()));
-    await gone;
-    await new Promise((r) => setTimeout(r, 50));
+    const gone = new Promise<{ reason: string }>((r) => server.on('left', (e) => e.peer.id === 'zombie' && r(e)));
+    expect(await gone).toMatchObject({ reason: 'timeout' });
+    await aggregatorTold;
     expect(leftFor).toContain('zombie:timeout');
   });
 

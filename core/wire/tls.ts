@@ -4,8 +4,8 @@
  * and connection failures that are about TLS become one line saying what to change.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { FedsliceError } from '../errors.ts';
@@ -89,11 +89,11 @@ export const plainToTlsMessage = (url: string) => `the server at ${url} speaks T
  * listener that looks at the first byte: a TLS handshake goes on to the HTTPS server, anything
  * else (a ws:// client) gets a 400 whose body says to use wss://.
  */
-export async function listenHttp(host: string, port: number, tls?: ServerTls): Promise<{ server: HttpServer; port: number; scheme: 'ws' | 'wss'; close: () => Promise<void> }> {
+export async function listenHttp(host: string, port: number, tls?: ServerTls): Promise<{ server: HttpServer | HttpsServer; port: number; scheme: 'ws' | 'wss'; close: () => Promise<void> }> {
   if (!tls) {
     const server = createHttpServer();
     await listen(server, host, port);
-    return { server, port: (server.address() as AddressInfo).port, scheme: 'ws', close: () => closeServer(server) };
+    return { server, port: portOf(server), scheme: 'ws', close: () => closeServer(server) };
   }
   const server = createHttpsServer({ cert: tls.cert, key: tls.key });
   const front: NetServer = createNetServer((socket) => {
@@ -105,18 +105,18 @@ export async function listenHttp(host: string, port: number, tls?: ServerTls): P
         server.emit('connection', socket);
         return;
       }
-      const body = `${plainToTlsMessage(`${host}:${(front.address() as AddressInfo).port}`)}\n`;
+      const body = `${plainToTlsMessage(`${host}:${portOf(front)}`)}\n`;
       socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nX-Fedslice-Tls: required\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     });
   });
   await listen(front, host, port);
   return {
-    server: server as unknown as HttpServer,
-    port: (front.address() as AddressInfo).port,
+    server,
+    port: portOf(front),
     scheme: 'wss',
     close: async () => {
       server.closeAllConnections();
-      await Promise.all([closeServer(front), closeServer(server as unknown as HttpServer)]);
+      await Promise.all([closeServer(front), closeServer(server)]);
     },
   };
 }
@@ -129,6 +129,13 @@ function listen(server: NetServer, host: string, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** The port a listening server got (the OS picks it for port 0). */
+function portOf(server: NetServer): number {
+  const a = server.address();
+  if (a === null || typeof a === 'string') throw new Error('the server is not listening on a TCP port');
+  return a.port;
 }
 
 function closeServer(server: NetServer): Promise<void> {
