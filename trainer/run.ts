@@ -9,7 +9,7 @@ import { alexnetLayers, parameterCount } from '../core/model/spec.ts';
 import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
 import { subtractWeights } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
-import { trainLocal } from '../core/training/train.ts';
+import { stepsPerCall, trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
@@ -135,6 +135,9 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
   async function handleTask(task: MessageOf<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void) {
     if (shard === null || !indices) throw new Error('task before joined');
     log(`trainer ${o.id}: round ${task.round}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
+    const ids = { round: task.round, ...(task.seq !== undefined ? { seq: task.seq } : {}), rank: task.rank };
+    // the slot's steps before this task: tasks are numbered from 1 (sync: the round; async: seq)
+    const stepsBefore = ((task.seq ?? task.round) - 1) * stepsPerCall(task.hyper, indices.length);
     const result = await trainLocal({
       layers,
       weights: task.weights,
@@ -144,6 +147,10 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       // Each shard shuffles and drops out differently, the same way on every run.
       seed: task.hyper.seed * 1009 + shard,
       round: task.round,
+      stepLog: {
+        ...(config.log.everySteps !== undefined ? { everySteps: config.log.everySteps } : {}),
+        onReport: (point) => send({ type: 'steps', job: o.job, ...ids, globalStep: stepsBefore + point.step, point }),
+      },
     });
     // A simulated straggler (federation.stragglers): idle so the task takes `slowdown` times as long.
     const slowdown = task.hyper.slowdown ?? 1;
@@ -152,10 +159,8 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
     send({
       type: 'update',
       job: o.job,
-      round: task.round,
+      ...ids,
       ...(task.version !== undefined ? { version: task.version } : {}),
-      ...(task.seq !== undefined ? { seq: task.seq } : {}),
-      rank: task.rank,
       delta: subtractWeights(result.weights, task.weights),
       numSamples: result.numSamples,
       metrics: {
@@ -163,6 +168,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
         trainSeconds: seconds,
         samplesPerSecond: result.numSamples / seconds,
         steps: result.steps,
+        stats: result.stats,
       },
     });
     log(`trainer ${o.id}: round ${task.round}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
