@@ -100,8 +100,7 @@ export function loadStore(dir: string): LoadedStore {
       for (const c of ROUND_COLUMNS) row[c] = r[c] ?? null;
       const run = latestRun.get(r.runId);
       row.status = run?.status ?? 'unknown';
-      // async runs record one round per evaluation, which need not end at `rounds`
-      row.finalRound = run?.config?.federation ? plannedRounds(run.config.federation) : r.rounds;
+      row.finalRound = finalRoundOf(run, r);
       return row;
     })
     .sort((a, b) => cmp(a.runId as string, b.runId as string) || (a.round as number) - (b.round as number));
@@ -112,6 +111,16 @@ export function loadStore(dir: string): LoadedStore {
     rounds: roundRows.length > 0 ? aq.from(roundRows) : emptyTable(['runId', ...KEY_FIELDS, 'config', ...ROUND_COLUMNS, 'status', 'finalRound']),
     warnings,
   };
+}
+
+/**
+ * The last round a run records: written in its run record when it starts. Async runs record one
+ * round per evaluation, which need not end at `rounds`; for records older than the field, it is
+ * recomputed from the config with today's defaults.
+ */
+function finalRoundOf(run: RunRecord | undefined, r: RoundRecord): number {
+  if (run?.plannedRounds !== undefined) return run.plannedRounds;
+  return run?.config?.federation ? plannedRounds(run.config.federation) : r.rounds;
 }
 
 /** A record's key fields, a field it was written without read as its default. */

@@ -6,18 +6,24 @@ import type { RawData, WebSocket } from 'ws';
 import { encode } from './codec.ts';
 import type { AggregatorToTrainer, FromMetaserver, Message, ToMetaserver, TrainerToAggregator } from './schema.ts';
 
-/** Writes one binary frame; returns the bytes written (0 when the connection is no longer open). */
-function sendFrame(conn: WebSocket, msg: Message): number {
+/** Called once the frame is written to the socket, or with the error that stopped it. */
+export type OnWritten = (err?: Error) => void;
+
+/**
+ * Writes one binary frame; returns the bytes queued (0 when the connection is no longer open, and
+ * then `onWritten` is never called).
+ */
+function sendFrame(conn: WebSocket, msg: Message, onWritten?: OnWritten): number {
   if (conn.readyState !== conn.OPEN) return 0;
   const frame = encode(msg);
-  conn.send(frame);
+  conn.send(frame, onWritten);
   return frame.byteLength;
 }
 
-export const sendToMetaserver: (conn: WebSocket, msg: ToMetaserver) => number = sendFrame;
-export const sendFromMetaserver: (conn: WebSocket, msg: FromMetaserver) => number = sendFrame;
-export const sendToAggregator: (conn: WebSocket, msg: TrainerToAggregator) => number = sendFrame;
-export const sendToTrainer: (conn: WebSocket, msg: AggregatorToTrainer) => number = sendFrame;
+export const sendToMetaserver: (conn: WebSocket, msg: ToMetaserver, onWritten?: OnWritten) => number = sendFrame;
+export const sendFromMetaserver: (conn: WebSocket, msg: FromMetaserver, onWritten?: OnWritten) => number = sendFrame;
+export const sendToAggregator: (conn: WebSocket, msg: TrainerToAggregator, onWritten?: OnWritten) => number = sendFrame;
+export const sendToTrainer: (conn: WebSocket, msg: AggregatorToTrainer, onWritten?: OnWritten) => number = sendFrame;
 
 /** A received message's bytes: ws hands over one Buffer, fragments, or an ArrayBuffer. */
 export function frameBytes(data: RawData): Buffer {
