@@ -19,6 +19,7 @@ import { ResultsStore } from '../core/results/store.ts';
 import { runEnvironment } from '../core/results/environment.ts';
 import { maxFrameBytes } from '../core/wire/codec.ts';
 import type { ClientTls, ServerTls } from '../core/wire/tls.ts';
+import type { AdmissionLimits } from '../core/wire/admission.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry } from './registry.ts';
 import { planRun, type RunStart } from './plan.ts';
@@ -46,6 +47,8 @@ export interface AggregatorOptions {
   advertise?: string;
   /** Cert and key for the trainer server (wss://). */
   tls?: ServerTls;
+  /** Bounds on trainer connections that have not joined yet. */
+  admission?: Partial<AdmissionLimits>;
   /** How to verify a wss:// metaserver. */
   clientTls?: ClientTls;
   signal: AbortSignal;
@@ -90,6 +93,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     port: o.port,
     ...(o.advertise ? { advertise: o.advertise } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.admission ? { admission: o.admission } : {}),
     job: o.job,
     token: o.token,
     maxPayload: maxFrameBytes(totalBytes(plan.weights)),

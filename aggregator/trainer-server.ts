@@ -1,22 +1,24 @@
 /**
  * The aggregator's own WebSocket server: trainers connect here directly (model bytes never pass
- * through the metaserver). It checks the job token on join, gives each trainer its slot, and
- * hands joins, departures and updates to the round loop; a malformed frame or a refused update is
- * answered with an error and dropped.
+ * through the metaserver). The job token is checked on the upgrade request, before any frame is
+ * read; a connection is then held to a join's size until its join gives it a slot. Joins,
+ * departures and updates go to the round loop; a malformed frame or a refused update is answered
+ * with an error and dropped.
  */
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
 import { decode } from '../core/wire/codec.ts';
 import { trainerToAggregator, type MessageOf } from '../core/wire/schema.ts';
 import { frameBytes } from '../core/wire/socket.ts';
-import { tokensEqual } from '../core/wire/token.ts';
-import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
+import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
+import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
+import type { AdmissionLimits } from '../core/wire/admission.ts';
+import { listenWebSocket, peerAddress, type UpgradeRefusal, type WireServer } from '../core/wire/ws-server.ts';
 import { isFedsliceError, type ErrorCode } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { FederationLoop } from './federation-loop.ts';
 import type { SocketOutbox } from './outbox.ts';
 
-/** How long a new connection may take to say who it is. */
-const JOIN_DEADLINE_MS = 10_000;
 /** How long closing waits for the last frames (done) to be written. */
 const FLUSH_MS = 2_000;
 
@@ -30,6 +32,8 @@ export interface TrainerServerOptions {
   job: string;
   token: string;
   maxPayload: number;
+  /** Bounds on connections that have not joined yet (defaults: DEFAULT_ADMISSION). */
+  admission?: Partial<AdmissionLimits>;
   registry: TrainerRegistry<WebSocket>;
   loop: Pick<FederationLoop<WebSocket>, 'onJoin' | 'onLeave' | 'onUpdate'>;
   /** A joined trainer's step-log point (RunRecorder.step). */
@@ -47,37 +51,49 @@ export interface TrainerServer {
   close(): Promise<void>;
 }
 
+/** The upgrade check: the job token of the Authorization header, compared in constant time. */
+function tokenCheck(expected: string): (req: IncomingMessage) => UpgradeRefusal | null {
+  return (req) => {
+    const { token } = upgradeCredentials(req.headers);
+    if (!token) return { status: 401, reason: 'no job token (send it as "Authorization: Bearer TOKEN")' };
+    if (!tokensEqual(token, expected)) return { status: 401, reason: 'wrong job token' };
+    return null;
+  };
+}
+
 export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
-  const http = await listenHttp(o.host, o.port, o.tls);
-  const wss = new WebSocketServer({ server: http.server, maxPayload: o.maxPayload });
-  wss.on('error', (e) => o.log(`aggregator: server error: ${e.message}`));
-  wss.on('connection', (conn, req) => serveTrainer(o, conn, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
+  const server: WireServer = await listenWebSocket({
+    name: 'aggregator',
+    host: o.host,
+    port: o.port,
+    ...(o.tls ? { tls: o.tls } : {}),
+    maxPayload: o.maxPayload,
+    ...(o.admission ? { admission: o.admission } : {}),
+    authorize: tokenCheck(o.token),
+    onConnection: (conn, req) => serveTrainer(o, server, conn, req),
+    log: o.log,
+  });
   return {
-    url: wsUrl(http.scheme, o.advertise ?? o.host, http.port),
-    port: http.port,
+    url: wsUrl(server.scheme, o.advertise ?? o.host, server.port),
+    port: server.port,
     sendDone: (reason, message) => {
       for (const h of o.registry.connected()) if (h.conn) o.outbox.send(h.conn, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) });
     },
     close: async () => {
       await o.outbox.flush(FLUSH_MS);
-      await new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close(() => void http.close().then(resolve));
-      });
+      await server.close();
     },
   };
 }
 
-/** One trainer connection: a join first (within the deadline), then updates. */
-function serveTrainer(o: TrainerServerOptions, conn: WebSocket, peer: string): void {
+/** One trainer connection: a join first, then updates. */
+function serveTrainer(o: TrainerServerOptions, server: WireServer, conn: WebSocket, req: IncomingMessage): void {
+  const peer = peerAddress(req);
   let holder: SlotHolder<WebSocket> | null = null;
   const refuse = (code: ErrorCode, message: string) => {
     o.outbox.send(conn, { type: 'error', code, message });
     conn.close(1008, code);
   };
-  const deadline = setTimeout(() => {
-    if (!holder) refuse('FEDSLICE_ERR_JOIN', `no join message within ${JOIN_DEADLINE_MS / 1000}s`);
-  }, JOIN_DEADLINE_MS);
 
   conn.on('message', (data, isBinary) => {
     const bytes = frameBytes(data);
@@ -92,7 +108,7 @@ function serveTrainer(o: TrainerServerOptions, conn: WebSocket, peer: string): v
     if (!holder) {
       if (msg.type !== 'join') return refuse('FEDSLICE_ERR_JOIN', `expected a join message first, got ${msg.type}`);
       holder = join(o, conn, msg, peer, refuse);
-      if (holder) clearTimeout(deadline);
+      if (holder) server.admit(req);
       return;
     }
     if (msg.type === 'steps') return acceptSteps(o, holder, msg);
@@ -109,7 +125,6 @@ function serveTrainer(o: TrainerServerOptions, conn: WebSocket, peer: string): v
   });
 
   conn.on('close', () => {
-    clearTimeout(deadline);
     if (!holder || holder.conn !== conn) return; // never joined, or replaced by a reconnect
     o.registry.leave(conn);
     o.log(`aggregator: trainer ${holder.id} (slot ${holder.slot}) left (${o.registry.connected().length}/${o.registry.worldSize})`);
@@ -127,16 +142,11 @@ function acceptSteps(o: TrainerServerOptions, h: SlotHolder<WebSocket>, msg: Mes
   o.onSteps(h, msg);
 }
 
-/** Checks a join (job, token, slot) and registers the trainer; null (after refusing) if it cannot join. */
+/** Checks a join (job, slot) and registers the trainer; null (after refusing) if it cannot join. */
 function join(o: TrainerServerOptions, conn: WebSocket, msg: MessageOf<'join'>, peer: string, refuse: (code: ErrorCode, message: string) => void): SlotHolder<WebSocket> | null {
   if (msg.job !== o.job) {
     o.log(`aggregator: refused ${msg.id} from ${peer}: job ${msg.job} is not ${o.job}`);
     refuse('FEDSLICE_ERR_JOB', `this aggregator serves job ${o.job}, not ${msg.job}`);
-    return null;
-  }
-  if (!tokensEqual(msg.token, o.token)) {
-    o.log(`aggregator: refused ${msg.id} from ${peer}: wrong job token`);
-    refuse('FEDSLICE_ERR_TOKEN', `wrong job token for job ${o.job}`);
     return null;
   }
   try {

@@ -12,6 +12,7 @@ import { STORAGE_EXIT_CODE, storageErrorOf, withStorageErrors } from '../core/re
 import { parseSweep, readJsonFile } from '../core/config.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { startMetaserver } from '../metaserver/server.ts';
+import { DEFAULT_ADMISSION } from '../core/wire/admission.ts';
 import { isWildcardHost, wsUrl } from '../core/wire/tls.ts';
 import { runAttempt } from './attempt.ts';
 import type { Attempt, Executor, RunHooks, RunOutcome } from './executor.ts';
@@ -78,7 +79,10 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const schedule = o.executor.schedule(pending.length);
   withStorageErrors(logsDir(o.results), () => mkdirSync(logsDir(o.results), { recursive: true }), 'write', o.results);
   const bindHost = o.metaserverHost ?? '127.0.0.1';
-  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: bestEffortLog(metaserverLog(o.results)) });
+  // Every role of every running run connects from this machine (or a few nodes) at about the same
+  // time: bound the connections waiting to say hello in total only, not per address.
+  const admission = { maxPendingPerAddress: DEFAULT_ADMISSION.maxPending };
+  const metaserver = await startMetaserver({ host: bindHost, port: 0, admission, log: bestEffortLog(metaserverLog(o.results)) });
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
   const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost));
   progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logsDir(o.results)}`);

@@ -154,12 +154,15 @@ describe.skipIf(skip)('a results disk that fills up', () => {
 
     it('on a disk full before it starts: runs nothing, leaves no lock, and says so in one line', async () => {
       const results = join(mnt, 'full-from-start');
+      mkdirSync(results);
+      writeFileSync(join(results, 'runs.jsonl'), '{"kind":"run","runId":"cut sh'); // an older version died mid-append
       const ballast = fillDisk();
       try {
         const r = sweep(results);
         expect((await r.exited).code).toBe(74);
         expect(errorLines(r.output())).toEqual([`fedslice: error: ${fullLine(results)}`]);
         expect(r.output()).toMatch(/not started: store unwritable\s+2/);
+        expect(r.output()).toContain(`note  ${join(results, 'runs.jsonl')}: skipped a torn last line`);
         expect(readdirSync(join(results, 'locks'))).toEqual([]);
       } finally {
         rmSync(ballast);

@@ -5,7 +5,9 @@ import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
 import { Packr } from 'msgpackr';
 import { decode, encode } from '../core/wire/codec.ts';
 import { fromMetaserver, type FromMetaserver, type StatusMessage } from '../core/wire/schema.ts';
+import { credentialHeaders } from '../core/wire/token.ts';
 import { startRole, stopAll } from './helpers/roles.ts';
+import { upgradeStatus } from './helpers/wire-client.ts';
 
 let server: Metaserver;
 const lines: string[] = [];
@@ -27,12 +29,12 @@ function join(job: string, role: 'aggregator' | 'trainer' | 'observer', id: stri
   });
 }
 
-/** A raw socket for sending frames no well-behaved client would. */
+/** A raw socket for sending frames no well-behaved client would (upgraded for `job` with token "tok"). */
 type Received = FromMetaserver | { closed: number };
 
-function raw(opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; next: () => Promise<Received> }> {
+function raw(job: string, opts: WebSocket.ClientOptions = {}, token = 'tok'): Promise<{ ws: WebSocket; next: () => Promise<Received> }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(server.url, opts);
+    const ws = new WebSocket(server.url, { headers: credentialHeaders(job, token), ...opts });
     const queue: Received[] = [];
     const waiters: ((m: Received) => void)[] = [];
     const push = (m: Received) => (waiters.length ? waiters.shift()!(m) : queue.push(m));
@@ -94,24 +96,49 @@ describe('metaserver', () => {
 
   it('refuses a wrong token and a second aggregator, and keeps serving', async () => {
     await join('T', 'aggregator', 'agg');
-    await expect(join('T', 'trainer', 'x', { token: 'nope' })).rejects.toThrow(/refused trainer x for job T: wrong token/);
+    // refused at the upgrade (HTTP 401), before any frame: the line says what to do
+    await expect(join('T', 'trainer', 'x', { token: 'nope' })).rejects.toThrow(
+      /refused trainer x for job T: wrong token for job T; give every role of the job the same token \(FEDSLICE_TOKEN or --token-file\)/,
+    );
     await expect(join('T', 'aggregator', 'agg2')).rejects.toThrow(/already has an aggregator/);
-    expect(lines.some((l) => /refused trainer x .*wrong job token/.test(l))).toBe(true);
+    expect(lines.some((l) => /metaserver: refused a connection from 127\.0\.0\.1:\d+: job T: wrong job token/.test(l))).toBe(true);
     expect(lines.every((l) => !l.includes('nope'))).toBe(true); // tokens never logged
     await expect(join('T', 'trainer', 'y')).resolves.toBeTruthy();
   });
 
+  it('checks job and token on the upgrade: none, wrong and right; a job is fixed by its first hello', async () => {
+    await join('U', 'aggregator', 'agg');
+    expect(await upgradeStatus(server.url, {})).toBe(401);
+    expect(await upgradeStatus(server.url, { Authorization: 'Bearer tok' })).toBe(400); // no job named
+    expect(await upgradeStatus(server.url, credentialHeaders('U', 'nope'))).toBe(401);
+    expect(await upgradeStatus(server.url, credentialHeaders('U', 'tok'))).toBe(101);
+    expect(lines.some((l) => /metaserver: refused a connection from 127\.0\.0\.1:\d+: no job token/.test(l))).toBe(true);
+    // a job nobody has said hello to yet: both upgrades pass, the first hello fixes the token
+    const first = await raw('V', {}, 'one');
+    const second = await raw('V', {}, 'two');
+    first.ws.send(encode({ type: 'hello', job: 'V', role: 'aggregator', id: 'agg', address: 'ws://127.0.0.1:1/v' }));
+    expect(await first.next()).toMatchObject({ type: 'welcome' });
+    second.ws.send(encode({ type: 'hello', job: 'V', role: 'trainer', id: 't' }));
+    expect(await second.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_TOKEN' });
+    expect(await upgradeStatus(server.url, credentialHeaders('V', 'two'))).toBe(401);
+    // a hello for another job than the one the upgrade named
+    const other = await raw('W');
+    other.ws.send(encode({ type: 'hello', job: 'U', role: 'trainer', id: 'sneaky' }));
+    expect(await other.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_HELLO', message: expect.stringMatching(/opened for job W/) });
+    first.ws.close();
+  });
+
   it('answers garbage, a text frame, a wrong-typed hello and an oversized frame without falling over', async () => {
-    const a = await raw();
+    const a = await raw('J');
     a.ws.send(Buffer.from([0xc1, 0x00, 0x01]));
     expect(await a.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_FRAME' });
-    const b = await raw();
-    b.ws.send(new Packr().pack({ type: 'hello', job: 'J', role: 'wizard', id: 'w', token: 't' }));
+    const b = await raw('J');
+    b.ws.send(new Packr().pack({ type: 'hello', job: 'J', role: 'wizard', id: 'w' }));
     expect(await b.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/role must be one of/) });
-    const c = await raw();
+    const c = await raw('J');
     c.ws.send(Buffer.alloc(200_000));
     expect(await c.next()).toEqual({ closed: 1009 });
-    const d = await raw();
+    const d = await raw('J');
     d.ws.send('hello', { binary: false });
     expect(await d.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/text frame/) });
     await expect(join('after-garbage', 'trainer', 'ok')).resolves.toBeTruthy();
@@ -127,8 +154,8 @@ describe('metaserver', () => {
         if (p.id === 'zombie') told();
       },
     });
-    const silent = await raw({ autoPong: false });
-    silent.ws.send(encode({ type: 'hello', job: 'P', role: 'trainer', id: 'zombie', token: 'tok' }));
+    const silent = await raw('P', { autoPong: false });
+    silent.ws.send(encode({ type: 'hello', job: 'P', role: 'trainer', id: 'zombie' }));
     expect(await silent.next()).toMatchObject({ type: 'welcome' });
     const gone = new Promise<{ reason: string }>((r) => server.on('left', (e) => e.peer.id === 'zombie' && r(e)));
     expect(await gone).toMatchObject({ reason: 'timeout' });

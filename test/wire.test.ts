@@ -48,13 +48,13 @@ const peer = { id: 't1', role: 'trainer' } as const;
 
 /** One message of every type, as its sender builds it; each must compile against its schema's type. */
 const samples: { [T in MessageType]: MessageOf<T> } = {
-  hello: { type: 'hello', job: 'j', role: 'aggregator', id: 'a', token: 't', address: 'ws://127.0.0.1:1' },
+  hello: { type: 'hello', job: 'j', role: 'aggregator', id: 'a', address: 'ws://127.0.0.1:1' },
   status: { type: 'status', job: 'j', state: 'training', round: 2, rounds: 5, message: 'ok' },
   welcome: { type: 'welcome', job: 'j', peers: [peer, { id: 'a', role: 'aggregator', address: 'ws://h:1' }] },
   'peer-joined': { type: 'peer-joined', job: 'j', peer },
   'peer-left': { type: 'peer-left', job: 'j', peer, reason: 'timeout' },
   error: { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: 'no', round: 3 },
-  join: { type: 'join', job: 'j', id: 't1', token: 't', shard: 1 },
+  join: { type: 'join', job: 'j', id: 't1', shard: 1 },
   update: {
     ...update(new Float32Array([1, -2])),
     version: 4,
@@ -160,8 +160,8 @@ describe('wire codec', () => {
       [trainerToAggregator, { ...samples.steps, point: { ...samples.steps.point, step: 0 } }, /^steps\.point\.step must be at least 1$/],
       [trainerToAggregator, { ...samples.steps, globalStep: 'many' }, /^steps\.globalStep must be a non-negative integer$/],
       [trainerToAggregator, { ...base, metrics: { ...base.metrics, stats: { ...samples.update.metrics.stats, dataLoadShare: 2 } } }, /^update\.metrics\.stats\.dataLoadShare must be at most 1$/],
-      [toMetaserver, { type: 'hello', job: 'j', role: 'king', id: 'x', token: 't' }, /^hello\.role must be one of aggregator, trainer, observer$/],
-      [toMetaserver, { type: 'hello', job: 'j', role: 'trainer', id: 'x' }, /^hello\.token must be a non-empty string$/],
+      [toMetaserver, { type: 'hello', job: 'j', role: 'king', id: 'x' }, /^hello\.role must be one of aggregator, trainer, observer$/],
+      [toMetaserver, { type: 'hello', job: 'j', role: 'trainer' }, /^hello\.id must be a non-empty string$/],
       [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, learningRate: undefined } }, /^task\.hyper\.learningRate is missing$/],
       [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, batchSize: 0 } }, /^task\.hyper\.batchSize must be greater than 0$/],
       [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, optimizer: 'sgd' } }, /^task\.hyper\.optimizer must be one of adam$/],

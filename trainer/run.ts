@@ -16,6 +16,7 @@ import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
 import { frameBytes, sendToAggregator } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
+import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 
 export interface TrainerOptions {
@@ -86,7 +87,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 function session(t: Trainer, address: string): Promise<SessionEnd> {
   const { o } = t;
   return new Promise<SessionEnd>((resolve) => {
-    const ws = new WebSocket(address, { maxPayload: t.maxPayload, ...o.tls });
+    const ws = new WebSocket(address, { maxPayload: t.maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
     let settled = false;
     const end = (e: SessionEnd) => {
       if (settled) return;
@@ -98,11 +99,12 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
     const onMessage = messageHandler(t, send, end);
     o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
-    ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
+    ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
     ws.on('message', (data) => onMessage(frameBytes(data)));
     ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
     ws.on('unexpected-response', (_req, res) => {
       if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
+      else if (res.statusCode === 401) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TOKEN', `the aggregator at ${address} refused trainer ${o.id}: ${wrongTokenMessage(o.job)}`) });
       else end({ kind: 'lost', reason: `HTTP ${res.statusCode} instead of a WebSocket upgrade` });
     });
     ws.on('error', (e) => {

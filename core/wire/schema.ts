@@ -93,8 +93,11 @@ export type TrainMetrics = z.output<typeof TrainMetrics>;
 
 // ---- messages --------------------------------------------------------------------------------
 
-/** Any role -> metaserver: who it is; the aggregator also gives the address of its own server. */
-const Hello = z.object({ type: z.literal('hello'), job: text(), role: Role, id: text(), token: text(), address: text().optional() });
+/**
+ * Any role -> metaserver: who it is; the aggregator also gives the address of its own server. The
+ * job token is not here: it travels in the upgrade request (core/wire/token.ts).
+ */
+const Hello = z.object({ type: z.literal('hello'), job: text(), role: Role, id: text(), address: text().optional() });
 
 /** Aggregator -> metaserver -> observers of the job. */
 const Status = z.object({ type: z.literal('status'), job: text(), state: RunState, round: uint, rounds: uint, message: text().optional() });
@@ -107,7 +110,8 @@ const PeerLeft = z.object({ type: z.literal('peer-left'), job: text(), peer: Pee
 /** A refusal or a report; `round` when it answers a round's message. */
 const ErrorMsg = z.object({ type: z.literal('error'), code: errorCode, message: text(MAX_ERROR_TEXT), round: uint.optional() });
 
-const Join = z.object({ type: z.literal('join'), job: text(), id: text(), token: text(), shard: uint.optional() });
+/** Trainer -> aggregator; the job token travels in the upgrade request. */
+const Join = z.object({ type: z.literal('join'), job: text(), id: text(), shard: uint.optional() });
 const Joined = z.object({ type: z.literal('joined'), job: text(), id: text(), shard: uint, worldSize: uint });
 
 /**
