@@ -10,7 +10,7 @@
  */
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
-import { CONFIG_FIELDS, INERT_AT_ONE_TRAINER, KEY_FIELDS, type ConfigField, type ConfigKey, type KeyField, configId, pickConfig } from '../core/results/schema.ts';
+import { CONFIG_FIELDS, INERT_AT_ONE_TRAINER, KEY_FIELDS, SERIES_FIELDS, type ConfigField, type ConfigKey, type KeyField, configId, pickConfig } from '../core/results/schema.ts';
 
 const op = aq.op;
 
@@ -226,7 +226,7 @@ export function timingStats(rounds: ColumnTable): TimingStats[] {
 export function baselineOf<T extends ConfigKey>(r: ConfigKey, rows: readonly T[]): T | undefined {
   const same = (a: ConfigKey, fields: readonly ConfigField[]) => fields.every((f) => a[f] === r[f]);
   const inert = INERT_AT_ONE_TRAINER;
-  const loose = CONFIG_FIELDS.filter((f) => f !== 'worldSize' && !inert.includes(f));
+  const loose = SERIES_FIELDS.filter((f) => !inert.includes(f));
   const ones = rows.filter((x) => x.worldSize === 1 && same(x, loose));
   return ones.find((x) => same(x, inert)) ?? ones.find((x) => inert.every((f) => !x[f])) ?? ones[0];
 }

@@ -48,6 +48,10 @@ export const FIELD_LABELS: Readonly<Record<KeyField, string>> = byField((f) => f
 /** Where each key field lives in the experiment config. */
 export const KEY_PATHS: ReadonlySet<string> = new Set(FIELDS.map((f) => f.from));
 
+export function isKeyField(name: string): name is KeyField {
+  return FIELDS.some((f) => f.name === name);
+}
+
 export function fieldKind(f: KeyField): KeyFieldKind {
   return specOf(f).kind;
 }
