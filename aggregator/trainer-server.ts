@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { decode } from '../core/wire/codec.ts';
 import { trainerToAggregator, type MessageOf } from '../core/wire/schema.ts';
-import { frameBytes } from '../core/wire/socket.ts';
+import { byteLengthOf, frameBytes } from '../core/wire/socket.ts';
 import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
 import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
 import type { AdmissionLimits } from '../core/wire/admission.ts';
@@ -97,7 +97,7 @@ function serveTrainer(o: TrainerServerOptions, server: WireServer, conn: WebSock
 
   conn.on('message', (data, isBinary) => {
     const bytes = frameBytes(data);
-    o.outbox.received(bytes.byteLength);
+    o.outbox.received(byteLengthOf(bytes));
     const decoded = isBinary ? decode(trainerToAggregator, bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
     if (!decoded.ok) {
       o.log(`aggregator: dropped a bad frame from ${holder?.id ?? peer}: ${decoded.error}`);

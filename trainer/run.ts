@@ -14,7 +14,7 @@ import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
-import { frameBytes, sendToAggregator } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendToAggregator } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
@@ -88,6 +88,7 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
   const { o } = t;
   return new Promise<SessionEnd>((resolve) => {
     const ws = new WebSocket(address, { maxPayload: t.maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
+    receiveFragments(ws);
     let settled = false;
     const end = (e: SessionEnd) => {
       if (settled) return;
@@ -115,7 +116,7 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
 }
 
 /** What a session does with each frame from the aggregator: join, train tasks in order, end. */
-function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end: (e: SessionEnd) => void): (frame: Buffer) => void {
+function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end: (e: SessionEnd) => void): (frame: Uint8Array[]) => void {
   const { o } = t;
   const { config, log } = o;
   let shard: number | null = null;
