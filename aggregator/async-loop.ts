@@ -37,6 +37,7 @@ interface Arrived {
   trainSeconds: number;
   sentAt: number;
   receivedAt: number;
+  stats?: TimedUpdate['stats'];
 }
 
 /** The updates applied since the last evaluation. */
@@ -114,6 +115,7 @@ export class AsyncLoop<C> implements FederationLoop<C> {
       trainSeconds: msg.metrics.trainSeconds,
       sentAt: task.sentAt,
       receivedAt: secondsNow(),
+      ...(msg.metrics.stats ? { stats: msg.metrics.stats } : {}),
     });
     this.wake?.();
     return null;
@@ -209,8 +211,8 @@ export class AsyncLoop<C> implements FederationLoop<C> {
       this.progress.applied++;
       this.note(b.slot, staleness, weight);
       this.taskTimes.add(b.slot, b.trainSeconds);
-      const { slot, numSamples, trainLoss, trainSeconds, sentAt, receivedAt } = b;
-      window.updates.push({ slot, numSamples, trainLoss, trainSeconds, sentAt, receivedAt, staleness, weight });
+      const { slot, numSamples, trainLoss, trainSeconds, sentAt, receivedAt, stats } = b;
+      window.updates.push({ slot, numSamples, trainLoss, trainSeconds, sentAt, receivedAt, staleness, weight, ...(stats ? { stats } : {}) });
     }
   }
 

@@ -13,8 +13,11 @@ import { StorageError } from '../core/results/storage-error.ts';
 import type { ResultsStore } from '../core/results/store.ts';
 import { runKeyFields } from '../core/results/schema.ts';
 import { runSummary, summaryField, type RunSummary } from '../core/results/summary.ts';
-import type { RoundRecord, RunEnvironment, RunRecord } from '../core/results/types.ts';
-import type { RunState } from '../core/wire/schema.ts';
+import type { RoundRecord, RunEnvironment, RunRecord, StepRecord } from '../core/results/types.ts';
+import type { MessageOf, RunState } from '../core/wire/schema.ts';
+import type { DataStatistics } from '../core/data/statistics.ts';
+import { peakRssBytes } from '../core/results/environment.ts';
+import { buildProfile, writeProfile } from '../core/results/profile.ts';
 import { checkpointPath, type RunStart, type RunTotals } from './plan.ts';
 import { roundFigures, samplesOf, secondsNow, type Evaluation, type RoundDraft } from './round-record.ts';
 
@@ -31,6 +34,8 @@ export interface RecorderOptions {
   layers: LayerSpec[];
   start: RunStart;
   environment: RunEnvironment;
+  /** What the run trains and tests on, for its profile. */
+  data: DataStatistics;
   /** Trainer id -> slot, saved with each checkpoint. */
   slots: () => Record<string, number>;
   log: (line: string) => void;
@@ -46,6 +51,7 @@ export class RunRecorder {
   private readonly elapsedOffset: number;
   private lastRound: number;
   private report: (s: RunStatus) => void = () => {};
+  private stepLogBroken = false;
 
   constructor(private readonly o: RecorderOptions) {
     const { start, config } = o;
@@ -102,6 +108,7 @@ export class RunRecorder {
       elapsedSeconds: this.elapsedOffset + secondsNow(),
       samplesSeen: totals.samplesSeen,
       updatesApplied: totals.updatesApplied,
+      aggregatorPeakRssBytes: peakRssBytes(),
     };
     const metadata = { runId: this.run.runId, key: this.run.key, round: String(record.round), slots: JSON.stringify(o.slots()), record: JSON.stringify(record) };
     // A failed write names the results directory, as a failed append does.
@@ -128,10 +135,74 @@ export class RunRecorder {
         ...(error ? { error } : {}),
         ...summaryField({ ...runSummary(store.roundsOf(this.run.runId)), ...figures }),
       });
+      this.writeProfile(end, error);
     } finally {
       this.status(end === 'completed' ? 'completed' : 'failed', error);
     }
     if (end === 'completed') this.o.log(`aggregator: run ${this.run.runId} completed`);
+  }
+
+  /**
+   * Appends a trainer's step-log point to steps.jsonl as it arrives. A point that cannot be
+   * written (a full disk) is dropped with one line: the round's own commit reports the fault.
+   */
+  step(slot: number, msg: MessageOf<'steps'>): void {
+    if (this.stepLogBroken) return;
+    const { point } = msg;
+    const record: StepRecord = {
+      kind: 'step',
+      runId: this.run.runId,
+      slot,
+      round: msg.seq ?? msg.round,
+      globalStep: msg.globalStep,
+      epoch: point.epoch,
+      loss: point.loss,
+      intervalSteps: point.intervalSteps,
+      samples: point.samples,
+      samplesPerSecond: point.samplesPerSecond,
+      learningRate: point.learningRate,
+      time: new Date(point.time).toISOString(),
+      elapsedSeconds: this.elapsedOffset + secondsNow(),
+    };
+    try {
+      this.o.store.appendStep(record);
+    } catch (e) {
+      this.stepLogBroken = true;
+      this.o.log(`aggregator: step log stopped: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * logs/<key>/profile.json: the run described whole (config, environment, timing, trainers, data).
+   * Written whole or not at all; a failure is one line, not the run's end (its record is written).
+   */
+  private writeProfile(end: RunEnd, error: string | undefined): void {
+    const { store } = this.o;
+    const latest = store.latestRuns().get(this.run.runId) ?? this.run;
+    try {
+      this.o.log(`aggregator: wrote ${this.profile(end, error, latest)}`);
+    } catch (e) {
+      this.o.log(`aggregator: could not write the run's profile: ${(e as Error).message}`);
+    }
+  }
+
+  private profile(end: RunEnd, error: string | undefined, latest: RunRecord): string {
+    const { store, config, data } = this.o;
+    return writeProfile(store.dir, buildProfile({
+      runId: this.run.runId,
+      key: this.run.key,
+      keyFields: this.run.keyFields,
+      status: end,
+      startedAt: this.run.startedAt,
+      endedAt: latest.endedAt ?? new Date().toISOString(),
+      wallSeconds: latest.wallSeconds ?? (Date.now() - this.startedAt.getTime()) / 1000,
+      ...(error ? { error } : {}),
+      config,
+      environment: this.run.environment,
+      data,
+      rounds: store.roundsOf(this.run.runId),
+      ...(latest.summary ? { summary: latest.summary } : {}),
+    }));
   }
 
   private status(state: RunState, message?: string): void {

@@ -3,7 +3,8 @@
  * the synchronous and the asynchronous loop (RoundRecord documents what each one means).
  */
 import type { RunKey } from '../core/results/schema.ts';
-import type { RoundRecord } from '../core/results/types.ts';
+import type { RoundRecord, TrainerRoundFigures } from '../core/results/types.ts';
+import type { TrainerRoundStats } from '../core/training/metrics-schema.ts';
 
 /** The process clock, in seconds. */
 export const secondsNow = (): number => performance.now() / 1000;
@@ -28,6 +29,8 @@ export interface TimedUpdate {
   staleness?: number;
   /** async mode: mixing x staleness weight the update was applied with. */
   weight?: number;
+  /** The trainer's step latency and memory for this task, when it sent them. */
+  stats?: TrainerRoundStats;
 }
 
 /** What a loop knows of a round once its model is merged, before it is evaluated. */
@@ -66,7 +69,14 @@ export function roundFigures(d: RoundDraft, ev: Evaluation, endedAt: number): Ro
     trainersReporting: new Set(u.map((x) => x.slot)).size,
     ...(d.version !== undefined ? { version: d.version } : {}),
     ...stalenessFigures(u),
+    ...trainerFigures(u),
   };
+}
+
+/** Each applied update's trainer figures, by slot; nothing when no trainer sent any. */
+function trainerFigures(u: TimedUpdate[]): Pick<RoundRecord, 'trainers'> {
+  const trainers: TrainerRoundFigures[] = u.flatMap((x) => (x.stats ? [{ slot: x.slot, ...x.stats }] : []));
+  return trainers.length ? { trainers } : {};
 }
 
 export function samplesOf(updates: TimedUpdate[]): number {

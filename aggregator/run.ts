@@ -13,6 +13,7 @@ import { totalBytes } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { evaluate } from '../core/training/evaluate.ts';
 import { loadForExperiment } from '../core/data/load.ts';
+import { dataStatistics } from '../core/data/statistics.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { runEnvironment } from '../core/results/environment.ts';
@@ -66,7 +67,16 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   checkLabels(data.test, config.model.numClasses);
   const registry = new TrainerRegistry<WebSocket>(config.federation.worldSize);
   registry.restore(plan.slots);
-  const recorder = new RunRecorder({ store, config, layers, start: plan, environment: runEnvironment(backend), slots: () => registry.slots(), log });
+  const recorder = new RunRecorder({
+    store,
+    config,
+    layers,
+    start: plan,
+    environment: runEnvironment(backend),
+    data: dataStatistics(config.dataset, data, config.federation.worldSize, config.seed),
+    slots: () => registry.slots(),
+    log,
+  });
   const outbox = new SocketOutbox();
   const loop = makeLoop(layers, plan, {
     config,
@@ -89,6 +99,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     maxPayload: maxFrameBytes(totalBytes(plan.weights)),
     registry,
     loop,
+    onSteps: (h, msg) => recorder.step(h.slot, msg),
     outbox,
     log,
   });

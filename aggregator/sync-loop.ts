@@ -65,6 +65,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
       trainSeconds: m.trainSeconds,
       sentAt: task.sentAt,
       receivedAt: secondsNow(),
+      ...(m.stats ? { stats: m.stats } : {}),
     });
     this.ctx.log(`aggregator: round ${r.round}: update from rank ${msg.rank} (${h.id}, ${msg.numSamples} samples, loss ${m.trainLoss.toFixed(4)}, ${m.trainSeconds.toFixed(1)} s)`);
     return null;

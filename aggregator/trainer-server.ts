@@ -36,6 +36,8 @@ export interface TrainerServerOptions {
   admission?: Partial<AdmissionLimits>;
   registry: TrainerRegistry<WebSocket>;
   loop: Pick<FederationLoop<WebSocket>, 'onJoin' | 'onLeave' | 'onUpdate'>;
+  /** A joined trainer's step-log point (RunRecorder.step). */
+  onSteps: (h: SlotHolder<WebSocket>, msg: MessageOf<'steps'>) => void;
   outbox: SocketOutbox;
   log: (line: string) => void;
 }
@@ -109,6 +111,7 @@ function serveTrainer(o: TrainerServerOptions, server: WireServer, conn: WebSock
       if (holder) server.admit(req);
       return;
     }
+    if (msg.type === 'steps') return acceptSteps(o, holder, msg);
     if (msg.type !== 'update') {
       o.log(`aggregator: dropped an unexpected ${msg.type} message from ${holder.id}`);
       o.outbox.send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` });
@@ -128,6 +131,15 @@ function serveTrainer(o: TrainerServerOptions, server: WireServer, conn: WebSock
     o.loop.onLeave(holder);
   });
   conn.on('error', (e) => o.log(`aggregator: connection ${holder?.id ?? peer}: ${e.message}`));
+}
+
+/** A step-log point goes to the record of the job's run; one for another job is dropped with a line. */
+function acceptSteps(o: TrainerServerOptions, h: SlotHolder<WebSocket>, msg: MessageOf<'steps'>): void {
+  if (msg.job !== o.job) {
+    o.log(`aggregator: dropped a step-log point from ${h.id} for job ${msg.job}, not ${o.job}`);
+    return;
+  }
+  o.onSteps(h, msg);
 }
 
 /** Checks a join (job, slot) and registers the trainer; null (after refusing) if it cannot join. */

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadStore } from '../analysis/load.ts';
 import { checkpointPath, planRun, type RunPlan, type RunStart } from '../aggregator/plan.ts';
+import type { DataStatistics } from '../core/data/statistics.ts';
 import { RunRecorder, type RunStatus } from '../aggregator/recorder.ts';
 import { initialDraft, secondsNow, type TimedUpdate } from '../aggregator/round-record.ts';
 import { parseExperiment, type Experiment } from '../core/config.ts';
@@ -18,6 +19,7 @@ import { testConfig } from './helpers/experiment.ts';
 import { tempDir } from './helpers/roles.ts';
 
 const ENV: RunEnvironment = { backend: 'cpu', node: 'v0', tfjs: '0', fedslice: '0', host: 'h', platform: 'linux' };
+const DATA: DataStatistics = { dataset: 'synthetic', fraction: 1, partition: 'contiguous', numClasses: 10, trainImages: 8, testImages: 2, testPerClass: [2], shards: [{ shard: 0, images: 8, perClass: [8] }] };
 const EV = { loss: 2, accuracy: 0.25, seconds: 0.5 };
 let dir: string;
 
@@ -42,7 +44,7 @@ function started(p: RunPlan): RunStart {
 }
 
 function recorder(f: ReturnType<typeof fixture>, start: RunStart, statuses: RunStatus[] = []) {
-  const r = new RunRecorder({ store: f.store, config: f.config, layers: f.layers, start, environment: ENV, slots: () => ({ t0: 0, t1: 1 }), log: () => {} });
+  const r = new RunRecorder({ store: f.store, config: f.config, layers: f.layers, start, environment: ENV, data: DATA, slots: () => ({ t0: 0, t1: 1 }), log: () => {} });
   r.start((s) => statuses.push(s));
   return r;
 }

@@ -55,7 +55,19 @@ const samples: { [T in MessageType]: MessageOf<T> } = {
   'peer-left': { type: 'peer-left', job: 'j', peer, reason: 'timeout' },
   error: { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: 'no', round: 3 },
   join: { type: 'join', job: 'j', id: 't1', shard: 1 },
-  update: { ...update(new Float32Array([1, -2])), version: 4, seq: 7 },
+  update: {
+    ...update(new Float32Array([1, -2])),
+    version: 4,
+    seq: 7,
+    metrics: {
+      trainLoss: 1, trainSeconds: 2, samplesPerSecond: 3, steps: 4,
+      stats: { steps: 4, stepP50Seconds: 0.1, stepP95Seconds: 0.2, stepP99Seconds: 0.3, dataLoadShare: 0.05, peakRssBytes: 1e9, tensorBytes: 4e7, tensorCount: 60, gpuBytes: null },
+    },
+  },
+  steps: {
+    type: 'steps', job: 'j', round: 3, seq: 2, rank: 1, globalStep: 40,
+    point: { step: 10, epoch: 0, loss: 2.1, intervalSteps: 5, samples: 160, samplesPerSecond: 120.5, learningRate: 1e-3, time: 1_700_000_000_000 },
+  },
   joined: { type: 'joined', job: 'j', id: 't1', shard: 1, worldSize: 2 },
   task: {
     type: 'task', job: 'j', round: 3, version: 17, seq: 2, rank: 1, worldSize: 2, mode: 'async',
@@ -74,7 +86,7 @@ const directions: [string, Direction][] = [
 const carries: Record<string, MessageType[]> = {
   toMetaserver: ['hello', 'status'],
   fromMetaserver: ['welcome', 'peer-joined', 'peer-left', 'status', 'error'],
-  trainerToAggregator: ['join', 'update'],
+  trainerToAggregator: ['join', 'update', 'steps'],
   aggregatorToTrainer: ['joined', 'task', 'done', 'error'],
 };
 
@@ -208,7 +220,7 @@ describe('wire codec', () => {
         expect(d).toMatchObject({ ok: false, code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(new RegExp(`^a ${type} message does not travel from`)) });
       }
     }
-    expect(refusal(trainerToAggregator, samples.task).error).toMatch(/task message does not travel from a trainer to its aggregator \(that carries join, update\)/);
+    expect(refusal(trainerToAggregator, samples.task).error).toMatch(/task message does not travel from a trainer to its aggregator \(that carries join, update, steps\)/);
   });
 
   it('never throws on garbage, and says what is wrong', () => {
@@ -232,6 +244,10 @@ describe('wire codec', () => {
       [trainerToAggregator, { ...base, delta: [{ name: 'a', shape: [4], data: [1, 2, 3, 4] }] }, /^update\.delta\[0\]\.data must be a Float32Array$/],
       [trainerToAggregator, { ...base, numSamples: undefined }, /^update\.numSamples must be a non-negative integer$/],
       [trainerToAggregator, { ...base, seq: 1.5 }, /^update\.seq must be a non-negative integer$/],
+      [trainerToAggregator, { ...samples.steps, point: { ...samples.steps.point, loss: Number.NaN } }, /^steps\.point\.loss must be a finite number$/],
+      [trainerToAggregator, { ...samples.steps, point: { ...samples.steps.point, step: 0 } }, /^steps\.point\.step must be at least 1$/],
+      [trainerToAggregator, { ...samples.steps, globalStep: 'many' }, /^steps\.globalStep must be a non-negative integer$/],
+      [trainerToAggregator, { ...base, metrics: { ...base.metrics, stats: { ...samples.update.metrics.stats, dataLoadShare: 2 } } }, /^update\.metrics\.stats\.dataLoadShare must be at most 1$/],
       [toMetaserver, { type: 'hello', job: 'j', role: 'king', id: 'x' }, /^hello\.role must be one of aggregator, trainer, observer$/],
       [toMetaserver, { type: 'hello', job: 'j', role: 'trainer' }, /^hello\.id must be a non-empty string$/],
       [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, learningRate: undefined } }, /^task\.hyper\.learningRate is missing$/],
@@ -308,7 +324,7 @@ describe('wire types (checked by tsc)', () => {
   it('each direction carries exactly its messages, and each typed send takes only those', () => {
     expectTypeOf<ToMetaserver['type']>().toEqualTypeOf<'hello' | 'status'>();
     expectTypeOf<FromMetaserver['type']>().toEqualTypeOf<'welcome' | 'peer-joined' | 'peer-left' | 'status' | 'error'>();
-    expectTypeOf<TrainerToAggregator['type']>().toEqualTypeOf<'join' | 'update'>();
+    expectTypeOf<TrainerToAggregator['type']>().toEqualTypeOf<'join' | 'update' | 'steps'>();
     expectTypeOf<AggregatorToTrainer['type']>().toEqualTypeOf<'joined' | 'task' | 'done' | 'error'>();
     expectTypeOf(sendToMetaserver).parameter(1).toEqualTypeOf<ToMetaserver>();
     expectTypeOf(sendFromMetaserver).parameter(1).toEqualTypeOf<FromMetaserver>();

@@ -9,7 +9,7 @@ import { alexnetLayers, parameterCount, type LayerSpec } from '../core/model/spe
 import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
 import { subtractWeights } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
-import { trainLocal } from '../core/training/train.ts';
+import { stepsPerCall, trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
@@ -161,6 +161,10 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
   if (shard === null || !indices) throw new Error('task before joined');
   const which = task.seq !== undefined ? `round ${task.round} task ${task.seq}` : `round ${task.round}`;
   o.log(`trainer ${o.id}: ${which}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
+  const ids = { round: task.round, ...(task.seq !== undefined ? { seq: task.seq } : {}), rank: task.rank };
+  // the slot's steps before this task: tasks are numbered from 1 (sync: the round; async: seq)
+  const stepsBefore = ((task.seq ?? task.round) - 1) * stepsPerCall(task.hyper, indices.length);
+  const everySteps = o.config.log.everySteps;
   const result = await trainLocal({
     layers: t.layers,
     weights: task.weights,
@@ -171,6 +175,10 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
     // trainer's tasks are told apart by their sequence number.
     seed: task.hyper.seed * 1009 + shard,
     round: task.seq ?? task.round,
+    stepLog: {
+      ...(everySteps !== undefined ? { everySteps } : {}),
+      onReport: (point) => send({ type: 'steps', job: o.job, ...ids, globalStep: stepsBefore + point.step, point }),
+    },
   });
   // A simulated straggler (federation.stragglers): idle so the task takes `slowdown` times as long.
   const slowdown = task.hyper.slowdown ?? 1;
@@ -179,10 +187,8 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
   send({
     type: 'update',
     job: o.job,
-    round: task.round,
-    ...(task.seq !== undefined ? { seq: task.seq } : {}),
+    ...ids,
     ...(task.version !== undefined ? { version: task.version } : {}),
-    rank: task.rank,
     delta: subtractWeights(result.weights, task.weights),
     numSamples: result.numSamples,
     metrics: {
@@ -190,6 +196,7 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
       trainSeconds: seconds,
       samplesPerSecond: result.numSamples / seconds,
       steps: result.steps,
+      stats: result.stats,
     },
   });
   o.log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
