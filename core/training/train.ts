@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { allocBatch, epochOrder, fillBatch } from '../data/batches.ts';
 import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from '../data/types.ts';
 import { FedsliceError } from '../errors.ts';
+import { createAdam } from '../compute/fused-adam.ts';
 import type { LayerSpec } from '../model/spec.ts';
 import { forward, nllLoss } from '../model/network.ts';
 import { Rng } from '../rng.ts';
@@ -87,7 +88,7 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
   // inside tidy so the initial-value tensors are released (a variable only shares their data)
   const vars = weights.map((t) => tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape, 'float32'), true)));
   const byName = new Map(names.map((n, i) => [n, vars[i] as tf.Tensor]));
-  const optimizer = tf.train.adam(hyper.learningRate, ADAM.beta1, ADAM.beta2, ADAM.epsilon);
+  const optimizer = createAdam({ learningRate: hyper.learningRate, ...ADAM, weightDecay: hyper.weightDecay });
   const shuffleRng = Rng.derive(seed, `shuffle/round${round}`);
   const augmentRng = hyper.augment ? Rng.derive(seed, `augment/round${round}`) : null;
   const dropoutRng = Rng.derive(seed, `dropout/round${round}`);
@@ -119,12 +120,7 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
           const x = tf.tensor4d(batch.x.subarray(0, size * FLOATS_PER_IMAGE), [size, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
           const y = tf.tensor1d(batch.y.subarray(0, size), 'int32');
           const { value, grads } = tf.variableGrads(() => nllLoss(forward(layers, byName, x, { dropout: dropoutRng }), y), vars);
-          const decayed = names.map((_, i) => {
-            const v = vars[i];
-            const g = grads[v.name];
-            return { name: v.name, tensor: hyper.weightDecay > 0 ? tf.add(g, tf.mul(v, hyper.weightDecay)) : g };
-          });
-          optimizer.applyGradients(decayed);
+          optimizer.apply(vars, vars.map((v) => grads[v.name]));
           meter.inStep();
           return value;
         });
