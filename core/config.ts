@@ -1,10 +1,11 @@
 /**
  * The experiment and sweep config: one schema, parsed once at the edge. Defaults reproduce the
- * reference system (REFERENCE.md); every bad field is named in one error message.
+ * reference system; every bad field is named in one error message.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { FedsliceError } from './errors.ts';
+import { BACKEND_NAMES, type BackendName } from './compute/backend-names.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -94,7 +95,7 @@ export const EvalSchema = z
   })
   .strict();
 
-export const BackendSchema = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
+export const BackendSchema = z.enum(BACKEND_NAMES);
 
 export const ExperimentSchema = z
   .object({
@@ -139,7 +140,7 @@ export type ModelConfig = Experiment['model'];
 export type FederationConfig = Experiment['federation'];
 export type TrainConfig = Experiment['train'];
 export type EvalConfig = Experiment['eval'];
-export type BackendName = z.infer<typeof BackendSchema>;
+export type { BackendName };
 
 const GridValue = z.union([z.number(), z.string(), z.boolean()]);
 export const SweepSchema = z
