@@ -9,11 +9,18 @@ import { register as registerAnalysis } from './analysis/command.ts';
 import { register as registerCerts } from './certs/command.ts';
 import { isFedsliceError } from './core/errors.ts';
 import { fedsliceVersion } from './core/results/environment.ts';
+import { isStorageFault, storageErrorOf } from './core/results/storage-error.ts';
 
 // `fedslice ... | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0);
+  if (isStorageFault(e)) return;
   throw e;
+});
+// A role's log is its stderr, often a file in the results directory: when that disk is full a log
+// line is lost, but the role goes on (its exit status and the store still say what happened).
+process.stderr.on('error', (e: NodeJS.ErrnoException) => {
+  if (!isStorageFault(e) && e.code !== 'EPIPE') throw e;
 });
 
 const program = new Command('fedslice')
@@ -33,11 +40,13 @@ registerCerts(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
+  // A fault of the machine's storage that no caller converted still gets its one line.
+  const known = isFedsliceError(e) ? e : storageErrorOf(e);
   if (e instanceof CommanderError) {
     process.exitCode = e.exitCode;
-  } else if (isFedsliceError(e)) {
-    process.stderr.write(`fedslice: error: ${e.message}\n`);
-    process.exitCode = 1;
+  } else if (known) {
+    process.stderr.write(`fedslice: error: ${known.message}\n`);
+    process.exitCode = known.exitCode;
   } else {
     process.stderr.write(`fedslice: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
     process.exitCode = 2;

@@ -20,7 +20,8 @@ import type { ImageSet } from '../core/data/types.ts';
 import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { runEnvironment } from '../core/results/environment.ts';
-import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { readCheckpoint, removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { StorageError } from '../core/results/storage-error.ts';
 import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire/messages.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
@@ -92,6 +93,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   const store = new ResultsStore(o.results);
   const key = runKey(config);
   const ckptPath = checkpointPath(o.results, key);
+  for (const name of removeStaleTemps(ckptPath)) log(`aggregator: removed ${name}, a checkpoint write left unfinished by a process that is gone`);
 
   // What to run: fresh, resumed, or nothing.
   const previous = [...store.latestRuns().values()].filter((r) => r.key === key);
@@ -254,8 +256,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     await server.close();
     throw e;
   }
-  // Recorded only once the run can actually start: a wrong URL or token leaves no record behind.
-  store.appendRun(runRecord);
   const status = (state: 'waiting' | 'training' | 'completed' | 'failed', message?: string) =>
     meta.sendStatus({ state, round, rounds: lastRound, ...(message ? { message } : {}) });
 
@@ -266,6 +266,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   };
 
   try {
+    // Recorded only once the run can actually start: a wrong URL or token leaves no record behind.
+    store.appendRun(runRecord);
     status('waiting');
     await abortable(waitForTrainers(), o.signal);
 
@@ -370,7 +372,12 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   } catch (e) {
     const message = (e as Error).message;
     const interrupted = e instanceof Interrupted;
-    finishRun(interrupted ? 'interrupted' : 'failed', message);
+    try {
+      finishRun(interrupted ? 'interrupted' : 'failed', message);
+    } catch (recordError) {
+      // The store may be what failed (a full disk): the trainers and the sweep still hear why.
+      log(`aggregator: could not record the run's end: ${(recordError as Error).message}`);
+    }
     notifyTrainers('failed', message);
     status('failed', message);
     throw e;
@@ -406,13 +413,9 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   }
 
   async function commitRound(record: RoundRecord): Promise<void> {
-    await writeCheckpoint(ckptPath, layers, global, {
-      runId,
-      key,
-      round: String(record.round),
-      slots: JSON.stringify(registry.slots()),
-      record: JSON.stringify(record),
-    });
+    const metadata = { runId, key, round: String(record.round), slots: JSON.stringify(registry.slots()), record: JSON.stringify(record) };
+    // A failed write names the results directory, as a failed append does.
+    await writeCheckpoint(ckptPath, layers, global, metadata).catch((e) => Promise.reject(e instanceof StorageError ? e.naming(o.results) : e));
     store.appendRound(record);
     log(`aggregator: round ${record.round}: test accuracy ${record.testAccuracy.toFixed(4)}, loss ${record.testLoss.toFixed(4)} (eval ${record.evalSeconds.toFixed(1)} s)`);
     status('training');

@@ -26,6 +26,13 @@ import {
 } from './tables.ts';
 import { hasModeComparison, modeComparison, timePoints } from './sync-async.ts';
 import { type WhereClause, applyWhere, describeWhere } from './where.ts';
+import { bestRunsView, latencyView, memoryView, stepSummaryView } from './metrics-format.ts';
+import { bestRuns, parseMetric } from './best.ts';
+import { lossByStepChart, lossByTimeChart, throughputChart } from './metrics-charts.ts';
+import { type StepRun, type StepTables, stepTables } from './steps.ts';
+import { exportSteps } from './steps-export.ts';
+import { trainerFiguresTable } from './trainer-figures.ts';
+import { pickConfig } from './fields.ts';
 
 export interface AnalyzeOptions {
   results: string;
@@ -33,10 +40,14 @@ export interface AnalyzeOptions {
   /** Defaults to <results>/report. */
   out?: string;
   top: number;
-  metric: Metric;
+  /** Any recorded metric, optionally name:max or name:min (analysis/best.ts). */
+  metric: string;
   where: WhereClause[];
   csv?: string;
   json?: string;
+  /** Export the step log (steps.jsonl) of the runs analysed. */
+  stepsCsv?: string;
+  stepsJson?: string;
 }
 
 export interface AnalyzeIo {
@@ -72,15 +83,24 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
   const stats = configStats(rounds);
   const timing = timingStats(rounds);
   const shown = shownConfigFields(stats.length ? stats : (rounds.objects() as ConfigStats[]));
+  const metric = parseMetric(opts.metric);
+  const topMetric: Metric = metric.name === 'testLoss' ? 'testLoss' : 'testAccuracy';
   const tables: TableView[] = [
     summaryView(summary),
     configStatsView(stats, shown),
-    topView(topConfigs(stats, opts.metric, opts.top), shown, opts.metric),
+    topView(topConfigs(stats, topMetric, opts.top), shown, topMetric),
+    bestRunsView(bestRuns(runs, rounds, metric, opts.top), shown, metric),
     swapView(swapComparison(stats), shown),
     timingView(timing, shown),
   ];
   const modes = hasModeComparison(rounds) ? modeComparison(runs, rounds) : null;
   if (modes) tables.push(modeView(modes, shown));
+  const steps = stepTables(opts.results, stepRuns(runs, 'completed'));
+  loaded.warnings.push(...steps.warnings);
+  for (const w of steps.warnings) io.warn(w);
+  if (steps.lines > 0) tables.push(stepSummaryView(steps.summary, shown));
+  const figures = trainerFiguresTable(rounds);
+  if (figures.length > 0) tables.push(latencyView(figures, shown), memoryView(figures, shown));
 
   const header = [`results: ${resolve(opts.results)}`];
   if (opts.where.length) header.push(`filter: ${describeWhere(opts.where)}`);
@@ -90,6 +110,9 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
   const files: string[] = [];
   if (opts.csv) files.push(writeExport(opts.csv, aq.from(exportRows(stats)).toCSV() + '\n'));
   if (opts.json) files.push(writeExport(opts.json, JSON.stringify(exportRows(stats), null, 2) + '\n'));
+  for (const [path, format] of [[opts.stepsCsv, 'csv'], [opts.stepsJson, 'json']] as const) {
+    if (path) files.push(exportSteps(opts.results, stepRuns(runs), path, format).path);
+  }
 
   if (opts.plots) {
     const outDir = resolve(opts.out ?? join(opts.results, 'report'));
@@ -97,7 +120,7 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
     const { writeChart } = await import('./render.ts');
     const { buildReport } = await import('./report.ts');
     const charts: ReportChart[] = [];
-    for (const chart of [...chartsFor(rounds, stats, timing, shown), ...modeChartsFor(rounds, modes)]) {
+    for (const chart of [...chartsFor(rounds, stats, timing, shown), ...modeChartsFor(rounds, modes), ...stepChartsFor(steps, shown)]) {
       const rendered = await writeChart(outDir, chart);
       charts.push({ name: chart.name, title: chart.title, svg: rendered.svg });
       files.push(...['vl.json', 'svg', 'png'].map((ext) => join(outDir, `${chart.name}.${ext}`)));
@@ -150,6 +173,24 @@ function modeChartsFor(rounds: Parameters<typeof timePoints>[0], modes: ReturnTy
   const points = timePoints(rounds);
   if (points.length > 0) charts.push({ name: 'accuracy-over-time', title: 'Test accuracy against wall-clock time and samples seen', spec: accuracyOverTimeChart(points) });
   return charts;
+}
+
+function stepChartsFor(steps: StepTables, shown: ReturnType<typeof shownConfigFields>): ChartDef[] {
+  if (steps.lossByStep.length === 0) return [];
+  return [
+    { name: 'loss-by-step', title: 'Training loss against step (step log)', spec: lossByStepChart(steps.lossByStep, shown) },
+    { name: 'loss-by-time', title: 'Training loss against wall-clock time (step log)', spec: lossByTimeChart(steps.lossByTime, shown) },
+    { name: 'throughput', title: 'Training throughput over time (step log)', spec: throughputChart(steps.throughput, shown) },
+  ];
+}
+
+/** The runs of the runs table (after --where) whose step log is read: all of them, or those in one status. */
+function stepRuns(runs: Parameters<typeof applyWhere>[0], status?: string): Map<string, StepRun> {
+  const out = new Map<string, StepRun>();
+  for (const r of runs.objects() as (ConfigStats & { runId: string; status: string; seed: number })[]) {
+    if (status === undefined || r.status === status) out.set(r.runId, { runId: r.runId, config: r.config, key: pickConfig(r), seed: r.seed });
+  }
+  return out;
 }
 
 /** The per-configuration table as exported: config id, key fields minus seed, statistics. */

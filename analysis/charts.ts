@@ -16,9 +16,9 @@ export interface ChartDef {
   spec: TopLevelSpec;
 }
 
-const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+export const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 
-const CONFIG = {
+export const CONFIG = {
   font: CHART_FONT,
   background: 'white',
   padding: 12,

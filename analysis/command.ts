@@ -5,7 +5,6 @@
 import type { Command } from 'commander';
 import { FedsliceError } from '../core/errors.ts';
 import type { AnalyzeOptions } from './analyze.ts';
-import type { Metric } from './tables.ts';
 
 interface RawOptions {
   results: string;
@@ -16,9 +15,9 @@ interface RawOptions {
   where?: string;
   csv?: string;
   json?: string;
+  stepsCsv?: string;
+  stepsJson?: string;
 }
-
-const METRIC_NAMES: readonly Metric[] = ['testAccuracy', 'testLoss'];
 
 export function register(program: Command): void {
   program
@@ -28,14 +27,16 @@ export function register(program: Command): void {
     .option('--no-plots', 'print the tables only; write no chart or report file')
     .option('--out <dir>', 'folder for the charts and report.html (default: <results>/report)')
     .option('--top <n>', 'how many configurations the top table shows', '5')
-    .option('--metric <name>', 'rank configurations by testAccuracy (highest first) or testLoss (lowest first)', 'testAccuracy')
+    .option('--metric <name>', 'best runs by any recorded metric (testAccuracy, testLoss, roundSeconds, stepP99Seconds, peakRssBytes, ...); accuracies and rates highest first, the rest lowest; name:max or name:min says which. The top configurations use testAccuracy or testLoss', 'testAccuracy')
     .option('--where <k=v,...>', 'keep runs whose key fields match, e.g. worldSize=2,swap=true or learningRate=1e-4|1e-3')
     .option('--csv <file>', 'also write the per-configuration table as CSV')
     .option('--json <file>', 'also write the per-configuration table as JSON')
+    .option('--steps-csv <file>', 'also write the step log (steps.jsonl) of the runs analysed as CSV')
+    .option('--steps-json <file>', 'also write the step log of the runs analysed as JSON')
     .addHelpText(
       'after',
       '\nStatistics use runs that reached their final round; std is the sample std over seeds (n-1), "-" when n = 1.\n' +
-        'Charts: learning-curves, hyperparameters, scaling, time-breakdown, and with async runs sync-vs-async and accuracy-over-time\n(.vl.json, .svg, .png), plus report.html.',
+        'Charts: learning-curves, hyperparameters, scaling, time-breakdown, with async runs sync-vs-async and accuracy-over-time,\nwith a step log loss-by-step, loss-by-time and throughput (.vl.json, .svg, .png), plus report.html.',
     )
     .action(async (raw: RawOptions) => {
       const opts = await parseOptions(raw);
@@ -49,18 +50,19 @@ export async function parseOptions(raw: RawOptions): Promise<AnalyzeOptions> {
   if (!Number.isInteger(top) || top < 1) {
     throw new FedsliceError('FEDSLICE_ERR_OPTION', `--top must be a positive whole number, got "${raw.top}"`);
   }
-  if (!(METRIC_NAMES as readonly string[]).includes(raw.metric)) {
-    throw new FedsliceError('FEDSLICE_ERR_OPTION', `--metric must be one of ${METRIC_NAMES.join(', ')}, got "${raw.metric}"`);
-  }
+  const { parseMetric } = await import('./best.ts');
+  parseMetric(raw.metric);
   const { parseWhere } = await import('./where.ts');
   return {
     results: raw.results,
     plots: raw.plots,
     out: raw.out,
     top,
-    metric: raw.metric as Metric,
+    metric: raw.metric,
     where: raw.where ? parseWhere(raw.where) : [],
     csv: raw.csv,
     json: raw.json,
+    stepsCsv: raw.stepsCsv,
+    stepsJson: raw.stepsJson,
   };
 }

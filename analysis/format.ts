@@ -24,13 +24,13 @@ export interface TableView {
   empty: string;
 }
 
-interface Column<R> {
+export interface Column<R> {
   header: string;
   align: Align;
   cell: (r: R) => string;
 }
 
-function view<R>(title: string, columns: Column<R>[], rows: readonly R[], empty: string, note?: string): TableView {
+export function view<R>(title: string, columns: Column<R>[], rows: readonly R[], empty: string, note?: string): TableView {
   return {
     title,
     headers: columns.map((c) => c.header),
@@ -64,7 +64,7 @@ export function fmtSigned(x: number, digits: number): string {
 
 const NO_STD_NOTE = "std: sample standard deviation over seeds (n-1); '-' when n = 1.";
 
-function configColumns<R extends Partial<ConfigKey>>(fields: readonly (keyof ConfigKey)[]): Column<R>[] {
+export function configColumns<R extends Partial<ConfigKey>>(fields: readonly (keyof ConfigKey)[]): Column<R>[] {
   return fields.map((f) => ({
     header: FIELD_LABELS[f],
     align: f === 'learningRate' || f === 'worldSize' || f === 'rounds' || f === 'width' ? 'right' : 'left',

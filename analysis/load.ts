@@ -8,6 +8,7 @@ import type { ColumnTable } from 'arquero';
 import { existsSync } from 'node:fs';
 import { FedsliceError } from '../core/errors.ts';
 import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results/store.ts';
+import { tornLineWarnings } from '../core/results/jsonl.ts';
 import type { RoundRecord, RunKey, RunRecord } from '../core/results/types.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { KEY_FIELDS, configId } from './fields.ts';
@@ -42,6 +43,8 @@ const ROUND_COLUMNS = [
   'version',
   'staleness',
   'maxStaleness',
+  'trainers',
+  'aggregatorPeakRssBytes',
 ] as const;
 
 /** Run-summary figures carried into the runs table (null where a run has none). */
@@ -75,12 +78,7 @@ export function loadStore(dir: string): LoadedStore {
     [RUNS_FILE, runsRead],
     [ROUNDS_FILE, roundsRead],
   ] as const) {
-    if (read.tornLastLine !== null) {
-      warnings.push(`${file}: skipped a torn last line (a writer stopped mid-append): ${clip(read.tornLastLine, 60)}`);
-    }
-    if (read.badLines.length > 0) {
-      warnings.push(`${file}: skipped ${read.badLines.length} unparsable line(s): ${read.badLines.slice(0, 10).join(', ')}`);
-    }
+    warnings.push(...tornLineWarnings(file, read.torn));
   }
 
   const latestRun = new Map<string, RunRecord>();
@@ -164,10 +162,6 @@ function isRoundRecord(r: unknown): r is RoundRecord {
     typeof x.testLoss === 'number' &&
     KEY_FIELDS.every((f) => x[f] !== undefined)
   );
-}
-
-function clip(s: string, n: number): string {
-  return s.length > n ? `${s.slice(0, n)}...` : s;
 }
 
 function cmp(a: string, b: string): number {

@@ -8,7 +8,7 @@ import type { RunRecord } from '../core/results/types.ts';
 import { configId } from './fields.ts';
 
 /** Settings that do not change what a run computes, or are the replicate axis. */
-const IGNORED = new Set(['name', 'seed', 'backend', 'federation.roundTimeoutS', 'federation.minTrainers', 'eval.batchSize', 'dataset.dir']);
+const IGNORED = new Set(['name', 'seed', 'backend', 'federation.roundTimeoutS', 'federation.minTrainers', 'eval.batchSize', 'dataset.dir', 'log.everySteps']);
 
 export function mergedSettingsWarnings(runs: readonly RunRecord[]): string[] {
   const byConfig = new Map<string, Map<string, Set<string>>>();

@@ -95,6 +95,14 @@ export const EvalSchema = z
   })
   .strict();
 
+/** What trainers report while they train; changes nothing a run computes. */
+export const LogSchema = z
+  .object({
+    /** Steps between step-log points; unset = about 30 points per trainer and round. */
+    everySteps: positiveInt.optional(),
+  })
+  .strict();
+
 export const BackendSchema = z.enum(BACKEND_NAMES);
 
 export const ExperimentSchema = z
@@ -105,6 +113,7 @@ export const ExperimentSchema = z
     federation: FederationSchema.default(FederationSchema.parse({})),
     train: TrainSchema.default(TrainSchema.parse({})),
     eval: EvalSchema.default(EvalSchema.parse({})),
+    log: LogSchema.default(LogSchema.parse({})),
     seed: z.number().int().min(0).default(123),
     backend: BackendSchema.default('auto'),
   })
@@ -140,6 +149,7 @@ export type ModelConfig = Experiment['model'];
 export type FederationConfig = Experiment['federation'];
 export type TrainConfig = Experiment['train'];
 export type EvalConfig = Experiment['eval'];
+export type LogConfig = Experiment['log'];
 export type { BackendName };
 
 const GridValue = z.union([z.number(), z.string(), z.boolean()]);

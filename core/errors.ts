@@ -6,6 +6,8 @@ export class FedsliceError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** The process's exit status when this error ends a command. */
+    readonly exitCode = 1,
   ) {
     super(message);
     this.name = 'FedsliceError';

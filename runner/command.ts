@@ -1,10 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { abortOnSignals, intOption, signalExitCode } from '../core/cli-options.ts';
-import type { ExecutorName } from './sweep.ts';
+import { createExecutor, EXECUTOR_NAMES, isExecutorName, type ExecutorName } from './executors.ts';
 
 function executorOption(v: string): ExecutorName {
-  if (v === 'local' || v === 'slurm') return v;
-  throw new InvalidArgumentError(`--executor must be local or slurm, not "${v}"`);
+  if (isExecutorName(v)) return v;
+  throw new InvalidArgumentError(`--executor must be ${EXECUTOR_NAMES.join(' or ')}, not "${v}"`);
 }
 
 /** --slurm-args as sbatch would get them from a shell: split on spaces, quotes group. */
@@ -65,16 +65,15 @@ Examples:
     .action(async (opts) => {
       const signal = abortOnSignals();
       const { runSweep } = await import('./sweep.ts'); // loaded on use, like every command's work
+      const executor = await createExecutor(opts.executor, { parallel: opts.parallel, slurmArgs: splitArgs(opts.slurmArgs ?? ''), metaserverHost: opts.metaserverHost });
       const s = await runSweep({
         config: opts.config,
         results: opts.results,
-        parallel: opts.parallel,
         timeoutS: opts.timeout,
         retries: opts.retries,
         force: Boolean(opts.force),
         dryRun: Boolean(opts.dryRun),
-        executor: opts.executor,
-        slurmArgs: splitArgs(opts.slurmArgs ?? ''),
+        executor,
         metaserverHost: opts.metaserverHost,
         signal,
         tty: Boolean(process.stdout.isTTY) && !process.env.CI,

@@ -4,31 +4,33 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { withStorageErrors } from '../core/results/storage-error.ts';
+import { isAlive } from '../core/pid.ts';
 
 export interface RunLock {
   release(): void;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** The lock for `key`, or null when a live process on this host holds it. */
 export function tryLock(results: string, key: string): RunLock | null {
-  const dir = join(results, 'locks');
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${key}.lock`);
+  const path = join(results, 'locks', `${key}.lock`);
+  return withStorageErrors(path, () => takeLock(path));
+}
+
+function takeLock(path: string): RunLock | null {
+  mkdirSync(dirname(path), { recursive: true });
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, 'wx');
-      writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }));
-      closeSync(fd);
+      try {
+        writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }));
+      } catch (e) {
+        unlinkSync(path); // an empty lock would look held for ever (a full disk takes the name, not the bytes)
+        throw e;
+      } finally {
+        closeSync(fd);
+      }
       let released = false;
       return {
         release: () => {
@@ -50,7 +52,7 @@ export function tryLock(results: string, key: string): RunLock | null {
         /* half-written: treat as held, the writer is alive */
         return null;
       }
-      if (owner.host === hostname() && owner.pid !== undefined && !alive(owner.pid)) {
+      if (owner.host === hostname() && owner.pid !== undefined && !isAlive(owner.pid)) {
         try {
           unlinkSync(path); // stale: its sweep died without cleaning up
         } catch {

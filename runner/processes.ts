@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { packagePath } from '../core/package-root.ts';
+import { withStorageErrors } from '../core/results/storage-error.ts';
 
 export const FEDSLICE_BIN = packagePath('bin', 'fedslice.js');
 
@@ -38,8 +39,12 @@ function killAllOnExit(): void {
 
 export function spawnRole(name: string, args: string[], env: Record<string, string>, logFile: string): RoleProcess {
   killAllOnExit();
-  const fd = openSync(logFile, 'a');
-  writeSync(fd, `# ${new Date().toISOString()} fedslice ${args.join(' ')}\n`);
+  const fd = withStorageErrors(logFile, () => openSync(logFile, 'a'));
+  try {
+    writeSync(fd, `# ${new Date().toISOString()} fedslice ${args.join(' ')}\n`);
+  } catch {
+    /* the header is a courtesy; on a full disk the role starts without it (and says why it stops) */
+  }
   const child = spawn(process.execPath, [FEDSLICE_BIN, ...args], {
     env: { ...process.env, ...env, FEDSLICE_PARENT_PID: String(process.pid) },
     detached: true,

@@ -4,6 +4,8 @@
  * job's exit status is the aggregator's; trainers leave on their own when it ends the run.
  */
 import type { PlannedRun } from './grid.ts';
+import { launchOf, trainerIdPrefix } from './launch.ts';
+import { aggregatorLogIn, trainerLogIn } from './run-layout.ts';
 
 export interface ScriptOptions {
   run: PlannedRun;
@@ -44,19 +46,21 @@ export function batchScript(o: ScriptOptions): string {
   const { run } = o;
   const W = run.config.federation.worldSize;
   const gpus = gpusPerTrainer(run);
-  const common = ['--config', o.configFile, '--metaserver', o.metaserver, '--job', run.key, '--token-file', o.tokenFile].map(shq).join(' ');
+  const launch = launchOf({ run, configFile: o.configFile, results: o.results, metaserver: o.metaserver, force: o.force, token: { file: o.tokenFile } });
+  const args = (a: string[]) => a.map(shq).join(' ');
+  const exports = Object.entries(launch.env).map(([k, v]) => `export ${k}=${shq(v)}\n`).join('');
   const host = o.aggregatorHost === 'loopback' ? '127.0.0.1' : '"$(hostname)"';
   return `#!/bin/bash
 # fedslice run ${run.key}: written by \`fedslice runner sweep --executor slurm\`; submitted with sbatch.
 set -u
-NODE=${shq(o.node)}
+${exports}NODE=${shq(o.node)}
 FEDSLICE=${shq(o.bin)}
 echo "# $(date -u +%FT%TZ) slurm job $SLURM_JOB_ID on $(hostname): aggregator + ${W} trainer(s)"
-srun --ntasks=1 --exact --open-mode=append --output=${shq(`${o.logDir}/aggregator.log`)} \\
-  "$NODE" "$FEDSLICE" aggregator ${common} --results ${shq(o.results)} --resume --host ${host}${o.force ? ' --force' : ''} &
+srun --ntasks=1 --exact --open-mode=append --output=${shq(aggregatorLogIn(o.logDir))} \\
+  "$NODE" "$FEDSLICE" ${args(launch.aggregator)} --host ${host} &
 agg=$!
-srun --ntasks=${W} --exact${gpus ? ` --gpus-per-task=${gpus}` : ''} --open-mode=append --output=${shq(`${o.logDir}/trainer-%t.log`)} \\
-  bash -c 'exec "$@" --id "$0$SLURM_PROCID" --shard "$SLURM_PROCID"' ${shq(`${run.key}-t`)} "$NODE" "$FEDSLICE" trainer ${common} &
+srun --ntasks=${W} --exact${gpus ? ` --gpus-per-task=${gpus}` : ''} --open-mode=append --output=${shq(trainerLogIn(o.logDir, '%t'))} \\
+  bash -c 'exec "$@" --id "$0$SLURM_PROCID" --shard "$SLURM_PROCID"' ${shq(trainerIdPrefix(run.key))} "$NODE" "$FEDSLICE" ${args(launch.trainer)} &
 trainers=$!
 wait "$agg"
 code=$?

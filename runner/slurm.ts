@@ -140,3 +140,10 @@ export async function cancelAndWait(id: string, timeoutMs = 60_000, pollMs = 500
 export function forget(id: string): void {
   submitted.delete(id);
 }
+
+/** Cancels every job this process submitted that has not ended yet. */
+export async function cancelAll(): Promise<void> {
+  const ids = [...submitted];
+  await scancel(ids);
+  for (const id of ids) forget(id);
+}

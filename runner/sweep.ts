@@ -1,38 +1,35 @@
 /**
- * `fedslice runner sweep`: expand the grid, skip what is done, run the rest in parallel with one
- * metaserver for the whole sweep, retry failures, end every child on a signal, and summarise.
+ * `fedslice runner sweep`: expand the grid, skip what is done, run the rest through an executor
+ * (child processes here, Slurm jobs, ...) with one metaserver for the whole sweep, retry
+ * failures, end every run on a signal, and summarise.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { mkdirSync, appendFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { FedsliceError } from '../core/errors.ts';
+import { tornLineWarnings } from '../core/results/jsonl.ts';
+import { STORAGE_EXIT_CODE, storageErrorOf, withStorageErrors } from '../core/results/storage-error.ts';
 import { parseSweep, readJsonFile } from '../core/config.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { startMetaserver } from '../metaserver/server.ts';
+import { isWildcardHost, wsUrl } from '../core/wire/tls.ts';
+import { runAttempt } from './attempt.ts';
+import type { Attempt, Executor, RunHooks, RunOutcome } from './executor.ts';
 import { describePoint, expandSweep, type PlannedRun } from './grid.ts';
 import { tryLock } from './lock.ts';
-import { endAll } from './processes.ts';
 import { fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
 import { runPool } from './pool.ts';
-import { isWildcardHost, wsUrl } from '../core/wire/tls.ts';
-import { runOne, type RunOneOptions, type RunOutcome } from './run-one.ts';
-import { runSlurm } from './run-slurm.ts';
-import { checkSlurm } from './slurm.ts';
-
-export type ExecutorName = 'local' | 'slurm';
+import { logsDir, metaserverLog, runLayout } from './run-layout.ts';
 
 export interface SweepOptions {
   config: string;
   results: string;
-  parallel?: number;
   timeoutS: number;
   retries: number;
   force: boolean;
   dryRun: boolean;
-  /** local: child processes of this sweep; slurm: one Slurm job per run. */
-  executor?: ExecutorName;
-  /** Extra sbatch options for every job (--executor slurm). */
-  slurmArgs?: string[];
+  /** Where runs execute; it also decides how many go at once. */
+  executor: Executor;
   /** Interface the sweep's metaserver binds (default 127.0.0.1); jobs get the hostname when it is 0.0.0.0. */
   metaserverHost?: string;
   signal: AbortSignal;
@@ -47,29 +44,10 @@ export interface SweepSummary {
   alreadyDone: number;
   elsewhere: number;
   interrupted: number;
+  /** Runs not started because the results store could not be written. */
+  notStarted: number;
   wallSeconds: number;
 }
-
-/** How many runs go at once: `--parallel N` runs, or by default as many as fit the cores. */
-export interface Schedule {
-  capacity: number;
-  cost: (run: PlannedRun) => number;
-  describe: string;
-}
-
-/** A trainer on the wasm backend keeps one core busy; the aggregator mostly waits while they train. */
-export function scheduleFor(parallel: number | undefined, cores = availableParallelism()): Schedule {
-  if (parallel !== undefined) return { capacity: parallel, cost: () => 1, describe: `${parallel} at a time` };
-  return { capacity: cores, cost: (r) => r.config.federation.worldSize, describe: `as many at a time as fit ${cores} cores (one per trainer; --parallel N overrides)` };
-}
-
-/** On Slurm the queue decides what runs when: submit every run unless --parallel caps it. */
-function slurmSchedule(parallel: number | undefined, pending: number): Schedule {
-  if (parallel !== undefined) return { capacity: parallel, cost: () => 1, describe: `${parallel} Slurm jobs at a time` };
-  return { capacity: Math.max(1, pending), cost: () => 1, describe: 'one Slurm job per run, all submitted at once' };
-}
-
-export const isLoopback = (host: string): boolean => host === 'localhost' || host.startsWith('127.') || host === '::1';
 
 /** The metaserver address jobs dial: a wildcard bind is reached through this machine's hostname. */
 export function jobsMetaserverUrl(url: string, bindHost: string): string {
@@ -82,22 +60,13 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const sweep = parseSweep(readJsonFile(o.config), o.config);
   const runs = expandSweep(sweep, o.config);
   const store = new ResultsStore(o.results);
-  const latest = [...store.latestRuns().values()];
   const done = store.completedKeys();
   const pending = o.force ? runs : runs.filter((r) => !done.has(r.key));
-  const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, wallSeconds: 0 };
+  const summary: SweepSummary = { total: runs.length, completed: 0, failed: [], alreadyDone: runs.length - pending.length, elsewhere: 0, interrupted: 0, notStarted: 0, wallSeconds: 0 };
 
   if (o.dryRun) {
-    const state = (r: PlannedRun) => {
-      if (done.has(r.key)) return 'done';
-      const last = latest.filter((x) => x.key === r.key).at(-1);
-      return last ? `${last.status} before` : 'pending';
-    };
     out.write(`sweep ${sweep.name}: ${runs.length} runs, ${summary.alreadyDone} already completed in ${o.results}, ${pending.length} to run${o.force ? ' (--force)' : ''}\n`);
-    const rows = runs.map((r) => [String(r.index + 1), state(r), describePoint(r.point), r.key]);
-    const widths = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c].length), ['#', 'status', 'grid point'][c].length));
-    out.write(['#', 'status', 'grid point'].map((h, c) => h.padEnd(widths[c])).join('  ') + '  key\n');
-    for (const row of rows) out.write(row.slice(0, 3).map((v, c) => v.padEnd(widths[c])).join('  ') + `  ${row[3]}\n`);
+    printPlan(out, runs, store);
     return summary;
   }
   if (pending.length === 0) {
@@ -105,133 +74,201 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
     return summary;
   }
 
-  const executor = o.executor ?? 'local';
-  if (executor === 'slurm') checkSlurm();
-  const schedule = executor === 'slurm' ? slurmSchedule(o.parallel, pending.length) : scheduleFor(o.parallel);
-  const logs = join(o.results, 'logs');
-  mkdirSync(logs, { recursive: true });
+  o.executor.check();
+  const schedule = o.executor.schedule(pending.length);
+  withStorageErrors(logsDir(o.results), () => mkdirSync(logsDir(o.results), { recursive: true }), 'write', o.results);
   const bindHost = o.metaserverHost ?? '127.0.0.1';
-  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: (l) => appendFileSync(join(logs, 'metaserver.log'), `${l}\n`) });
-  const metaserverUrl = jobsMetaserverUrl(metaserver.url, bindHost);
+  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: bestEffortLog(metaserverLog(o.results)) });
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
-  const started = Date.now();
-  const startedIso = new Date(started).toISOString();
-  const running = new Map<string, RunningView>();
-  const finished = () => summary.completed + summary.failed.length;
-  const counts = () => ({ done: summary.completed, failed: summary.failed.length, skipped: summary.elsewhere, total: pending.length });
-  const eta = () => {
-    if (!finished()) return null;
-    const left = pending.length - finished() - summary.elsewhere;
-    return (left * (Date.now() - started)) / 1000 / finished();
-  };
-  const refresh = () => progress.update([...running.values()], counts(), eta());
-  progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logs}`);
+  const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost));
+  progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logsDir(o.results)}`);
+  for (const [file, read] of [[store.runsPath, store.readRuns()], [store.roundsPath, store.readRounds()]] as const) {
+    for (const line of tornLineWarnings(file, read.torn)) progress.event(`note  ${line}`);
+  }
 
-  // Another sweep on the same results may have finished this key since we read the store.
-  const completedElsewhere = (key: string) =>
-    [...store.latestRuns().values()].some((r) => r.key === key && r.status === 'completed' && (!o.force || (r.endedAt ?? '') >= startedIso));
-
-  const execute = async (run: PlannedRun) => {
-    const lock = tryLock(o.results, run.key);
-    if (!lock) {
-      summary.elsewhere++;
-      progress.event(`skip  ${run.key}: another sweep is running it`);
-      return;
-    }
-    try {
-      if (completedElsewhere(run.key)) {
-        summary.elsewhere++;
-        progress.event(`skip  ${run.key}: another sweep completed it`);
-        return;
-      }
-      await attempts(run);
-    } finally {
-      lock.release();
-    }
-  };
-
-  const attempts = async (run: PlannedRun) => {
-    const label = describePoint(run.point);
-    const t0 = Date.now();
-    const token = randomBytes(16).toString('hex');
-    let outcome: RunOutcome = { status: 'interrupted' };
-    for (let attempt = 1; attempt <= o.retries + 1 && !o.signal.aborted; attempt++) {
-      const view: RunningView = { key: run.key, label, round: 0, rounds: run.config.federation.rounds, state: 'starting', trainers: 0, worldSize: run.config.federation.worldSize, startedAt: t0 };
-      running.set(run.key, view);
-      progress.event(`start ${run.key}${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
-      refresh();
-      const runOptions: RunOneOptions = {
-        run,
-        metaserver: metaserverUrl,
-        results: o.results,
-        token,
-        timeoutS: o.timeoutS,
-        force: o.force,
-        attempt,
-        signal: o.signal,
-        onStatus: (s) => {
-          // On a TTY the live view shows readiness and rounds; plain output gets a line for each.
-          if (!o.tty && s.state === 'waiting' && view.state === 'starting') progress.event(`ready ${run.key}: aggregator waiting for ${view.worldSize} trainer${view.worldSize === 1 ? '' : 's'}`);
-          if (!o.tty && s.state === 'training') progress.event(`round ${run.key}: ${s.round}/${s.rounds} recorded`);
-          view.round = s.round;
-          view.state = s.state;
-          refresh();
-        },
-        onTrainers: (n) => {
-          view.trainers = n;
-          refresh();
-        },
-        onEvent: (line) => progress.event(line),
-      };
-      outcome =
-        executor === 'slurm'
-          ? await runSlurm({
-              ...runOptions,
-              slurmArgs: o.slurmArgs ?? [],
-              aggregatorHost: isLoopback(bindHost) ? 'loopback' : 'hostname',
-              onJobState: (id, state) => {
-                if (!o.tty) progress.event(`slurm ${run.key}: job ${id} ${state}`);
-                if (state === 'PENDING') view.state = 'queued in slurm';
-                else if (view.state === 'queued in slurm') view.state = 'starting';
-                refresh();
-              },
-            })
-          : await runOne(runOptions);
-      if (outcome.status !== 'failed') break;
-      progress.event(`fail  ${run.key}: ${outcome.reason}${attempt <= o.retries ? '; retrying' : ''}`);
-    }
-    running.delete(run.key);
-    const secs = (Date.now() - t0) / 1000;
-    if (outcome.status === 'completed') {
-      summary.completed++;
-      progress.event(`done  ${run.key} in ${fmtDuration(secs)}`);
-    } else if (outcome.status === 'failed') {
-      summary.failed.push({ key: run.key, reason: outcome.reason });
-    } else {
-      summary.interrupted++;
-      progress.event(`stop  ${run.key}: interrupted`);
-    }
-    refresh();
-  };
-
-  const onAbort = () =>
-    progress.event(
-      executor === 'slurm'
-        ? `stop: cancelling ${running.size} Slurm jobs (scancel; they resume next time); Ctrl-C again to exit at once (the jobs are still cancelled)`
-        : `stop: ending ${running.size} running runs (they resume next time); Ctrl-C again to kill them at once`,
-    );
+  const onAbort = () => progress.event(o.executor.stopping(sweeper.running.size));
   o.signal.addEventListener('abort', onAbort, { once: true });
   try {
-    await runPool(pending, { capacity: schedule.capacity, cost: schedule.cost, signal: o.signal }, execute);
+    await runPool(pending, { capacity: schedule.capacity, cost: schedule.cost, signal: o.signal }, (run) => sweeper.execute(run));
   } finally {
     o.signal.removeEventListener('abort', onAbort);
-    await endAll();
+    await o.executor.cancel();
     progress.close();
     await metaserver.close();
   }
-  summary.wallSeconds = (Date.now() - started) / 1000;
+  summary.wallSeconds = (Date.now() - sweeper.started) / 1000;
   printSummary(out, sweep.name, summary, o.signal.aborted);
+  if (sweeper.storeError !== null) throw new FedsliceError('FEDSLICE_ERR_STORE_UNWRITABLE', sweeper.storeError, STORAGE_EXIT_CODE);
   return summary;
+}
+
+/** The runs of a sweep under way: locks, attempts, the live view and the tally. */
+class Sweeper {
+  readonly running = new Map<string, RunningView>();
+  readonly started = Date.now();
+  /** Why the results store cannot be written, once a run found out: no run starts after that. */
+  storeError: string | null = null;
+  private readonly store: ResultsStore;
+
+  constructor(
+    private readonly o: SweepOptions,
+    private readonly summary: SweepSummary,
+    private readonly progress: Progress,
+    private readonly pending: number,
+    private readonly metaserverUrl: string,
+  ) {
+    this.store = new ResultsStore(o.results);
+  }
+
+  async execute(run: PlannedRun): Promise<void> {
+    if (this.storeError !== null) {
+      this.summary.notStarted++;
+      return;
+    }
+    try {
+      await this.lockedAttempts(run);
+    } catch (e) {
+      // The sweep's own writes (the run's lock, config, logs) found the store unwritable.
+      const se = storageErrorOf(e);
+      if (!se) throw e;
+      this.summary.notStarted++;
+      this.stopStarting(se.naming(this.o.results).message);
+    }
+  }
+
+  /** Running runs end on their own (they cannot write either, or they finish); queued ones are left for the next sweep. */
+  private stopStarting(message: string): void {
+    if (this.storeError !== null) return;
+    this.storeError = message;
+    const n = this.running.size;
+    this.progress.event(`stop: ${message}; starting no more runs${n ? `, letting ${n} running run${n === 1 ? '' : 's'} end` : ''}`);
+  }
+
+  private async lockedAttempts(run: PlannedRun): Promise<void> {
+    const lock = tryLock(this.o.results, run.key);
+    if (!lock) return this.skip(run, 'another sweep is running it');
+    try {
+      if (this.completedElsewhere(run.key)) return this.skip(run, 'another sweep completed it');
+      const t0 = Date.now();
+      const outcome = await this.attempts(run, t0);
+      if (outcome.status !== 'completed' && outcome.storeError) this.stopStarting(outcome.storeError);
+      this.tally(run, outcome, (Date.now() - t0) / 1000);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Attempts until one does not fail, the retries are used up, or the sweep is stopped. */
+  private async attempts(run: PlannedRun, t0: number): Promise<RunOutcome> {
+    const token = randomBytes(16).toString('hex');
+    let outcome: RunOutcome = { status: 'interrupted' };
+    for (let number = 1; number <= this.o.retries + 1 && !this.o.signal.aborted; number++) {
+      const { worldSize, rounds } = run.config.federation;
+      const view: RunningView = { key: run.key, label: describePoint(run.point), round: 0, rounds, state: 'starting', trainers: 0, worldSize, startedAt: t0 };
+      this.running.set(run.key, view);
+      this.progress.event(`start ${run.key}${number > 1 ? ` (attempt ${number})` : ''}`);
+      this.refresh();
+      const attempt: Attempt = {
+        run,
+        layout: runLayout(this.o.results, run.key),
+        metaserver: this.metaserverUrl,
+        token,
+        timeoutS: this.o.timeoutS,
+        force: this.o.force,
+        number,
+        startedAt: new Date().toISOString(),
+        signal: this.o.signal,
+        hooks: this.hooks(view),
+      };
+      try {
+        outcome = await runAttempt(this.o.executor, attempt);
+      } catch (e) {
+        const se = storageErrorOf(e)?.naming(this.o.results);
+        if (!se) throw e;
+        outcome = { status: 'failed', reason: se.message, storeError: se.message };
+      }
+      if (outcome.status !== 'failed') break;
+      const retry = number <= this.o.retries && !outcome.storeError; // a full disk stays full: the next sweep resumes it
+      this.progress.event(`fail  ${run.key}: ${outcome.reason}${retry ? '; retrying' : ''}`);
+      if (!retry) break;
+    }
+    this.running.delete(run.key);
+    return outcome;
+  }
+
+  private hooks(view: RunningView): RunHooks {
+    const plain = !this.o.tty;
+    let queuedAs: string | null = null;
+    return {
+      onStatus: (s) => {
+        // On a TTY the live view shows readiness and rounds; plain output gets a line for each.
+        if (plain && s.state === 'waiting' && view.state === 'starting') this.progress.event(`ready ${view.key}: aggregator waiting for ${view.worldSize} trainer${view.worldSize === 1 ? '' : 's'}`);
+        if (plain && s.state === 'training') this.progress.event(`round ${view.key}: ${s.round}/${s.rounds} recorded`);
+        view.round = s.round;
+        view.state = s.state;
+        this.refresh();
+      },
+      onTrainers: (n) => {
+        view.trainers = n;
+        this.refresh();
+      },
+      onEvent: (line) => this.progress.event(line),
+      onDetail: (line) => {
+        if (plain) this.progress.event(line);
+      },
+      onQueued: (state) => {
+        if (state !== null) view.state = queuedAs = state;
+        else if (view.state === queuedAs) view.state = 'starting';
+        this.refresh();
+      },
+    };
+  }
+
+  private tally(run: PlannedRun, outcome: RunOutcome, seconds: number): void {
+    if (outcome.status === 'completed') {
+      this.summary.completed++;
+      this.progress.event(`done  ${run.key} in ${fmtDuration(seconds)}`);
+    } else if (outcome.status === 'failed') {
+      this.summary.failed.push({ key: run.key, reason: outcome.reason });
+    } else {
+      this.summary.interrupted++;
+      this.progress.event(`stop  ${run.key}: interrupted`);
+    }
+    this.refresh();
+  }
+
+  private skip(run: PlannedRun, why: string): void {
+    this.summary.elsewhere++;
+    this.progress.event(`skip  ${run.key}: ${why}`);
+  }
+
+  /** Another sweep on the same results may have finished this key since the plan was made. */
+  private completedElsewhere(key: string): boolean {
+    const since = new Date(this.started).toISOString();
+    return [...this.store.latestRuns().values()].some((r) => r.key === key && r.status === 'completed' && (!this.o.force || (r.endedAt ?? '') >= since));
+  }
+
+  private refresh(): void {
+    const s = this.summary;
+    const finished = s.completed + s.failed.length;
+    const eta = finished ? ((this.pending - finished - s.elsewhere) * (Date.now() - this.started)) / 1000 / finished : null;
+    this.progress.update([...this.running.values()], { done: s.completed, failed: s.failed.length, skipped: s.elsewhere, total: this.pending }, eta);
+  }
+}
+
+/** --dry-run: every run of the sweep, whether it is done, and its grid point and key. */
+function printPlan(out: NodeJS.WritableStream, runs: PlannedRun[], store: ResultsStore): void {
+  const latest = [...store.latestRuns().values()];
+  const done = store.completedKeys();
+  const state = (r: PlannedRun) => {
+    if (done.has(r.key)) return 'done';
+    const last = latest.filter((x) => x.key === r.key).at(-1);
+    return last ? `${last.status} before` : 'pending';
+  };
+  const rows = runs.map((r) => [String(r.index + 1), state(r), describePoint(r.point), r.key]);
+  const widths = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c].length), ['#', 'status', 'grid point'][c].length));
+  out.write(['#', 'status', 'grid point'].map((h, c) => h.padEnd(widths[c])).join('  ') + '  key\n');
+  for (const row of rows) out.write(row.slice(0, 3).map((v, c) => v.padEnd(widths[c])).join('  ') + `  ${row[3]}\n`);
 }
 
 function printSummary(out: NodeJS.WritableStream, name: string, s: SweepSummary, aborted: boolean): void {
@@ -242,10 +279,22 @@ function printSummary(out: NodeJS.WritableStream, name: string, s: SweepSummary,
     ['skipped: already completed', String(s.alreadyDone)],
     ['skipped: run by another sweep', String(s.elsewhere)],
     ['interrupted', String(s.interrupted)],
+    ...(s.notStarted ? [['not started: store unwritable', String(s.notStarted)] as [string, string]] : []),
     ['wall time', fmtDuration(s.wallSeconds)],
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   out.write(`\nsweep ${name}${aborted ? ' (interrupted: run it again to finish)' : ''}\n`);
   for (const [k, v] of rows) out.write(`  ${k.padEnd(w)}  ${v}\n`);
   for (const f of s.failed) out.write(`  failed ${f.key}: ${f.reason}\n`);
+}
+
+/** A log sink that drops its line when the disk is full: the metaserver's log must not stop the sweep. */
+function bestEffortLog(file: string): (line: string) => void {
+  return (line) => {
+    try {
+      appendFileSync(file, `${line}\n`);
+    } catch {
+      /* the runs' records say what matters; this log is for debugging */
+    }
+  };
 }

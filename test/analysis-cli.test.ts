@@ -117,7 +117,8 @@ describe('fedslice analyze', () => {
     for (const [args, msg] of [
       [['--where', 'colour=red'], /unknown key "colour"; valid keys: worldSize, learningRate/],
       [['--where', 'worldSize=3'], /no runs in .* match --where worldSize=3/],
-      [['--metric', 'f1'], /--metric must be one of testAccuracy, testLoss/],
+      [['--metric', 'f1'], /--metric f1 is not recorded for any finished run here; known: .*testAccuracy, testLoss/],
+      [['--metric', 'test-loss'], /--metric takes a metric name, optionally with :max or :min/],
       [['--top', '0'], /--top must be a positive whole number/],
     ] as const) {
       const r = await fedslice(['analyze', '--results', results, '--no-plots', ...args]);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSweep, readJsonFile, type SweepFile } from '../core/config.ts';
 import { expandSweep } from '../runner/grid.ts';
 import { runPool } from '../runner/pool.ts';
-import { scheduleFor } from '../runner/sweep.ts';
+import { scheduleFor } from '../runner/local-executor.ts';
 import { REPO, startRole, tempDir, writeJson } from './helpers/roles.ts';
 
 const base = { dataset: { name: 'synthetic' }, model: { width: 0.125, numClasses: 10 }, federation: { rounds: 2 } };

@@ -11,6 +11,7 @@ import { alexnetLayers } from '../core/model/spec.ts';
 import { range } from '../core/rng.ts';
 import { cloneWeights } from '../core/model/tensor.ts';
 import { trainLocal, type TrainHyper } from '../core/training/train.ts';
+import type { StepReport } from '../core/training/step-meter.ts';
 
 const NUM_CLASSES = 10;
 const quick: TrainHyper = { learningRate: 1e-3, weightDecay: 1e-4, batchSize: 16, epochs: 1, augment: true, maxStepsPerEpoch: 3 };
@@ -65,6 +66,43 @@ describe('trainLocal and evaluate', () => {
     expect(progress.map((p) => `${p.epoch}:${p.step}/${p.steps}`)).toEqual(['0:0/3', '0:1/3', '0:2/3', '1:0/3', '1:1/3', '1:2/3']);
     expect(Number.isFinite(r.trainLoss) && r.trainLoss > 0).toBe(true);
     expect(r.samplesPerSecond).toBeCloseTo(r.numSamples / r.seconds, 6);
+  });
+
+  it('the step log reports every N steps with the interval mean of the losses read back, and changes nothing trained', async () => {
+    const layers = alexnetLayers({ width: 1 / 16, numClasses: NUM_CLASSES });
+    const base = {
+      layers,
+      weights: initialWeights(layers, 1),
+      data: sets.train,
+      indices: Int32Array.from({ length: 40 }, (_, i) => 100 + i),
+      hyper: { ...quick, epochs: 2, maxStepsPerEpoch: undefined },
+      seed: 1,
+      round: 1,
+    };
+    const losses: number[] = [];
+    const reports: StepReport[] = [];
+    const logged = await trainLocal({ ...base, onProgress: (p) => losses.push(p.loss), stepLog: { everySteps: 4, onReport: (r) => reports.push(r) } });
+    const plain = await trainLocal(base);
+    logged.weights.forEach((t, i) => expect(sameBytes(t.data, plain.weights[i].data)).toBe(true));
+    // 2 epochs of 40 images in batches of 16: 16, 16, 8 per epoch
+    expect(reports.map((r) => [r.step, r.epoch, r.samples])).toEqual([
+      [4, 1, 56],
+      [6, 1, 24],
+    ]);
+    expect(reports[0].loss).toBeCloseTo((16 * losses[0] + 16 * losses[1] + 8 * losses[2] + 16 * losses[3]) / 56, 5);
+    expect(reports[1].loss).toBeCloseTo((16 * losses[4] + 8 * losses[5]) / 24, 5);
+    expect(reports.every((r) => r.learningRate === quick.learningRate && r.samplesPerSecond > 0)).toBe(true);
+    const s = logged.stats;
+    expect(s.steps).toBe(6);
+    expect(s.stepP50Seconds).toBeGreaterThan(0);
+    expect(s.stepP50Seconds).toBeLessThanOrEqual(s.stepP95Seconds);
+    expect(s.stepP95Seconds).toBeLessThanOrEqual(s.stepP99Seconds);
+    expect(s.dataLoadShare).toBeGreaterThan(0);
+    expect(s.dataLoadShare).toBeLessThan(1);
+    // weights and Adam's two moments at least, all float32
+    const weightBytes = base.weights.reduce((n, t) => n + t.data.byteLength, 0);
+    expect(s.tensorBytes).toBeGreaterThanOrEqual(3 * weightBytes);
+    expect(s.gpuBytes).toBeNull(); // wasm reports no GPU memory
   });
 
   it('evaluation is batched: any batch size gives the same loss and accuracy', async () => {

@@ -1,57 +1,18 @@
 /**
- * The append-only results store (DESIGN.md): runs.jsonl and rounds.jsonl in one directory.
- * Appends are whole lines written with one call and flushed, so concurrent writers (several
- * aggregators of a sweep, two sweeps) never interleave inside a line; readers skip and report
- * a torn last line instead of failing.
+ * The append-only results store: runs.jsonl and rounds.jsonl in one directory. Appends are whole
+ * lines or nothing, even on a full disk, and concurrent writers (several aggregators of a sweep,
+ * two sweeps) never interleave inside a line; readers skip and report torn lines (./jsonl.ts).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Experiment } from '../config.ts';
 import type { RoundRecord, RunKey, RunRecord } from './types.ts';
+import { appendJsonLine, readJsonLines, type JsonLines } from './jsonl.ts';
+import { withStorageErrors } from './storage-error.ts';
 
 export const RUNS_FILE = 'runs.jsonl';
 export const ROUNDS_FILE = 'rounds.jsonl';
-
-export interface JsonLines<T> {
-  records: T[];
-  /** The last line when it was cut short (a writer died mid-append); it is skipped. */
-  tornLastLine: string | null;
-  /** 1-based numbers of other lines that did not parse; skipped. */
-  badLines: number[];
-}
-
-export function readJsonLines<T>(path: string): JsonLines<T> {
-  const out: JsonLines<T> = { records: [], tornLastLine: null, badLines: [] };
-  if (!existsSync(path)) return out;
-  const text = readFileSync(path, 'utf8');
-  const lines = text.split('\n');
-  const endsClean = text.endsWith('\n') || text.length === 0;
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    const isLast = i === lines.length - 1;
-    try {
-      out.records.push(JSON.parse(line) as T);
-    } catch {
-      if (isLast && !endsClean) out.tornLastLine = line;
-      else out.badLines.push(i + 1);
-    }
-  });
-  return out;
-}
-
-/** Appends one JSON record as a single line with a single write, then flushes it to disk. */
-export function appendJsonLine(path: string, record: unknown): void {
-  const line = Buffer.from(JSON.stringify(record) + '\n', 'utf8');
-  const fd = openSync(path, 'a');
-  try {
-    let off = 0;
-    while (off < line.length) off += writeSync(fd, line, off, line.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export function runKeyFields(c: Experiment): RunKey {
   return {
@@ -69,7 +30,7 @@ export function runKeyFields(c: Experiment): RunKey {
 
 /** Hash of everything that changes what a run computes (not its name, backend or timeouts). */
 export function configHash(c: Experiment): string {
-  const { name: _n, backend: _b, ...rest } = c;
+  const { name: _n, backend: _b, log: _l, ...rest } = c;
   const { roundTimeoutS: _t, minTrainers: _m, ...federation } = c.federation;
   const { batchSize: _e, ...evalRest } = c.eval;
   const canonical = JSON.stringify(sortKeys({ ...rest, federation, eval: evalRest }));
@@ -122,7 +83,7 @@ export class ResultsStore {
   }
 
   ensureDir(): void {
-    mkdirSync(this.dir, { recursive: true });
+    withStorageErrors(this.dir, () => mkdirSync(this.dir, { recursive: true }), 'write', this.dir);
   }
 
   appendRun(r: RunRecord): void {

@@ -1,5 +1,6 @@
 /** Records of the results store (DESIGN.md): results/runs.jsonl and results/rounds.jsonl. */
 import type { Experiment } from '../config.ts';
+import type { StepReport, TrainerRoundStats } from '../training/metrics-schema.ts';
 
 /** The fields a run is keyed by; the same key is never run twice unless asked. */
 export interface RunKey {
@@ -82,4 +83,31 @@ export interface RoundRecord extends RunKey, RoundTimings {
   maxStaleness?: number;
   /** async mode: mean mixing x staleness weight of this window's updates. */
   meanWeight?: number;
+  /** Per trainer whose update this round applied: its step latency and memory figures. */
+  trainers?: TrainerRoundFigures[];
+  /** The aggregator process's peak resident set size so far (the kernel's high-water mark). */
+  aggregatorPeakRssBytes?: number;
+}
+
+/** One trainer's figures in a round record: its slot, then what its training call measured. */
+export interface TrainerRoundFigures extends TrainerRoundStats {
+  slot: number;
+}
+
+/**
+ * One line of results/steps.jsonl: a trainer's step-log point as the aggregator received it. Lines
+ * carry the run id, not the key fields (the run's record has them): millions of lines stay small.
+ */
+export interface StepRecord extends Omit<StepReport, 'time' | 'step'> {
+  kind: 'step';
+  runId: string;
+  slot: number;
+  /** The round (sync) or the slot's task number (async) the point was trained in. */
+  round: number;
+  /** Steps the slot has taken in the run: (round - 1) x steps per round + steps in this round. */
+  globalStep: number;
+  /** The trainer's wall clock at the end of the interval (ISO). */
+  time: string;
+  /** Since the run started, on the aggregator's clock when the point arrived (as in round records). */
+  elapsedSeconds: number;
 }

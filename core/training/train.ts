@@ -12,6 +12,7 @@ import type { LayerSpec } from '../model/spec.ts';
 import { forward, nllLoss } from '../model/network.ts';
 import { Rng } from '../rng.ts';
 import type { Weights } from '../model/tensor.ts';
+import { StepMeter, autoEverySteps, type StepReport, type TrainerRoundStats } from './step-meter.ts';
 
 export interface TrainHyper {
   learningRate: number;
@@ -39,6 +40,8 @@ export interface TrainArgs {
   seed: number;
   round: number;
   onProgress?: (p: TrainProgress) => void;
+  /** The step log: called every `everySteps` steps (default: about 30 points per call) and at the last step. */
+  stepLog?: { everySteps?: number; onReport: (r: StepReport) => void };
 }
 
 export interface TrainResult {
@@ -49,6 +52,8 @@ export interface TrainResult {
   seconds: number;
   samplesPerSecond: number;
   steps: number;
+  /** Step latency percentiles, data-loading share and memory of this call. */
+  stats: TrainerRoundStats;
 }
 
 /** PyTorch's Adam defaults (tfjs would otherwise use epsilon 1e-7). */
@@ -64,6 +69,17 @@ function checkArgs({ indices, data, hyper }: TrainArgs): void {
   if (!(hyper.batchSize >= 1) || !(hyper.epochs >= 1)) {
     throw new FedsliceError('FEDSLICE_ERR_TRAIN', `batchSize ${hyper.batchSize} and epochs ${hyper.epochs} must both be at least 1`);
   }
+}
+
+/** Optimizer steps per epoch on a shard of `shardSize` images: full passes unless capped. */
+export function stepsPerEpoch(hyper: TrainHyper, shardSize: number): number {
+  const fullSteps = Math.ceil(shardSize / hyper.batchSize);
+  return Math.min(fullSteps, hyper.maxStepsPerEpoch ?? fullSteps);
+}
+
+/** Optimizer steps one training call takes on a shard of `shardSize` images. */
+export function stepsPerCall(hyper: TrainHyper, shardSize: number): number {
+  return hyper.epochs * stepsPerEpoch(hyper, shardSize);
 }
 
 /** Lets sockets (pings, messages) be served between steps. */
@@ -82,8 +98,14 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
   const augmentRng = hyper.augment ? Rng.derive(seed, `augment/round${round}`) : null;
   const dropoutRng = Rng.derive(seed, `dropout/round${round}`);
   const batch = allocBatch(hyper.batchSize);
-  const fullSteps = Math.ceil(indices.length / hyper.batchSize);
-  const stepsPerEpoch = Math.min(fullSteps, hyper.maxStepsPerEpoch ?? fullSteps);
+  const epochSteps = stepsPerEpoch(hyper, indices.length);
+  const totalSteps = stepsPerCall(hyper, indices.length);
+  const meter = new StepMeter({
+    totalSteps,
+    learningRate: hyper.learningRate,
+    everySteps: args.stepLog ? (args.stepLog.everySteps ?? autoEverySteps(totalSteps)) : 0,
+    ...(args.stepLog ? { onReport: args.stepLog.onReport } : {}),
+  });
   let numSamples = 0;
   let steps = 0;
   let epochLoss = 0;
@@ -93,10 +115,12 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
       const order = epochOrder(indices, shuffleRng);
       epochLoss = 0;
       epochSamples = 0;
-      for (let step = 0; step < stepsPerEpoch; step++) {
+      for (let step = 0; step < epochSteps; step++) {
         const start = step * hyper.batchSize;
         const size = Math.min(hyper.batchSize, order.length - start);
+        meter.startStep();
         fillBatch(data, order, start, size, augmentRng, batch);
+        meter.batchReady();
         const loss = tf.tidy(() => {
           const x = tf.tensor4d(batch.x.subarray(0, size * FLOATS_PER_IMAGE), [size, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
           const y = tf.tensor1d(batch.y.subarray(0, size), 'int32');
@@ -107,6 +131,7 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
             return { name: v.name, tensor: hyper.weightDecay > 0 ? tf.add(g, tf.mul(v, hyper.weightDecay)) : g };
           });
           optimizer.applyGradients(decayed);
+          meter.inStep();
           return value;
         });
         const lossValue = (await loss.data())[0];
@@ -118,7 +143,8 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
         epochSamples += size;
         numSamples += size;
         steps++;
-        args.onProgress?.({ epoch, step, steps: stepsPerEpoch, loss: lossValue });
+        meter.endStep(epoch, lossValue, size);
+        args.onProgress?.({ epoch, step, steps: epochSteps, loss: lossValue });
         await yieldToEventLoop();
       }
     }
@@ -127,8 +153,9 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
       shape: [...t.shape],
       data: new Float32Array(vars[i].dataSync() as Float32Array),
     }));
+    const stats = meter.finish();
     const seconds = (performance.now() - started) / 1000;
-    return { weights: trained, numSamples, trainLoss: epochLoss / epochSamples, seconds, samplesPerSecond: numSamples / seconds, steps };
+    return { weights: trained, numSamples, trainLoss: epochLoss / epochSamples, seconds, samplesPerSecond: numSamples / seconds, steps, stats };
   } finally {
     optimizer.dispose();
     tf.dispose(vars);

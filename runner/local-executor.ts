@@ -1,0 +1,126 @@
+/**
+ * Runs as child processes of the sweep: a run's aggregator and trainers, each in its own process
+ * group writing its own log. An attempt ends when the aggregator exits, when too many trainers
+ * crash for the run to go on, at its --timeout, or when the sweep is stopped; every role is
+ * ended before the attempt returns. Never by sleeping.
+ */
+import { availableParallelism } from 'node:os';
+import { minTrainersOf } from '../core/config.ts';
+import { STORAGE_EXIT_CODE } from '../core/results/storage-error.ts';
+import { attemptFailure } from './attempt-record.ts';
+import { firstEnd, timedOut, type EndCause } from './attempt-end.ts';
+import type { Attempt, Executor, RunOutcome, Schedule } from './executor.ts';
+import { launchOf, trainerSlot } from './launch.ts';
+import { endAll, endRole, spawnRole, tail, type RoleProcess } from './processes.ts';
+import { roleLogs, type NamedLog } from './run-layout.ts';
+
+/** How many runs go at once: `--parallel N` runs, or by default as many as fit the cores. */
+export function scheduleFor(parallel: number | undefined, cores = availableParallelism()): Schedule {
+  if (parallel !== undefined) return { capacity: parallel, cost: () => 1, describe: `${parallel} at a time` };
+  // A trainer on the wasm backend keeps one core busy; the aggregator mostly waits while they train.
+  return { capacity: cores, cost: (r) => r.config.federation.worldSize, describe: `as many at a time as fit ${cores} cores (one per trainer; --parallel N overrides)` };
+}
+
+/** Whether a run that lost `crashed` of its `worldSize` trainers can no longer reach its quorum. */
+export const belowQuorum = (worldSize: number, crashed: number, minTrainers: number): boolean => worldSize - crashed < minTrainers;
+
+/** How long a trainer's exit waits for the aggregator's own before it counts as a crash. */
+const AGGREGATOR_EXIT_GRACE_MS = 3000;
+
+interface Roles {
+  aggregator: RoleProcess;
+  trainers: RoleProcess[];
+}
+
+/** What ended the watch: the aggregator's exit, or a trainer crash the run cannot survive. */
+type RolesEnd = { by: 'aggregator' } | { by: 'trainers'; reason: string };
+
+export class LocalExecutor implements Executor {
+  constructor(private readonly parallel?: number) {}
+
+  check(): void {}
+
+  schedule(): Schedule {
+    return scheduleFor(this.parallel);
+  }
+
+  logs(a: Attempt): NamedLog[] {
+    return roleLogs(a.layout, a.run.config.federation.worldSize);
+  }
+
+  stopping(running: number): string {
+    return `stop: ending ${running} running runs (they resume next time); Ctrl-C again to kill them at once`;
+  }
+
+  cancel(): Promise<void> {
+    return endAll();
+  }
+
+  async run(a: Attempt): Promise<RunOutcome> {
+    const roles = await this.start(a);
+    const end = await firstEnd<RolesEnd>(a, (report) => watchRoles(a, roles, report));
+    const outcome = await outcomeOf(a, end, roles);
+    await Promise.all([roles.aggregator, ...roles.trainers].map((p) => endRole(p)));
+    return outcome;
+  }
+
+  private async start(a: Attempt): Promise<Roles> {
+    const launch = launchOf({ run: a.run, configFile: a.layout.configFile, results: a.layout.results, metaserver: a.metaserver, force: a.force, token: { value: a.token } });
+    const [aggregator, ...trainers] = this.logs(a);
+    const started: RoleProcess[] = [];
+    try {
+      // A log that cannot be opened (too many open files) stops the attempt; what started is ended.
+      started.push(spawnRole(aggregator.name, launch.aggregator, launch.env, aggregator.logFile));
+      trainers.forEach((t, i) => started.push(spawnRole(t.name, [...launch.trainer, ...trainerSlot(a.run.key, i)], launch.env, t.logFile)));
+    } catch (e) {
+      await Promise.all(started.map((p) => endRole(p)));
+      throw e;
+    }
+    return { aggregator: started[0], trainers: started.slice(1) };
+  }
+}
+
+/** Reports the aggregator's exit, or the trainer crash that leaves too few trainers; returns how to stop. */
+function watchRoles(a: Attempt, { aggregator, trainers }: Roles, report: (end: RolesEnd) => void): () => void {
+  let watching = true;
+  let crashed = 0;
+  const minTrainers = minTrainersOf(a.run.config);
+  void aggregator.exited.then(() => report({ by: 'aggregator' }));
+  // Exits we caused are not news, nor are trainers leaving a run the aggregator ended: a trainer
+  // told the run failed exits just before the aggregator, whose exit then says why (and whether
+  // the store can be written). So a trainer's exit is a crash only if the aggregator outlives it
+  // by a moment.
+  const ended = () => !watching || !aggregator.running();
+  trainers.forEach((t, i) =>
+    t.exited.then(async ({ code, signal }) => {
+      if (code === 0 || ended()) return;
+      await Promise.race([aggregator.exited, new Promise((r) => setTimeout(r, AGGREGATOR_EXIT_GRACE_MS).unref())]);
+      if (ended()) return;
+      crashed++;
+      a.hooks.onEvent(`exit  ${a.run.key}: trainer ${i} exited with ${code ?? signal}`);
+      if (!belowQuorum(trainers.length, crashed, minTrainers)) return;
+      const last = tail(t.logFile, 1)[0] ?? '';
+      report({ by: 'trainers', reason: `trainer ${i} exited with ${code !== null ? `code ${code}` : signal}${last ? `: ${last}` : ''}` });
+    }),
+  );
+  return () => {
+    watching = false;
+  };
+}
+
+async function outcomeOf(a: Attempt, end: EndCause<RolesEnd>, { aggregator, trainers }: Roles): Promise<RunOutcome> {
+  if (end.by === 'timeout') return { status: 'failed', reason: timedOut(a.timeoutS) };
+  if (end.by === 'abort') return { status: 'interrupted' };
+  if (end.value.by === 'trainers') return { status: 'failed', reason: end.value.reason };
+  const { code, signal } = await aggregator.exited;
+  // Trainers leave on their own once told the run is done; a short grace, then they are ended.
+  await Promise.race([Promise.all(trainers.map((t) => t.exited)), new Promise((r) => setTimeout(r, 10_000).unref())]);
+  if (code === 0) return { status: 'completed' };
+  if (code === STORAGE_EXIT_CODE) {
+    // Its own log may be on the full disk: its run record or a generic line says why.
+    const storeError = attemptFailure(a) ?? `the aggregator could not write the results store at ${a.layout.results}: free space or fix its permissions and rerun the same command to resume`;
+    return { status: 'failed', reason: storeError, storeError };
+  }
+  if (a.signal.aborted) return { status: 'interrupted' };
+  return { status: 'failed', reason: attemptFailure(a) ?? `aggregator exited with ${code ?? signal}` };
+}
