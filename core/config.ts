@@ -25,7 +25,7 @@ export const ModelSchema = z
   .object({
     width: z.number().positive().max(1).default(1),
     numClasses: positiveInt.default(100),
-    /** 'random' or the path of a safetensors checkpoint to start from. */
+    /** 'random' (PyTorch's default init), 'kaiming' (He init, see core/model/init.ts) or the path of a safetensors checkpoint to start from. */
     init: z.string().default('random'),
   })
   .strict();
