@@ -7,16 +7,16 @@
  */
 import type { WebSocket } from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { slowdownOf } from '../core/config.ts';
+import { taskHyperOf } from '../core/config.ts';
 import type { AggregationRule } from '../core/aggregation/rules.ts';
 import { addScaledDeltas, asyncSettings, stalenessWeight, type AsyncSettings } from '../core/aggregation/async-rule.ts';
 import { FedsliceError } from '../core/errors.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import { checkUpdateContent, type Message, type TaskHyper } from '../core/wire/messages.ts';
+import { checkUpdateContent } from '../core/wire/checks.ts';
+import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { TaskTimes } from './task-times.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
+import type { AsyncCounts } from '../core/results/summary.ts';
 
 /** Where an async run stands; restored from the last checkpoint on --resume. */
 export interface AsyncProgress {
@@ -54,8 +54,7 @@ export interface AsyncLoopOptions {
   rule: AggregationRule;
   job: string;
   registry: TrainerRegistry<WebSocket>;
-  hyper: Omit<TaskHyper, 'slowdown'>;
-  send: (conn: WebSocket, msg: Message) => number;
+  send: (conn: WebSocket, msg: AggregatorToTrainer) => number;
   log: (line: string) => void;
   /** Where each applied update's training time is noted. */
   taskTimes: TaskTimes;
@@ -126,7 +125,7 @@ export class AsyncLoop {
   }
 
   /** Checks an update; queues it and returns null, or returns why it was refused. */
-  onUpdate(h: SlotHolder<WebSocket>, msg: Msg<'update'>): string | null {
+  onUpdate(h: SlotHolder<WebSocket>, msg: MessageOf<'update'>): string | null {
     const reason = this.check(h, msg);
     if (reason) {
       this.counts.refused++;
@@ -218,8 +217,8 @@ export class AsyncLoop {
    * lost with a departed trainer, the model version reached, and per trainer slot the updates
    * applied with their mean staleness and weight.
    */
-  summary(): Record<string, number> {
-    const out: Record<string, number> = {
+  summary(): AsyncCounts {
+    const out: AsyncCounts = {
       updatesReceived: this.counts.received,
       updatesRefused: this.counts.refused,
       tasksLost: this.counts.lost,
@@ -255,7 +254,6 @@ export class AsyncLoop {
     const { o } = this;
     const n = (this.taskCount.get(h.slot) ?? 0) + 1;
     const a = o.rule.assign(h.slot, n);
-    const slowdown = slowdownOf(o.config, h.slot);
     const bytes = o.send(h.conn, {
       type: 'task',
       job: o.job,
@@ -265,15 +263,15 @@ export class AsyncLoop {
       worldSize: o.config.federation.worldSize,
       mode: 'async',
       weights: o.rule.taskWeights(this.global, a),
-      hyper: { ...o.hyper, ...(slowdown > 1 ? { slowdown } : {}) },
-    } as Message);
+      hyper: taskHyperOf(o.config, h.slot),
+    });
     if (bytes === 0) return;
     this.taskCount.set(h.slot, n);
     this.outstanding.set(h.slot, { version: this.progress.version, sentAt: now() });
     this.dispatched++;
   }
 
-  private check(h: SlotHolder<WebSocket>, msg: Msg<'update'>): string | null {
+  private check(h: SlotHolder<WebSocket>, msg: MessageOf<'update'>): string | null {
     if (msg.job !== this.o.job) return `job ${msg.job} is not ${this.o.job}`;
     const task = this.outstanding.get(h.slot);
     if (!task) return `slot ${h.slot} holds no task (a duplicate or late update)`;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolveToken } from '../core/wire/token.ts';
 import { hostname } from 'node:os';
-import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
+import { admissionLimits, admissionOptions, backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
 import { isWildcardHost, loadClientTls, loadServerTls } from '../core/wire/tls.ts';
 
 export function register(program: Command): void {
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--advertise <host>', 'host name or address trainers on other machines reach this aggregator at (default: --host, or this machine\'s hostname when --host is 0.0.0.0 or ::)')
     .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN, else a random one is made and printed)')
     .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu');
-  clientTlsOptions(serverTlsOptions(cmd)).action(async (opts) => {
+  admissionOptions(clientTlsOptions(serverTlsOptions(cmd))).action(async (opts) => {
     const tls = loadServerTls(opts);
     const clientTls = loadClientTls(opts);
     const advertise = advertisedHost(opts.host, opts.advertise);
@@ -42,6 +42,7 @@ export function register(program: Command): void {
         port: opts.port,
         ...(advertise ? { advertise } : {}),
         ...(tls ? { tls } : {}),
+        admission: admissionLimits(opts),
         clientTls,
         signal,
         log,

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WebSocket } from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { minTrainersOf, slowdownOf } from '../core/config.ts';
+import { minTrainersOf, taskHyperOf } from '../core/config.ts';
 import { alexnetLayers, type LayerSpec } from '../core/model/spec.ts';
 import { makeRule, type Assignment, type Update } from '../core/aggregation/rules.ts';
 import { FedsliceError } from '../core/errors.ts';
@@ -17,12 +17,17 @@ import { initialWeights } from '../core/model/init.ts';
 import { evaluate } from '../core/training/evaluate.ts';
 import { loadForExperiment } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
-import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
+import { ResultsStore } from '../core/results/store.ts';
+import { runKey, runKeyFields } from '../core/results/schema.ts';
+import { runSummary, summaryField } from '../core/results/summary.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { runEnvironment } from '../core/results/environment.ts';
-import { readCheckpoint, removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { removeStaleTemps } from '../core/atomic-file.ts';
 import { StorageError } from '../core/results/storage-error.ts';
-import { checkUpdateContent, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { maxFrameBytes } from '../core/wire/codec.ts';
+import { checkUpdateContent } from '../core/wire/checks.ts';
+import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { TrainerRegistry, type SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
@@ -31,8 +36,7 @@ import { TaskTimes } from './task-times.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { startTrainerServer } from './trainer-server.ts';
 import type { ClientTls, ServerTls } from '../core/wire/tls.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
+import type { AdmissionLimits } from '../core/wire/admission.ts';
 
 export interface AggregatorOptions {
   config: Experiment;
@@ -48,6 +52,8 @@ export interface AggregatorOptions {
   advertise?: string;
   /** Cert and key for the trainer server (wss://). */
   tls?: ServerTls;
+  /** Bounds on trainer connections that have not joined yet. */
+  admission?: Partial<AdmissionLimits>;
   /** How to verify a wss:// metaserver. */
   clientTls?: ClientTls;
   signal: AbortSignal;
@@ -96,15 +102,14 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   for (const name of removeStaleTemps(ckptPath)) log(`aggregator: removed ${name}, a checkpoint write left unfinished by a process that is gone`);
 
   // What to run: fresh, resumed, or nothing.
-  const previous = [...store.latestRuns().values()].filter((r) => r.key === key);
-  if (previous.some((r) => r.status === 'completed') && !o.force) {
+  if (store.latestForKey(key, (r) => r.status === 'completed') && !o.force) {
     if (o.resume) {
       log(`aggregator: run ${key} is already completed in ${o.results}; nothing to do`);
       return 'already-completed';
     }
     throw new FedsliceError('FEDSLICE_ERR_COMPLETED', `run ${key} is already completed in ${o.results}; pass --force to run it again`);
   }
-  const unfinished = previous.filter((r) => r.status !== 'completed').at(-1);
+  const unfinished = store.latestForKey(key, (r) => r.status !== 'completed');
 
   const backend = await initBackend(config.backend);
   const data = loadForExperiment(config.dataset, config.seed);
@@ -167,7 +172,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
       endedAt: new Date().toISOString(),
       wallSeconds: (Date.now() - startedAt.getTime()) / 1000,
       ...(error ? { error } : {}),
-      ...summaryOf({ ...runSummary(store.roundsOf(runId)), ...taskTimes.summary(), ...processCounts }),
+      ...summaryField({ ...runSummary(store.roundsOf(runId)), ...taskTimes.summary(), ...processCounts }),
     });
 
   const lastRound = plannedRounds(fed);
@@ -178,7 +183,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   let round = startRound;
   let collector: RoundCollector<ReceivedUpdate> | null = null;
   const assignments = new Map<number, Assignment>();
-  const tasks = new Map<number, Message>();
+  const tasks = new Map<number, AggregatorToTrainer>();
   let joinWaiter: (() => void) | null = null;
   let asyncLoop: AsyncLoop | null = null;
 
@@ -194,6 +199,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     port: o.port,
     ...(o.advertise ? { advertise: o.advertise } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
+    ...(o.admission ? { admission: o.admission } : {}),
     job: o.job,
     token: o.token,
     maxPayload: maxFrameBytes(totalBytes(global)),
@@ -216,14 +222,14 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
         const refused = asyncLoop.onUpdate(h, msg);
         if (refused) {
           log(`aggregator: refused an update from ${h.id}: ${refused}`);
-          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round } as Message);
+          if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round });
         }
         return;
       }
       const reason = checkUpdate(msg, h, round, collector, assignments, rule.expectedShapes.bind(rule), o.job);
       if (reason) {
         log(`aggregator: refused an update from ${h.id}: ${reason}`);
-        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round } as Message);
+        if (h.conn) server.send(h.conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: reason, round: msg.round });
         return;
       }
       const m = msg.metrics;
@@ -261,7 +267,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
 
   const notifyTrainers = (reason: 'completed' | 'failed', message?: string) => {
     for (const h of registry.connected()) {
-      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) } as Message);
+      server.send(h.conn!, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) });
     }
   };
 
@@ -286,7 +292,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           rule,
           job: o.job,
           registry,
-          hyper: { ...taskHyper(config), seed: config.seed },
           send: (conn, msg) => {
             const n = server.send(conn, msg);
             bytesSent += n;
@@ -337,8 +342,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
           worldSize: fed.worldSize,
           mode: rule.mode,
           weights: rule.taskWeights(global, a),
-          hyper: { ...taskHyper(config), seed: config.seed, ...slowdownHyper(config, slot) },
-        } as Message);
+          hyper: taskHyperOf(config, slot),
+        });
       }
       for (const h of registry.connected()) sendTask(h);
       log(`aggregator: round ${round}/${fed.rounds}: sent ${registry.connected().length} tasks (${((bytesSent - sentBefore) / 1e6).toFixed(1)} MB)`);
@@ -439,43 +444,6 @@ function checkLabels(set: ImageSet, numClasses: number): void {
   }
 }
 
-function slowdownHyper(c: Experiment, slot: number): { slowdown?: number } {
-  const slowdown = slowdownOf(c, slot);
-  return slowdown > 1 ? { slowdown } : {};
-}
-
-/** A run record's `summary` field, left out when there is nothing to say. */
-function summaryOf(summary: Record<string, number>): { summary?: Record<string, number> } {
-  return Object.keys(summary).length ? { summary } : {};
-}
-
-/**
- * The run's figures, the same in every mode and across resumes, from its round records: training
- * time from the initial evaluation to the last (evaluations included), updates applied and their
- * rate, and staleness (0 in sync modes).
- */
-export function runSummary(rounds: RoundRecord[]): Record<string, number> {
-  const sorted = [...new Map(rounds.map((r) => [r.round, r])).values()].sort((a, b) => a.round - b.round);
-  const first = sorted[0];
-  const last = sorted.at(-1);
-  if (!first || !last) return {};
-  const seconds = (last.elapsedSeconds ?? 0) - (first.elapsedSeconds ?? 0);
-  const updates = last.updatesApplied ?? 0;
-  let stalenessSum = 0;
-  let maxStaleness = 0;
-  for (let i = 1; i < sorted.length; i++) {
-    const n = (sorted[i].updatesApplied ?? 0) - (sorted[i - 1].updatesApplied ?? 0);
-    stalenessSum += (sorted[i].staleness ?? 0) * n;
-    maxStaleness = Math.max(maxStaleness, sorted[i].maxStaleness ?? 0);
-  }
-  return {
-    totalTrainingSeconds: seconds,
-    updatesApplied: updates,
-    updatesPerSecond: seconds > 0 ? updates / seconds : 0,
-    meanStaleness: updates > 0 ? stalenessSum / updates : 0,
-    maxStaleness,
-  };
-}
 
 function asyncRecord(
   runId: string,
@@ -513,21 +481,9 @@ function asyncRecord(
   };
 }
 
-function taskHyper(c: Experiment) {
-  const t = c.train;
-  return {
-    learningRate: t.learningRate,
-    weightDecay: t.weightDecay,
-    batchSize: t.batchSize,
-    epochs: t.epochs,
-    augment: t.augment,
-    ...(t.maxStepsPerEpoch !== undefined ? { maxStepsPerEpoch: t.maxStepsPerEpoch } : {}),
-  };
-}
-
 /** Why an update cannot be used, or null. */
 function checkUpdate(
-  msg: Msg<'update'>,
+  msg: MessageOf<'update'>,
   h: SlotHolder<WebSocket>,
   round: number,
   collector: RoundCollector<ReceivedUpdate> | null,

@@ -2,6 +2,8 @@
  * Local training time per task, by trainer slot: the parameter-server studies' "time per epoch,
  * min/avg/max over workers" (a task is `train.epochs` local epochs). Counts this process only.
  */
+import type { TaskSeconds } from '../core/results/summary.ts';
+
 export class TaskTimes {
   private readonly bySlot = new Map<number, { sum: number; n: number }>();
 
@@ -13,7 +15,7 @@ export class TaskTimes {
   }
 
   /** Min, mean and max over slots of each slot's mean seconds per task. */
-  summary(): Record<string, number> {
+  summary(): Partial<TaskSeconds> {
     const means = [...this.bySlot.values()].map((t) => t.sum / t.n);
     if (means.length === 0) return {};
     return {

@@ -1,19 +1,20 @@
 /**
  * The aggregator's own WebSocket server: trainers connect here directly (model bytes never pass
- * through the metaserver). It checks the job token on join, gives each trainer its slot, and
- * hands valid updates to the round loop; anything malformed is answered with an error and dropped.
+ * through the metaserver). The job token is checked on the upgrade request, before any frame is
+ * read; a connection is then held to a join's size until its join gives it a slot. Valid updates go
+ * to the round loop; anything malformed is answered with an error and dropped.
  */
-import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, encode, type Message } from '../core/wire/messages.ts';
-import { tokensEqual } from '../core/wire/token.ts';
-import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
-import { isFedsliceError } from '../core/errors.ts';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import { decode } from '../core/wire/codec.ts';
+import { trainerToAggregator, type AggregatorToTrainer, type MessageOf } from '../core/wire/schema.ts';
+import { frameBytes, sendToTrainer } from '../core/wire/socket.ts';
+import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
+import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
+import type { AdmissionLimits } from '../core/wire/admission.ts';
+import { listenWebSocket, peerAddress, type UpgradeRefusal } from '../core/wire/ws-server.ts';
+import { isFedsliceError, type ErrorCode } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
-
-/** How long a new connection may take to say who it is. */
-const JOIN_DEADLINE_MS = 10_000;
 
 export interface TrainerServerOptions {
   host: string;
@@ -25,51 +26,62 @@ export interface TrainerServerOptions {
   job: string;
   token: string;
   maxPayload: number;
+  /** Bounds on connections that have not joined yet (defaults: DEFAULT_ADMISSION). */
+  admission?: Partial<AdmissionLimits>;
   registry: TrainerRegistry<WebSocket>;
   log: (line: string) => void;
   onJoin: (h: SlotHolder<WebSocket>, rejoined: boolean) => void;
   onLeave: (h: SlotHolder<WebSocket>) => void;
-  onUpdate: (h: SlotHolder<WebSocket>, msg: Msg<'update'>, bytes: number) => void;
+  onUpdate: (h: SlotHolder<WebSocket>, msg: MessageOf<'update'>, bytes: number) => void;
 }
 
 export interface TrainerServer {
   url: string;
   port: number;
   /** Sends a message; returns the bytes written (0 when the trainer is gone). */
-  send(conn: WebSocket, msg: Message): number;
+  send(conn: WebSocket, msg: AggregatorToTrainer): number;
   close(): Promise<void>;
 }
 
-export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
-  const http = await listenHttp(o.host, o.port, o.tls);
-  const wss = new WebSocketServer({ server: http.server, maxPayload: o.maxPayload });
-  wss.on('error', (e) => o.log(`aggregator: server error: ${e.message}`));
-  const port = http.port;
-
-  const send = (conn: WebSocket, msg: Message): number => {
-    if (conn.readyState !== conn.OPEN) return 0;
-    const frame = encode(msg);
-    conn.send(frame);
-    return frame.byteLength;
+/** The upgrade check: the job token of the Authorization header, compared in constant time. */
+function tokenCheck(expected: string): (req: IncomingMessage) => UpgradeRefusal | null {
+  return (req) => {
+    const { token } = upgradeCredentials(req.headers);
+    if (!token) return { status: 401, reason: 'no job token (send it as "Authorization: Bearer TOKEN")' };
+    if (!tokensEqual(token, expected)) return { status: 401, reason: 'wrong job token' };
+    return null;
   };
-  const refuse = (conn: WebSocket, code: string, message: string) => {
-    send(conn, { type: 'error', code, message } as Message);
+}
+
+export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
+  const server = await listenWebSocket({
+    name: 'aggregator',
+    host: o.host,
+    port: o.port,
+    ...(o.tls ? { tls: o.tls } : {}),
+    maxPayload: o.maxPayload,
+    ...(o.admission ? { admission: o.admission } : {}),
+    authorize: tokenCheck(o.token),
+    onConnection: (conn, req) => serve(conn, req),
+    log: o.log,
+  });
+
+  const send = sendToTrainer;
+  const refuse = (conn: WebSocket, code: ErrorCode, message: string) => {
+    send(conn, { type: 'error', code, message });
     conn.close(1008, code);
   };
 
-  wss.on('connection', (conn, req) => {
-    const peer = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+  function serve(conn: WebSocket, req: IncomingMessage) {
+    const peer = peerAddress(req);
     let holder: SlotHolder<WebSocket> | null = null;
-    const deadline = setTimeout(() => {
-      if (!holder) refuse(conn, 'FEDSLICE_ERR_JOIN', `no join message within ${JOIN_DEADLINE_MS / 1000}s`);
-    }, JOIN_DEADLINE_MS);
 
     conn.on('message', (data, isBinary) => {
-      const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
-      const decoded = isBinary ? decode(bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
+      const bytes = frameBytes(data);
+      const decoded = isBinary ? decode(trainerToAggregator, bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
       if (!decoded.ok) {
         o.log(`aggregator: dropped a bad frame from ${holder?.id ?? peer}: ${decoded.error}`);
-        send(conn, { type: 'error', code: decoded.code, message: decoded.error } as Message);
+        send(conn, { type: 'error', code: decoded.code, message: decoded.error });
         return;
       }
       const msg = decoded.msg;
@@ -83,17 +95,12 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
           refuse(conn, 'FEDSLICE_ERR_JOB', `this aggregator serves job ${o.job}, not ${msg.job}`);
           return;
         }
-        if (!tokensEqual(msg.token, o.token)) {
-          o.log(`aggregator: refused ${msg.id} from ${peer}: wrong job token`);
-          refuse(conn, 'FEDSLICE_ERR_TOKEN', `wrong job token for job ${o.job}`);
-          return;
-        }
         try {
           const { holder: h, replaced, rejoined } = o.registry.join(msg.id, conn, msg.shard);
           holder = h;
-          clearTimeout(deadline);
+          server.admit(req);
           if (replaced && replaced !== conn) replaced.close(1000, 'replaced by a new connection');
-          send(conn, { type: 'joined', job: o.job, id: h.id, shard: h.slot, worldSize: o.registry.worldSize } as Message);
+          send(conn, { type: 'joined', job: o.job, id: h.id, shard: h.slot, worldSize: o.registry.worldSize });
           o.onJoin(h, rejoined);
         } catch (e) {
           if (!isFedsliceError(e)) throw e;
@@ -107,26 +114,21 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
         return;
       }
       o.log(`aggregator: dropped an unexpected ${msg.type} message from ${holder.id}`);
-      send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` } as Message);
+      send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` });
     });
 
     conn.on('close', () => {
-      clearTimeout(deadline);
       if (!holder || holder.conn !== conn) return; // never joined, or replaced by a reconnect
       o.registry.leave(conn);
       o.onLeave(holder);
     });
     conn.on('error', (e) => o.log(`aggregator: connection ${holder?.id ?? peer}: ${e.message}`));
-  });
+  }
 
   return {
-    url: wsUrl(http.scheme, o.advertise ?? o.host, port),
-    port,
+    url: wsUrl(server.scheme, o.advertise ?? o.host, server.port),
+    port: server.port,
     send,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const c of wss.clients) c.terminate();
-        wss.close(() => void http.close().then(resolve));
-      }),
+    close: () => server.close(),
   };
 }

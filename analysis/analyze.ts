@@ -7,7 +7,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FedsliceError } from '../core/errors.ts';
 import { type ChartDef, accuracyOverTimeChart, hyperparameterChart, syncAsyncChart, learningCurvesChart, scalingChart, timeBreakdownChart } from './charts.ts';
-import { KEY_FIELDS, shownConfigFields } from './fields.ts';
+import { CONFIG_FIELDS, pickConfig } from '../core/results/schema.ts';
+import { shownConfigFields } from './fields.ts';
 import { type TableView, configStatsView, modeView, renderText, summaryView, swapView, timingView, topView } from './format.ts';
 import { loadStore } from './load.ts';
 import type { ReportChart } from './report.ts';
@@ -32,7 +33,6 @@ import { lossByStepChart, lossByTimeChart, throughputChart } from './metrics-cha
 import { type StepRun, type StepTables, stepTables } from './steps.ts';
 import { exportSteps } from './steps-export.ts';
 import { trainerFiguresTable } from './trainer-figures.ts';
-import { pickConfig } from './fields.ts';
 
 export interface AnalyzeOptions {
   results: string;
@@ -195,11 +195,10 @@ function stepRuns(runs: Parameters<typeof applyWhere>[0], status?: string): Map<
 
 /** The per-configuration table as exported: config id, key fields minus seed, statistics. */
 function exportRows(stats: readonly ConfigStats[]): Record<string, unknown>[] {
-  const fields = KEY_FIELDS.filter((f) => f !== 'seed');
   return stats.map((s) => {
     const { config, ...rest } = s;
     const row: Record<string, unknown> = { config };
-    for (const f of fields) row[f] = s[f];
+    for (const f of CONFIG_FIELDS) row[f] = s[f];
     for (const [k, v] of Object.entries(rest)) if (!(k in row)) row[k] = v;
     return row;
   });

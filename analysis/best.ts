@@ -12,7 +12,7 @@ import type { ColumnTable } from 'arquero';
 import { FedsliceError } from '../core/errors.ts';
 import { summarizeTrainerFigures } from '../core/results/trainer-summary.ts';
 import type { TrainerRoundFigures } from '../core/results/types.ts';
-import { KEY_FIELDS, type ConfigKey, pickConfig } from './fields.ts';
+import { KEY_FIELDS, type ConfigKey, pickConfig } from '../core/results/schema.ts';
 import { finalRounds } from './tables.ts';
 
 export interface MetricChoice {

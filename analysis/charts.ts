@@ -3,7 +3,8 @@
  * and every text uses DejaVu Sans so the headless renderer (resvg) finds the font.
  */
 import type { TopLevelSpec } from 'vega-lite';
-import { type ConfigKey, configLabel, formatLearningRate } from './fields.ts';
+import { type ConfigField, type ConfigKey, seriesId } from '../core/results/schema.ts';
+import { configLabel, formatLearningRate } from './fields.ts';
 import type { CurvePoint, FinalRun, ScalingRow, TimingStats } from './tables.ts';
 import type { ModeRow, TimePoint } from './sync-async.ts';
 
@@ -61,18 +62,13 @@ const swapDash = {
   },
 };
 
-/** The configuration without its world size: the series a scaling line follows. */
-function seriesOf(k: ConfigKey): string {
-  return [k.learningRate, k.swap, k.layerwiseSwap, k.rounds, k.mode, k.dataset, k.width].join('|');
-}
-
 function decorate<T extends ConfigKey>(rows: readonly T[]) {
   return rows.map((r) => ({
     ...r,
     lr: formatLearningRate(r.learningRate),
     lrBand: formatLearningRate(r.learningRate),
     swapLabel: r.swap ? 'swap' : 'no swap',
-    series: seriesOf(r),
+    series: seriesId(r),
   }));
 }
 
@@ -220,7 +216,7 @@ export function scalingChart(rows: readonly ScalingRow[]): TopLevelSpec {
   } as TopLevelSpec;
 }
 
-export function timeBreakdownChart(timing: readonly TimingStats[], shown: readonly (keyof ConfigKey)[]): TopLevelSpec {
+export function timeBreakdownChart(timing: readonly TimingStats[], shown: readonly ConfigField[]): TopLevelSpec {
   const labels = timing.map((t) => configLabel(t, shown));
   const values = timing.flatMap((t, i) =>
     PHASES.map((phase, order) => ({

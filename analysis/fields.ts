@@ -1,51 +1,9 @@
 /**
- * The fields of the results store that identify a configuration, and how to show them.
- * A configuration is a run key minus its seed: seeds are replicates of one configuration.
+ * How the analysis shows the key fields of the results store. The fields themselves, their kinds,
+ * labels and the columns a configuration is grouped by come from the results schema
+ * (core/results/schema.ts); a configuration is a run key minus its seed.
  */
-import type { RunKey } from '../core/results/types.ts';
-import { keyName } from '../core/results/store.ts';
-
-export type ConfigKey = Omit<RunKey, 'seed'>;
-
-export const CONFIG_FIELDS = [
-  'worldSize',
-  'learningRate',
-  'swap',
-  'layerwiseSwap',
-  'rounds',
-  'mode',
-  'dataset',
-  'width',
-] as const satisfies readonly (keyof ConfigKey)[];
-
-export const KEY_FIELDS = [...CONFIG_FIELDS, 'seed'] as const satisfies readonly (keyof RunKey)[];
-
-export type KeyField = (typeof KEY_FIELDS)[number];
-
-export const NUMERIC_FIELDS: ReadonlySet<KeyField> = new Set(['worldSize', 'learningRate', 'rounds', 'width', 'seed']);
-export const BOOLEAN_FIELDS: ReadonlySet<KeyField> = new Set(['swap', 'layerwiseSwap']);
-
-/** Fields always shown in labels and tables even when they take a single value. */
-export const ALWAYS_SHOWN: ReadonlySet<KeyField> = new Set(['worldSize', 'learningRate', 'swap']);
-
-/** A stable, file-name-safe id of a configuration, like the run keys: ws2_lr0.0001_swap1_... */
-export function configId(k: ConfigKey): string {
-  // rows of the store carry their seed too; a configuration is named without it
-  return keyName({ ...k, seed: undefined });
-}
-
-export function pickConfig(r: ConfigKey): ConfigKey {
-  return {
-    worldSize: r.worldSize,
-    learningRate: r.learningRate,
-    swap: r.swap,
-    layerwiseSwap: r.layerwiseSwap,
-    rounds: r.rounds,
-    mode: r.mode,
-    dataset: r.dataset,
-    width: r.width,
-  };
-}
+import { ALWAYS_SHOWN, CONFIG_FIELDS, type ConfigField, type ConfigKey, FIELD_LABELS, type KeyField, fieldDisplay, fieldKind } from '../core/results/schema.ts';
 
 /** Learning rates the way people write them: 1e-4, 3e-4, 2.5e-5, 0.1. */
 export function formatLearningRate(lr: number): string {
@@ -55,40 +13,28 @@ export function formatLearningRate(lr: number): string {
   return `${Number(Number(mantissa).toPrecision(6))}e${Number(exponent)}`;
 }
 
-/** Short names used in headers and labels. */
-export const FIELD_LABELS: Record<KeyField, string> = {
-  worldSize: 'W',
-  learningRate: 'lr',
-  swap: 'swap',
-  layerwiseSwap: 'lw-swap',
-  rounds: 'rounds',
-  mode: 'mode',
-  dataset: 'dataset',
-  width: 'width',
-  seed: 'seed',
-};
-
 export function formatFieldValue(field: KeyField, v: unknown): string {
-  if (field === 'learningRate' && typeof v === 'number') return formatLearningRate(v);
+  if (fieldDisplay(field) === 'rate' && typeof v === 'number') return formatLearningRate(v);
   if (typeof v === 'boolean') return v ? 'yes' : 'no';
   return String(v);
 }
 
 /** Config fields that take more than one value in these rows, plus the ones always shown. */
-export function shownConfigFields(rows: readonly ConfigKey[]): (keyof ConfigKey)[] {
-  return CONFIG_FIELDS.filter(
-    (f) => ALWAYS_SHOWN.has(f) || new Set(rows.map((r) => String(r[f]))).size > 1,
-  );
+export function shownConfigFields(rows: readonly ConfigKey[]): ConfigField[] {
+  return CONFIG_FIELDS.filter((f) => ALWAYS_SHOWN.has(f) || new Set(rows.map((r) => String(r[f]))).size > 1);
 }
 
-/** A short human label of a configuration over the shown fields: "W=2 lr=1e-4 swap". */
-export function configLabel(k: ConfigKey, shown: readonly (keyof ConfigKey)[]): string {
+/**
+ * A short human label of a configuration over the shown fields: "W=2 lr=1e-4 swap". A switch
+ * reads as its label or "no <label>", a named choice (mode, dataset) as its value alone.
+ */
+export function configLabel(k: ConfigKey, shown: readonly ConfigField[]): string {
   return shown
     .map((f) => {
-      if (f === 'swap') return k.swap ? 'swap' : 'no swap';
-      if (f === 'layerwiseSwap') return k.layerwiseSwap ? 'lw-swap' : 'no lw-swap';
-      if (f === 'mode' || f === 'dataset') return String(k[f]);
-      return `${FIELD_LABELS[f]}=${formatFieldValue(f, k[f])}`;
+      const v = k[f];
+      if (typeof v === 'boolean') return v ? FIELD_LABELS[f] : `no ${FIELD_LABELS[f]}`;
+      if (fieldKind(f) === 'string') return String(v);
+      return `${FIELD_LABELS[f]}=${formatFieldValue(f, v)}`;
     })
     .join(' ');
 }

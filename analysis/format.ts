@@ -2,12 +2,8 @@
  * Tables for people: each analysis table becomes a TableView (title, headers, cell strings),
  * printed aligned in the terminal here and as HTML by report.ts, so both show the same cells.
  */
-import {
-  type ConfigKey,
-  FIELD_LABELS,
-  type KeyField,
-  formatFieldValue,
-} from './fields.ts';
+import { type ConfigField, type ConfigKey, FIELD_LABELS, type KeyField, fieldKind } from '../core/results/schema.ts';
+import { formatFieldValue } from './fields.ts';
 import type { ConfigStats, Metric, RankedConfig, StoreSummary, SwapComparison, TimingStats } from './tables.ts';
 import type { ModeRow } from './sync-async.ts';
 
@@ -64,10 +60,10 @@ export function fmtSigned(x: number, digits: number): string {
 
 const NO_STD_NOTE = "std: sample standard deviation over seeds (n-1); '-' when n = 1.";
 
-export function configColumns<R extends Partial<ConfigKey>>(fields: readonly (keyof ConfigKey)[]): Column<R>[] {
+export function configColumns<R extends Partial<ConfigKey>>(fields: readonly ConfigField[]): Column<R>[] {
   return fields.map((f) => ({
     header: FIELD_LABELS[f],
-    align: f === 'learningRate' || f === 'worldSize' || f === 'rounds' || f === 'width' ? 'right' : 'left',
+    align: fieldKind(f) === 'number' ? 'right' : 'left',
     cell: (r: R) => formatFieldValue(f, r[f]),
   }));
 }

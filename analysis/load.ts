@@ -9,9 +9,11 @@ import { existsSync } from 'node:fs';
 import { FedsliceError } from '../core/errors.ts';
 import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results/store.ts';
 import { tornLineWarnings } from '../core/results/jsonl.ts';
-import type { RoundRecord, RunKey, RunRecord } from '../core/results/types.ts';
+import type { RoundRecord, RunRecord } from '../core/results/types.ts';
+import { latestByRun, latestRounds } from '../core/results/latest.ts';
+import { SUMMARY_COLUMNS } from '../core/results/summary.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
-import { KEY_FIELDS, configId } from './fields.ts';
+import { KEY_FIELDS, type RunKey, badKeyFields, configId, isRunKey } from '../core/results/schema.ts';
 import { mergedSettingsWarnings } from './merged-settings.ts';
 
 export interface LoadedStore {
@@ -47,18 +49,6 @@ const ROUND_COLUMNS = [
   'aggregatorPeakRssBytes',
 ] as const;
 
-/** Run-summary figures carried into the runs table (null where a run has none). */
-const SUMMARY_COLUMNS = [
-  'totalTrainingSeconds',
-  'updatesApplied',
-  'updatesPerSecond',
-  'meanStaleness',
-  'maxStaleness',
-  'taskSecondsMin',
-  'taskSecondsMean',
-  'taskSecondsMax',
-] as const;
-
 export function noResultsError(dir: string): FedsliceError {
   return new FedsliceError(
     'FEDSLICE_ERR_NO_RESULTS',
@@ -81,31 +71,16 @@ export function loadStore(dir: string): LoadedStore {
     warnings.push(...tornLineWarnings(file, read.torn));
   }
 
-  const latestRun = new Map<string, RunRecord>();
-  let badRuns = 0;
-  for (const r of runsRead.records) {
-    if (!isRunRecord(r)) badRuns++;
-    else latestRun.set(r.runId, r);
-  }
-  if (badRuns > 0) warnings.push(`${RUNS_FILE}: skipped ${badRuns} record(s) without runId, status and keyFields`);
+  const goodRuns = runsRead.records.filter(isRunRecord);
+  const badRuns = runsRead.records.length - goodRuns.length;
+  const latestRun = latestByRun(goodRuns);
+  if (badRuns > 0) warnings.push(`${RUNS_FILE}: skipped ${badRuns} record(s) without runId, status and keyFields${missingNote(runsRead.records.map((r) => r?.keyFields))}`);
   warnings.push(...mergedSettingsWarnings([...latestRun.values()]));
 
-  const latestRound = new Map<string, RoundRecord>();
-  let badRounds = 0;
-  let rewritten = 0;
-  for (const r of roundsRead.records) {
-    if (!isRoundRecord(r)) {
-      badRounds++;
-      continue;
-    }
-    const k = `${r.runId}\u0000${r.round}`;
-    if (latestRound.has(k)) {
-      rewritten++;
-      latestRound.delete(k); // re-insert so the map keeps the order of the last writes
-    }
-    latestRound.set(k, r);
-  }
-  if (badRounds > 0) warnings.push(`${ROUNDS_FILE}: skipped ${badRounds} record(s) missing runId, round or test metrics`);
+  const goodRounds = roundsRead.records.filter(isRoundRecord);
+  const badRounds = roundsRead.records.length - goodRounds.length;
+  const { records: latestRound, rewritten } = latestRounds(goodRounds);
+  if (badRounds > 0) warnings.push(`${ROUNDS_FILE}: skipped ${badRounds} record(s) missing runId, round or test metrics${missingNote(roundsRead.records)}`);
   if (rewritten > 0) {
     warnings.push(`${ROUNDS_FILE}: ${rewritten} round(s) written twice (resumed runs); the last record of each is used`);
   }
@@ -119,7 +94,7 @@ export function loadStore(dir: string): LoadedStore {
     error: r.error ?? null,
     ...Object.fromEntries(SUMMARY_COLUMNS.map((c) => [c, r.summary?.[c] ?? null])),
   }));
-  const roundRows = [...latestRound.values()]
+  const roundRows = latestRound
     .map((r) => {
       const row: Record<string, unknown> = { runId: r.runId, ...keyOf(r), config: configId(r) };
       for (const c of ROUND_COLUMNS) row[c] = r[c] ?? null;
@@ -143,13 +118,19 @@ function keyOf(r: RunKey): Record<string, unknown> {
   return Object.fromEntries(KEY_FIELDS.map((f) => [f, r[f]]));
 }
 
+/** Which key fields the records lack (a store written before a key field was added). */
+function missingNote(records: readonly unknown[]): string {
+  const missing = new Set(records.flatMap((r) => (r && typeof r === 'object' ? badKeyFields(r) : [])));
+  return missing.size ? ` (key fields missing or of the wrong kind: ${[...missing].join(', ')})` : '';
+}
+
 function emptyTable(columns: readonly string[]): ColumnTable {
   return aq.table(Object.fromEntries(columns.map((c) => [c, [] as unknown[]])));
 }
 
 function isRunRecord(r: unknown): r is RunRecord {
   const x = r as RunRecord;
-  return !!x && typeof x.runId === 'string' && typeof x.status === 'string' && !!x.keyFields && typeof x.keyFields === 'object';
+  return !!x && typeof x.runId === 'string' && typeof x.status === 'string' && isRunKey(x.keyFields);
 }
 
 function isRoundRecord(r: unknown): r is RoundRecord {
@@ -160,7 +141,7 @@ function isRoundRecord(r: unknown): r is RoundRecord {
     Number.isInteger(x.round) &&
     typeof x.testAccuracy === 'number' &&
     typeof x.testLoss === 'number' &&
-    KEY_FIELDS.every((f) => x[f] !== undefined)
+    isRunKey(x)
   );
 }
 

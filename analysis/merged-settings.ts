@@ -5,10 +5,7 @@
  * user is told which ones, instead of reading a silently merged mean.
  */
 import type { RunRecord } from '../core/results/types.ts';
-import { configId } from './fields.ts';
-
-/** Settings that do not change what a run computes, or are the replicate axis. */
-const IGNORED = new Set(['name', 'seed', 'backend', 'federation.roundTimeoutS', 'federation.minTrainers', 'eval.batchSize', 'dataset.dir', 'log.everySteps']);
+import { KEY_PATHS, configId, isNeutralSetting } from '../core/results/schema.ts';
 
 export function mergedSettingsWarnings(runs: readonly RunRecord[]): string[] {
   const byConfig = new Map<string, Map<string, Set<string>>>();
@@ -18,7 +15,8 @@ export function mergedSettingsWarnings(runs: readonly RunRecord[]): string[] {
     const paths = byConfig.get(id) ?? new Map<string, Set<string>>();
     byConfig.set(id, paths);
     for (const [path, value] of flatten(r.config)) {
-      if (IGNORED.has(path)) continue;
+      // key fields are equal within a configuration or are its replicate axis (the seed)
+      if (isNeutralSetting(path) || KEY_PATHS.has(path)) continue;
       const values = paths.get(path) ?? new Set<string>();
       values.add(value);
       paths.set(path, values);

@@ -5,7 +5,8 @@
  */
 import type { TopLevelSpec } from 'vega-lite';
 import { CONFIG, SCHEMA } from './charts.ts';
-import { type ConfigKey, configLabel } from './fields.ts';
+import { type ConfigKey } from '../core/results/schema.ts';
+import { configLabel } from './fields.ts';
 import type { StepCurvePoint } from './steps.ts';
 
 interface BandCurve {

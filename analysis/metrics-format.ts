@@ -1,5 +1,5 @@
 /** Table views of the step log, the latency and memory figures, and the data-fraction study. */
-import type { ConfigKey } from './fields.ts';
+import type { ConfigKey } from '../core/results/schema.ts';
 import { configColumns, fmt, fmtSeconds, view, type TableView } from './format.ts';
 import type { StepSummary } from './steps.ts';
 import type { TrainerFiguresRow } from './trainer-figures.ts';

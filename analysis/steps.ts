@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { scanJsonLines } from '../core/results/jsonl-scan.ts';
 import { tornLineWarnings } from '../core/results/jsonl.ts';
-import type { ConfigKey } from './fields.ts';
+import type { ConfigKey } from '../core/results/schema.ts';
 
 export const STEPS_FILE = 'steps.jsonl';
 /** Bins per configuration: global steps of runs of one configuration coincide, so they can be

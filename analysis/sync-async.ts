@@ -1,12 +1,13 @@
 /**
- * The parameter-server study (REFERENCE.md): synchronous vs asynchronous federation per world
+ * The parameter-server study: synchronous vs asynchronous federation per world
  * size. Both modes are compared on what they cost (total training time, seconds per round of
  * worldSize updates, samples/s and its speedup over W=1) and what they reach (final accuracy,
  * accuracy against wall-clock time and samples seen). Only finished runs count.
  */
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
-import { CONFIG_FIELDS, type ConfigKey, configId, pickConfig } from './fields.ts';
+import { CONFIG_FIELDS, type ConfigKey, configId, pickConfig } from '../core/results/schema.ts';
+import { SUMMARY_COLUMNS, type SummaryColumn } from '../core/results/summary.ts';
 import { baselineOf, finalRounds, finishedRounds } from './tables.ts';
 
 const op = aq.op;
@@ -49,10 +50,11 @@ export function hasModeComparison(rounds: ColumnTable): boolean {
 export function modeComparison(runs: ColumnTable, rounds: ColumnTable): ModeRow[] {
   const final = finalRounds(rounds).select('runId', ...CONFIG_FIELDS, 'testAccuracy', 'samplesSeen', 'elapsedSeconds');
   if (final.numRows() === 0) return [];
-  const joined = final.join_left(runs.select('runId', 'totalTrainingSeconds', 'updatesApplied', 'meanStaleness', 'maxStaleness', 'taskSecondsMin', 'taskSecondsMean', 'taskSecondsMax'), 'runId');
+  // the run summary's figures, by their names in the typed summary (core/results/summary.ts)
+  const joined = final.join_left(runs.select('runId', ...SUMMARY_COLUMNS), 'runId');
   // runs written before run summaries existed: the elapsed time at the last evaluation
   const perRun = aq.from(
-    (joined.objects() as Record<string, unknown>[]).map((r) => ({ ...r, total: r.totalTrainingSeconds ?? r.elapsedSeconds ?? null })),
+    (joined.objects() as Record<string, unknown>[]).map((r) => ({ ...r, total: r['totalTrainingSeconds' satisfies SummaryColumn] ?? r.elapsedSeconds ?? null })),
   );
   const grouped = perRun
     .groupby(...CONFIG_FIELDS)
@@ -62,12 +64,12 @@ export function modeComparison(runs: ColumnTable, rounds: ColumnTable): ModeRow[
       accStd: op.stdev('testAccuracy'),
       totalSeconds: op.mean('total'),
       samples: op.mean('samplesSeen'),
-      updates: op.mean('updatesApplied'),
-      meanStaleness: op.mean('meanStaleness'),
-      maxStaleness: op.max('maxStaleness'),
-      taskSecondsMin: op.min('taskSecondsMin'),
-      taskSecondsMean: op.mean('taskSecondsMean'),
-      taskSecondsMax: op.max('taskSecondsMax'),
+      updates: op.mean('updatesApplied' satisfies SummaryColumn),
+      meanStaleness: op.mean('meanStaleness' satisfies SummaryColumn),
+      maxStaleness: op.max('maxStaleness' satisfies SummaryColumn),
+      taskSecondsMin: op.min('taskSecondsMin' satisfies SummaryColumn),
+      taskSecondsMean: op.mean('taskSecondsMean' satisfies SummaryColumn),
+      taskSecondsMax: op.max('taskSecondsMax' satisfies SummaryColumn),
     })
     .orderby('worldSize', 'mode', ...CONFIG_FIELDS)
     .objects() as (ConfigKey & Record<'n' | 'accMean' | 'accStd' | 'totalSeconds' | 'samples' | 'updates' | 'meanStaleness' | 'maxStaleness' | 'taskSecondsMin' | 'taskSecondsMean' | 'taskSecondsMax', number | null>)[];

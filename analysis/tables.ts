@@ -10,7 +10,7 @@
  */
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
-import { CONFIG_FIELDS, KEY_FIELDS, type ConfigKey, type KeyField, configId, pickConfig } from './fields.ts';
+import { CONFIG_FIELDS, INERT_AT_ONE_TRAINER, KEY_FIELDS, SERIES_FIELDS, type ConfigField, type ConfigKey, type KeyField, configId, pickConfig } from '../core/results/schema.ts';
 
 const op = aq.op;
 
@@ -220,14 +220,15 @@ export function timingStats(rounds: ColumnTable): TimingStats[] {
 
 /**
  * The W=1 row with otherwise equal settings. Swapping (and layerwise swapping) do nothing with
- * one trainer and sweeps skip them there, so when no exact match exists any W=1 row with the
- * same learning rate, rounds, mode, dataset and width is the baseline.
+ * one trainer and sweeps skip them there, so when no exact match exists any W=1 row that agrees
+ * on every other field is the baseline, preferably one without swapping.
  */
 export function baselineOf<T extends ConfigKey>(r: ConfigKey, rows: readonly T[]): T | undefined {
-  const same = (a: ConfigKey, fields: readonly (keyof ConfigKey)[]) => fields.every((f) => a[f] === r[f]);
-  const loose: (keyof ConfigKey)[] = ['learningRate', 'rounds', 'mode', 'dataset', 'width'];
+  const same = (a: ConfigKey, fields: readonly ConfigField[]) => fields.every((f) => a[f] === r[f]);
+  const inert = INERT_AT_ONE_TRAINER;
+  const loose = SERIES_FIELDS.filter((f) => !inert.includes(f));
   const ones = rows.filter((x) => x.worldSize === 1 && same(x, loose));
-  return ones.find((x) => x.swap === r.swap && x.layerwiseSwap === r.layerwiseSwap) ?? ones.find((x) => !x.swap && !x.layerwiseSwap) ?? ones[0];
+  return ones.find((x) => same(x, inert)) ?? ones.find((x) => inert.every((f) => !x[f])) ?? ones[0];
 }
 
 /** Test accuracy per configuration and round: mean and std over seeds of finished runs. */

@@ -6,7 +6,7 @@
 import type { ColumnTable } from 'arquero';
 import type { TrainerRoundFigures } from '../core/results/types.ts';
 import { type TrainerSummary, summarizeTrainerFigures } from '../core/results/trainer-summary.ts';
-import { type ConfigKey, pickConfig } from './fields.ts';
+import { type ConfigKey, pickConfig } from '../core/results/schema.ts';
 import { finishedRounds } from './tables.ts';
 
 export interface TrainerFiguresRow extends ConfigKey, TrainerSummary {

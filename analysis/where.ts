@@ -5,7 +5,7 @@
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
 import { FedsliceError } from '../core/errors.ts';
-import { BOOLEAN_FIELDS, KEY_FIELDS, type KeyField, NUMERIC_FIELDS } from './fields.ts';
+import { BOOLEAN_FIELDS, KEY_FIELDS, type KeyField, NUMERIC_FIELDS, isKeyField } from '../core/results/schema.ts';
 
 export type WhereValue = number | string | boolean;
 export interface WhereClause {
@@ -25,8 +25,8 @@ export function parseWhere(text: string): WhereClause[] {
       if (eq <= 0) throw bad(`"${pair}" is not key=value; ${valid}`);
       const key = pair.slice(0, eq).trim();
       const raw = pair.slice(eq + 1).trim();
-      if (!(KEY_FIELDS as readonly string[]).includes(key)) throw bad(`unknown key "${key}"; ${valid}`);
-      const field = key as KeyField;
+      if (!isKeyField(key)) throw bad(`unknown key "${key}"; ${valid}`);
+      const field = key;
       const values = raw.split('|').map((v) => parseValue(field, v.trim(), (m) => bad(m)));
       return { field, values };
     });

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runAnalyze } from '../analysis/analyze.ts';
 import { STEPS_FILE, type StepRun, stepTables } from '../analysis/steps.ts';
-import { configId } from '../analysis/fields.ts';
+import { configId, runKey, runKeyFields } from '../core/results/schema.ts';
 import { parseExperiment } from '../core/config.ts';
 import { scanJsonLines } from '../core/results/jsonl-scan.ts';
-import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
+import { ResultsStore } from '../core/results/store.ts';
 import type { RoundRecord, StepRecord } from '../core/results/types.ts';
 
 function writeStore(dir: string, lines: number, runs: number): Map<string, StepRun> {

@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { alexnetLayers, parameterSpecs } from '../core/model/spec.ts';
-import { decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { decode, encode, maxFrameBytes } from '../core/wire/codec.ts';
+import { aggregatorToTrainer, trainerToAggregator, type MessageOf } from '../core/wire/schema.ts';
+import { frameBytes, sendToAggregator, sendToTrainer } from '../core/wire/socket.ts';
 import { sizeOf, totalBytes, type Weights } from '../core/model/tensor.ts';
 import { slicePlan } from '../core/model/slice-plan.ts';
 import { cutWeights, mergeInto } from '../core/aggregation/cut-merge.ts';
@@ -40,9 +42,9 @@ for (let r = 0; r < repeats; r++) {
   copies.push(seconds(t0));
 }
 
-const task: Message = {
+const task: MessageOf<'task'> = {
   type: 'task', job: 'bench', round: 1, rank: 0, worldSize: 1, mode: 'fedavg', weights,
-  hyper: { learningRate: 1e-4, weightDecay: 1e-4, batchSize: 32, epochs: 1, augment: true, seed: 1 },
+  hyper: { optimizer: 'adam', learningRate: 1e-4, weightDecay: 1e-4, batchSize: 32, epochs: 1, augment: true, seed: 1 },
 };
 const encodes: number[] = [];
 const decodes: number[] = [];
@@ -52,7 +54,7 @@ for (let r = 0; r < repeats; r++) {
   frame = encode(task);
   encodes.push(seconds(t0));
   t0 = performance.now();
-  const d = decode(frame);
+  const d = decode(aggregatorToTrainer, frame);
   decodes.push(seconds(t0));
   if (!d.ok) throw new Error(d.error);
 }
@@ -65,9 +67,9 @@ await new Promise((r) => wss.once('listening', r));
 const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
 wss.on('connection', (conn) => {
   conn.on('message', (data) => {
-    const d = decode(data as Buffer);
+    const d = decode(aggregatorToTrainer, frameBytes(data));
     if (!d.ok || d.msg.type !== 'task') throw new Error('bad task');
-    conn.send(encode({ type: 'update', job: 'bench', round: 1, rank: 0, delta: d.msg.weights, numSamples: 1, metrics: { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 1, steps: 1 } }));
+    sendToAggregator(conn, { type: 'update', job: 'bench', round: 1, rank: 0, delta: d.msg.weights, numSamples: 1, metrics: { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 1, steps: 1 } });
   });
 });
 const client = new WebSocket(url, { maxPayload: limit });
@@ -77,12 +79,12 @@ for (let r = 0; r < repeats; r++) {
   const t0 = performance.now();
   const back = new Promise<void>((resolve) =>
     client.once('message', (data) => {
-      const d = decode(data as Buffer);
+      const d = decode(trainerToAggregator, frameBytes(data));
       if (!d.ok) throw new Error(d.error);
       resolve();
     }),
   );
-  client.send(encode(task));
+  sendToTrainer(client, task);
   await back;
   trips.push(seconds(t0));
 }

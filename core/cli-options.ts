@@ -1,6 +1,7 @@
 /** Small pieces every sub-command shares: option parsers that fail with one clear line, signals. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { TLS_CA_ENV } from './wire/tls.ts';
+import { DEFAULT_ADMISSION, type AdmissionLimits } from './wire/admission.ts';
 import type { Experiment } from './config.ts';
 import { BACKEND_NAMES, isBackendName, type BackendName } from './compute/backend-names.ts';
 
@@ -106,4 +107,21 @@ export function clientTlsOptions(cmd: Command): Command {
   return cmd
     .option('--tls-ca <file>', `PEM CA (or server certificate) to trust for wss:// URLs (else $${TLS_CA_ENV}, else the system CAs)`)
     .option('--tls-insecure', 'accept any wss:// certificate without verifying it (traffic is encrypted but the server is not authenticated)');
+}
+
+/** Bounds on connections that have not joined yet, for roles that serve WebSockets. */
+export function admissionOptions(cmd: Command): Command {
+  const d = DEFAULT_ADMISSION;
+  return cmd
+    .option('--handshake-timeout <s>', `seconds a new connection has to join (TLS, token, join message) before it is closed (default ${d.handshakeTimeoutMs / 1000})`, positiveNumberOption('--handshake-timeout'))
+    .option('--max-pending <n>', `connections that have not joined yet, from all addresses together (default ${d.maxPending})`, intOption('--max-pending', 1))
+    .option('--max-pending-per-address <n>', `connections that have not joined yet, from one address (default ${d.maxPendingPerAddress})`, intOption('--max-pending-per-address', 1));
+}
+
+export function admissionLimits(opts: { handshakeTimeout?: number; maxPending?: number; maxPendingPerAddress?: number }): Partial<AdmissionLimits> {
+  return {
+    ...(opts.handshakeTimeout !== undefined ? { handshakeTimeoutMs: Math.round(opts.handshakeTimeout * 1000) } : {}),
+    ...(opts.maxPending !== undefined ? { maxPending: opts.maxPending } : {}),
+    ...(opts.maxPendingPerAddress !== undefined ? { maxPendingPerAddress: opts.maxPendingPerAddress } : {}),
+  };
 }

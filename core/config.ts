@@ -57,7 +57,7 @@ export const AsyncSchema = z
 export const StragglerSchema = z
   .object({
     slot: z.number().int().min(0),
-    slowdown: z.number().min(1),
+    slowdown: z.number().min(1, { error: (iss) => `is ${String(iss.input)}; it must be at least 1` }),
   })
   .strict();
 
@@ -217,6 +217,12 @@ export function minTrainersOf(c: Experiment): number {
 /** How much slower the trainer in `slot` runs (1 = as fast as it can). */
 export function slowdownOf(c: Experiment, slot: number): number {
   return c.federation.stragglers?.find((s) => s.slot === slot)?.slowdown ?? 1;
+}
+
+/** The training recipe a task carries to the trainer in `slot`: the train section, the seed, its slowdown. */
+export function taskHyperOf(c: Experiment, slot: number) {
+  const slowdown = slowdownOf(c, slot);
+  return { ...c.train, seed: c.seed, ...(slowdown > 1 ? { slowdown } : {}) };
 }
 
 export function datasetDir(d: DatasetConfig): string {

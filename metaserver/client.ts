@@ -3,9 +3,12 @@
  * status, and wait for the job's aggregator by event (never by polling).
  */
 import WebSocket from 'ws';
-import { FedsliceError } from '../core/errors.ts';
-import { decode, encode, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire/messages.ts';
+import { FedsliceError, type ErrorCode } from '../core/errors.ts';
+import { decode } from '../core/wire/codec.ts';
+import { fromMetaserver, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire/schema.ts';
+import { frameBytes, sendToMetaserver } from '../core/wire/socket.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
+import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { METASERVER_MAX_PAYLOAD } from './server.ts';
 
 export interface MetaClientOptions {
@@ -36,13 +39,14 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(o.url, { maxPayload: METASERVER_MAX_PAYLOAD, handshakeTimeout: CONNECT_TIMEOUT_MS, ...o.tls });
+    const ws = new WebSocket(o.url, { maxPayload: METASERVER_MAX_PAYLOAD, handshakeTimeout: CONNECT_TIMEOUT_MS, headers: credentialHeaders(o.job, o.token), ...o.tls });
     const peers = new Map<string, Peer>();
     const aggregatorWaiters = new Set<(address: string) => void>();
     let welcomed = false;
     let closing = false;
 
-    const fail = (message: string, code = 'FEDSLICE_ERR_METASERVER') => {
+    const refused = (why: string) => `the metaserver at ${o.url} refused ${o.role} ${o.id} for job ${o.job}: ${why}`;
+    const fail = (message: string, code: ErrorCode = 'FEDSLICE_ERR_METASERVER') => {
       if (!welcomed) reject(new FedsliceError(code, message));
       ws.terminate();
     };
@@ -54,9 +58,9 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
       aggregatorWaiters.clear();
     };
 
-    ws.on('open', () => ws.send(encode({ type: 'hello', job: o.job, role: o.role, id: o.id, token: o.token, ...(o.address ? { address: o.address } : {}) })));
+    ws.on('open', () => sendToMetaserver(ws, { type: 'hello', job: o.job, role: o.role, id: o.id, ...(o.address ? { address: o.address } : {}) }));
     ws.on('message', (data) => {
-      const d = decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
+      const d = decode(fromMetaserver, frameBytes(data));
       if (!d.ok) return; // a bad frame from the metaserver is ignored, not fatal
       const msg = d.msg;
       switch (msg.type) {
@@ -79,14 +83,15 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
           o.onStatus?.(msg);
           return;
         case 'error':
-          if (!welcomed) fail(`the metaserver at ${o.url} refused ${o.role} ${o.id} for job ${o.job}: ${msg.message}`, msg.code);
+          if (!welcomed) fail(refused(msg.code === 'FEDSLICE_ERR_TOKEN' ? wrongTokenMessage(o.job) : msg.message), msg.code);
           return;
         default:
-          return;
+          msg satisfies never;
       }
     });
     ws.on('unexpected-response', (_req, res) => {
       if (isPlainToTlsRefusal(res)) fail(plainToTlsMessage(o.url), 'FEDSLICE_ERR_TLS');
+      else if (res.statusCode === 401) fail(refused(wrongTokenMessage(o.job)), 'FEDSLICE_ERR_TOKEN');
       else fail(`the metaserver at ${o.url} answered HTTP ${res.statusCode} instead of a WebSocket upgrade; check --metaserver`);
     });
     ws.on('error', (e) => {
@@ -103,7 +108,7 @@ export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
     const client: MetaClient = {
       peers: () => [...peers.values()],
       sendStatus: (s) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(encode({ type: 'status', job: o.job, ...s }));
+        sendToMetaserver(ws, { type: 'status', job: o.job, ...s });
       },
       waitForAggregator: (timeoutMs) =>
         new Promise<string>((res, rej) => {

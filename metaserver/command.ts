@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { intOption, log, serverTlsOptions } from '../core/cli-options.ts';
+import { admissionLimits, admissionOptions, intOption, log, serverTlsOptions } from '../core/cli-options.ts';
 import { loadServerTls } from '../core/wire/tls.ts';
 import { FedsliceError } from '../core/errors.ts';
 
@@ -10,12 +10,12 @@ export function register(program: Command): void {
     .option('--host <addr>', 'interface to bind', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: the OS picks one)', intOption('--port'), 9100)
     .option('--ping-interval <ms>', 'liveness ping interval; a peer that misses one pong is dropped', intOption('--ping-interval', 100), 5000);
-  serverTlsOptions(cmd).action(async (opts: { host: string; port: number; pingInterval: number; tlsCert?: string; tlsKey?: string }) => {
+  admissionOptions(serverTlsOptions(cmd)).action(async (opts: { host: string; port: number; pingInterval: number; tlsCert?: string; tlsKey?: string; handshakeTimeout?: number; maxPending?: number; maxPendingPerAddress?: number }) => {
     const tls = loadServerTls(opts);
     const { startMetaserver } = await import('./server.ts'); // ws and msgpackr: loaded on use
     let server;
     try {
-      server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, ...(tls ? { tls } : {}), log });
+      server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, ...(tls ? { tls } : {}), admission: admissionLimits(opts), log });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw new FedsliceError('FEDSLICE_ERR_LISTEN', `cannot listen on ${opts.host}:${opts.port} (${code ?? (e as Error).message}); pick another --port or stop what holds it`);

@@ -3,13 +3,23 @@
  * trainers are present, pushes joins and leaves, forwards the aggregator's status to observers,
  * and drops peers that stop answering pings. It never carries model bytes, and never crashes on
  * a peer's bad frame: the peer gets an error and, for anything before hello, is closed.
+ *
+ * Every connection names its job and token on the upgrade request. The first connection of a job
+ * that says hello fixes the job's token; later upgrades with another token get HTTP 401 before any
+ * frame is read (and a hello that lost a race to another token is refused with an error).
  */
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { decode, encode, type Message, type Peer, type StatusMessage } from '../core/wire/messages.ts';
-import { tokensEqual } from '../core/wire/token.ts';
-import { listenHttp, wsUrl, type ServerTls } from '../core/wire/tls.ts';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket } from 'ws';
+import { decode } from '../core/wire/codec.ts';
+import { toMetaserver, type Peer, type StatusMessage } from '../core/wire/schema.ts';
+import { frameBytes, sendFromMetaserver } from '../core/wire/socket.ts';
+import type { ErrorCode } from '../core/errors.ts';
+import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
+import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
+import type { AdmissionLimits } from '../core/wire/admission.ts';
+import { listenWebSocket, type UpgradeRefusal } from '../core/wire/ws-server.ts';
 
 /** The metaserver only carries small coordination messages. */
 export const METASERVER_MAX_PAYLOAD = 64 * 1024;
@@ -31,6 +41,8 @@ export interface MetaserverOptions {
   pingIntervalMs?: number;
   /** Cert and key: listen for wss:// instead of ws://. */
   tls?: ServerTls;
+  /** Bounds on connections that have not said hello yet (defaults: DEFAULT_ADMISSION). */
+  admission?: Partial<AdmissionLimits>;
   log?: (line: string) => void;
 }
 
@@ -53,17 +65,30 @@ const hashToken = (t: string) => createHash('sha256').update(t).digest('hex');
 export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metaserver> {
   const host = o.host ?? '127.0.0.1';
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const http = await listenHttp(host, o.port ?? 0, o.tls);
-  const wss = new WebSocketServer({ server: http.server, maxPayload: METASERVER_MAX_PAYLOAD });
-  wss.on('error', (e) => log(`metaserver: server error: ${e.message}`));
-  const port = http.port;
   const jobs = new Map<string, Job>();
   const events = new EventEmitter<MetaserverEvents>();
-
-  const send = (conn: WebSocket, msg: Message) => {
-    if (conn.readyState === conn.OPEN) conn.send(encode(msg));
+  const authorize = (req: IncomingMessage): UpgradeRefusal | null => {
+    const { job, token } = upgradeCredentials(req.headers);
+    if (!token) return { status: 401, reason: 'no job token (send it as "Authorization: Bearer TOKEN")' };
+    if (!job) return { status: 400, reason: 'no job named (send it as "X-Fedslice-Job: JOB")' };
+    const known = jobs.get(job);
+    if (known && !tokensEqual(hashToken(token), known.tokenHash)) return { status: 401, reason: `job ${job}: wrong job token` };
+    return null;
   };
-  const refuse = (conn: WebSocket, code: string, message: string) => {
+  const server = await listenWebSocket({
+    name: 'metaserver',
+    host,
+    port: o.port ?? 0,
+    ...(o.tls ? { tls: o.tls } : {}),
+    maxPayload: METASERVER_MAX_PAYLOAD,
+    ...(o.admission ? { admission: o.admission } : {}),
+    authorize,
+    onConnection: (conn, req) => serve(conn, req),
+    log,
+  });
+
+  const send = sendFromMetaserver;
+  const refuse = (conn: WebSocket, code: ErrorCode, message: string) => {
     send(conn, { type: 'error', code, message });
     conn.close(1008, code);
   };
@@ -82,8 +107,10 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
     if (job.members.size === 0) jobs.delete(jobId);
   };
 
-  wss.on('connection', (conn, req) => {
+  function serve(conn: WebSocket, req: IncomingMessage) {
     const from = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+    // authorize() let this upgrade through only with both.
+    const credentials = upgradeCredentials(req.headers);
     let member: Member | null = null;
     let jobId = '';
 
@@ -91,8 +118,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
       if (member) member.alive = true;
     });
     conn.on('message', (data, isBinary) => {
-      const frame = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
-      const d = isBinary ? decode(frame) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; send binary msgpack frames' } as const);
+      const d = isBinary ? decode(toMetaserver, frameBytes(data)) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; send binary msgpack frames' } as const);
       if (!d.ok) {
         log(`metaserver: bad frame from ${member?.peer.id ?? from}: ${d.error}`);
         if (member) send(conn, { type: 'error', code: d.code, message: d.error });
@@ -105,8 +131,13 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
           refuse(conn, 'FEDSLICE_ERR_HELLO', `expected hello first, got ${msg.type}`);
           return;
         }
+        if (msg.job !== credentials.job) {
+          refuse(conn, 'FEDSLICE_ERR_HELLO', `hello for job ${msg.job} on a connection opened for job ${credentials.job}`);
+          return;
+        }
+        const token = credentials.token ?? '';
         let job = jobs.get(msg.job);
-        if (job && !tokensEqual(hashToken(msg.token), job.tokenHash)) {
+        if (job && !tokensEqual(hashToken(token), job.tokenHash)) {
           log(`metaserver: job ${msg.job}: refused ${msg.role} ${msg.id} from ${from}: wrong job token`);
           refuse(conn, 'FEDSLICE_ERR_TOKEN', `wrong token for job ${msg.job}`);
           return;
@@ -125,7 +156,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
           }
         }
         if (!job) {
-          job = { tokenHash: hashToken(msg.token), members: new Map() };
+          job = { tokenHash: hashToken(token), members: new Map() };
           jobs.set(msg.job, job);
         }
         jobId = msg.job;
@@ -136,6 +167,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
         }
         member = { peer, conn, alive: true };
         job.members.set(peer.id, member);
+        server.admit(req);
         const visible = [...job.members.values()]
           .filter((m) => m.peer.id !== peer.id && (peer.role === 'observer' || m.peer.role !== peer.role) && m.peer.role !== 'observer')
           .map((m) => m.peer);
@@ -158,7 +190,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
       if (member) removeMember(jobId, member, 'closed');
     });
     conn.on('error', (e) => log(`metaserver: connection ${member?.peer.id ?? from}: ${e.message}`));
-  });
+  }
 
   const pinger = setInterval(() => {
     for (const [jobId, job] of jobs) {
@@ -176,14 +208,12 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
   pinger.unref();
 
   return Object.assign(events, {
-    url: wsUrl(http.scheme, host, port),
-    port,
+    url: wsUrl(server.scheme, host, server.port),
+    port: server.port,
     jobs: () => new Map([...jobs].map(([id, j]) => [id, [...j.members.values()].map((m) => m.peer)])),
-    close: () =>
-      new Promise<void>((resolve) => {
-        clearInterval(pinger);
-        for (const c of wss.clients) c.terminate();
-        wss.close(() => void http.close().then(resolve));
-      }),
+    close: () => {
+      clearInterval(pinger);
+      return server.close();
+    },
   });
 }

@@ -3,7 +3,8 @@
  * run of the same key), why the attempt failed, and its end when the aggregator could not
  * record it.
  */
-import { ResultsStore, runKeyFields } from '../core/results/store.ts';
+import { ResultsStore } from '../core/results/store.ts';
+import { runKeyFields } from '../core/results/schema.ts';
 import type { RunRecord } from '../core/results/types.ts';
 import { storageErrorOf } from '../core/results/storage-error.ts';
 import type { Attempt, RunOutcome } from './executor.ts';
@@ -17,13 +18,13 @@ import type { NamedLog } from './run-layout.ts';
  */
 function resumedRecord(a: Pick<Attempt, 'layout' | 'run'>): RunRecord | undefined {
   const store = new ResultsStore(a.layout.results);
-  return [...store.latestRuns().values()].filter((r) => r.key === a.run.key && r.status !== 'completed').at(-1);
+  return store.latestForKey(a.run.key, (r) => r.status !== 'completed');
 }
 
 /** The latest record of the attempt's key, if it started during this attempt. */
 export function attemptRecord(a: Pick<Attempt, 'layout' | 'run' | 'startedAt'>): RunRecord | undefined {
   const store = new ResultsStore(a.layout.results);
-  return [...store.latestRuns().values()].filter((r) => r.key === a.run.key && r.startedAt >= a.startedAt).at(-1);
+  return store.latestForKey(a.run.key, (r) => r.startedAt >= a.startedAt);
 }
 
 const ERROR_LINE = /^fedslice: (internal )?error: /;

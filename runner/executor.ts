@@ -3,7 +3,7 @@
  * Strategy): the sweep plans, locks, retries and summarises; an executor says how many runs go
  * at once, whether it can work here at all, how one attempt at a run goes, and how to stop.
  */
-import type { StatusMessage } from '../core/wire/messages.ts';
+import type { StatusMessage } from '../core/wire/schema.ts';
 import type { PlannedRun } from './grid.ts';
 import type { NamedLog, RunLayout } from './run-layout.ts';
 

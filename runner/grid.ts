@@ -5,7 +5,7 @@
  */
 import { ConfigError, parseExperiment, type Experiment, type SweepFile } from '../core/config.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
-import { runKey } from '../core/results/store.ts';
+import { runKey } from '../core/results/schema.ts';
 import { checkSliceable } from '../core/model/slice-plan.ts';
 
 export type GridValue = number | string | boolean;

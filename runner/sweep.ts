@@ -12,6 +12,7 @@ import { STORAGE_EXIT_CODE, storageErrorOf, withStorageErrors } from '../core/re
 import { parseSweep, readJsonFile } from '../core/config.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { startMetaserver } from '../metaserver/server.ts';
+import { DEFAULT_ADMISSION } from '../core/wire/admission.ts';
 import { isWildcardHost, wsUrl } from '../core/wire/tls.ts';
 import { runAttempt } from './attempt.ts';
 import type { Attempt, Executor, RunHooks, RunOutcome } from './executor.ts';
@@ -78,7 +79,10 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const schedule = o.executor.schedule(pending.length);
   withStorageErrors(logsDir(o.results), () => mkdirSync(logsDir(o.results), { recursive: true }), 'write', o.results);
   const bindHost = o.metaserverHost ?? '127.0.0.1';
-  const metaserver = await startMetaserver({ host: bindHost, port: 0, log: bestEffortLog(metaserverLog(o.results)) });
+  // Every role of every running run connects from this machine (or a few nodes) at about the same
+  // time: bound the connections waiting to say hello in total only, not per address.
+  const admission = { maxPendingPerAddress: DEFAULT_ADMISSION.maxPending };
+  const metaserver = await startMetaserver({ host: bindHost, port: 0, admission, log: bestEffortLog(metaserverLog(o.results)) });
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
   const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost));
   progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logsDir(o.results)}`);
@@ -245,7 +249,7 @@ class Sweeper {
   /** Another sweep on the same results may have finished this key since the plan was made. */
   private completedElsewhere(key: string): boolean {
     const since = new Date(this.started).toISOString();
-    return [...this.store.latestRuns().values()].some((r) => r.key === key && r.status === 'completed' && (!this.o.force || (r.endedAt ?? '') >= since));
+    return this.store.latestForKey(key, (r) => r.status === 'completed' && (!this.o.force || (r.endedAt ?? '') >= since)) !== undefined;
   }
 
   private refresh(): void {
@@ -258,11 +262,10 @@ class Sweeper {
 
 /** --dry-run: every run of the sweep, whether it is done, and its grid point and key. */
 function printPlan(out: NodeJS.WritableStream, runs: PlannedRun[], store: ResultsStore): void {
-  const latest = [...store.latestRuns().values()];
   const done = store.completedKeys();
   const state = (r: PlannedRun) => {
     if (done.has(r.key)) return 'done';
-    const last = latest.filter((x) => x.key === r.key).at(-1);
+    const last = store.latestForKey(r.key);
     return last ? `${last.status} before` : 'pending';
   };
   const rows = runs.map((r) => [String(r.index + 1), state(r), describePoint(r.point), r.key]);

@@ -11,7 +11,7 @@ import { runAnalyze } from '../analysis/analyze.ts';
 import { loadStore } from '../analysis/load.ts';
 import { type StepRun, stepTables } from '../analysis/steps.ts';
 import { trainerFiguresTable } from '../analysis/trainer-figures.ts';
-import { pickConfig } from '../analysis/fields.ts';
+import { pickConfig } from '../core/results/schema.ts';
 import { bestRuns, parseMetric } from '../analysis/best.ts';
 import { writeMetricsStore } from './fixtures/make-metrics-store.ts';
 import { pngSize } from './fixtures/png.ts';

@@ -14,7 +14,8 @@ import { accuracyOverTimeChart, syncAsyncChart } from '../analysis/charts.ts';
 import { configStats } from '../analysis/tables.ts';
 import { runAnalyze } from '../analysis/analyze.ts';
 import { parseExperiment } from '../core/config.ts';
-import { ResultsStore, runKey, runKeyFields } from '../core/results/store.ts';
+import { ResultsStore } from '../core/results/store.ts';
+import { runKey, runKeyFields } from '../core/results/schema.ts';
 import type { RoundRecord } from '../core/results/types.ts';
 
 let dir: string;

@@ -8,7 +8,8 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, stat
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { readCheckpoint, removeStaleTemps, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { removeStaleTemps } from '../core/atomic-file.ts';
 import { appendJsonLine, readJsonLines } from '../core/results/jsonl.ts';
 import { StorageError } from '../core/results/storage-error.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
@@ -129,8 +130,8 @@ describe.skipIf(skip)('a results disk that fills up', () => {
     rmSync(ballast);
     expect((await readCheckpoint(path, layers)).metadata.round).toBe('1');
 
-    const dead = [`run.safetensors.tmp-${hostname()}-${deadPid()}`, `run.safetensors.tmp-${deadPid()}`]; // the second as older versions named them
-    const kept = [`run.safetensors.tmp-${hostname()}-${process.pid}`, 'run.safetensors.tmp-otherhost-1'];
+    const dead = [`run.safetensors.tmp-${hostname()}-${deadPid()}-0a1b2c3d`, `run.safetensors.tmp-${deadPid()}`]; // the second as older versions named them
+    const kept = [`run.safetensors.tmp-${hostname()}-${process.pid}-0a1b2c3d`, 'run.safetensors.tmp-otherhost-1-0a1b2c3d'];
     for (const name of [...dead, ...kept]) writeFileSync(join(dir, name), 'partial');
     expect(removeStaleTemps(path).sort()).toEqual([...dead].sort());
     expect(readdirSync(dir).sort()).toEqual(['run.safetensors', ...kept].sort());
@@ -153,12 +154,15 @@ describe.skipIf(skip)('a results disk that fills up', () => {
 
     it('on a disk full before it starts: runs nothing, leaves no lock, and says so in one line', async () => {
       const results = join(mnt, 'full-from-start');
+      mkdirSync(results);
+      writeFileSync(join(results, 'runs.jsonl'), '{"kind":"run","runId":"cut sh'); // an older version died mid-append
       const ballast = fillDisk();
       try {
         const r = sweep(results);
         expect((await r.exited).code).toBe(74);
         expect(errorLines(r.output())).toEqual([`fedslice: error: ${fullLine(results)}`]);
         expect(r.output()).toMatch(/not started: store unwritable\s+2/);
+        expect(r.output()).toContain(`note  ${join(results, 'runs.jsonl')}: skipped a torn last line`);
         expect(readdirSync(join(results, 'locks'))).toEqual([]);
       } finally {
         rmSync(ballast);
@@ -191,7 +195,7 @@ describe.skipIf(skip)('a results disk that fills up', () => {
       expect(readdirSync(join(results, 'locks'))).toEqual([]);
 
       rmSync(ballast);
-      const leftover = `${stopped.key}.safetensors.tmp-${hostname()}-${deadPid()}`; // as a killed aggregator leaves it
+      const leftover = `${stopped.key}.safetensors.tmp-${hostname()}-${deadPid()}-0a1b2c3d`; // as a killed aggregator leaves it
       writeFileSync(join(checkpoints, leftover), 'partial');
       const second = sweep(results);
       expect((await second.exited).code).toBe(0);

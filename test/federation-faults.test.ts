@@ -5,15 +5,18 @@ import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startMetaserver, type Metaserver } from '../metaserver/server.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
-import { decode, encode, type Message, type MessageOf } from '../core/wire/messages.ts';
+import { decode, encode } from '../core/wire/codec.ts';
+import { aggregatorToTrainer, type AggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
 import { readCheckpoint } from '../core/results/checkpoint.ts';
 import { alexnetLayers, inAxis, outAxis } from '../core/model/spec.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { parseExperiment } from '../core/config.ts';
-import { runKey } from '../core/results/store.ts';
+import { runKey } from '../core/results/schema.ts';
 import { checkpointPath } from '../aggregator/run.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
+import { credentialHeaders } from '../core/wire/token.ts';
 import { startRole, stopAll, tempDir, jsonl } from './helpers/roles.ts';
+import { upgradeStatus } from './helpers/wire-client.ts';
 import { makeTestData, testConfig, writeConfig } from './helpers/experiment.ts';
 
 const TOKEN = 'fault-token';
@@ -37,24 +40,30 @@ function trainer(config: string, job: string, id: string) {
   return startRole(`trainer ${id}`, ['trainer', '--config', config, '--metaserver', meta.url, '--job', job, '--id', id], env);
 }
 
-/** A hand-driven trainer: connects like a real one, then does exactly what the test says. */
-async function scriptedTrainer(job: string, id: string, token = TOKEN) {
+async function aggregatorAddress(job: string, id: string): Promise<string> {
   const mc = await connectMetaserver({ url: meta.url, job, role: 'trainer', id, token: TOKEN });
   const address = await mc.waitForAggregator(30_000);
   mc.close();
-  const ws = new WebSocket(address);
-  const inbox: (Message | { closed: number })[] = [];
-  const waiters: ((m: Message | { closed: number }) => void)[] = [];
-  const push = (m: Message | { closed: number }) => (waiters.length ? waiters.shift()!(m) : inbox.push(m));
+  return address;
+}
+
+/** A hand-driven trainer: connects like a real one, then does exactly what the test says. */
+async function scriptedTrainer(job: string, id: string) {
+  const address = await aggregatorAddress(job, id);
+  const ws = new WebSocket(address, { headers: credentialHeaders(job, TOKEN) });
+  type Received = AggregatorToTrainer | { closed: number };
+  const inbox: Received[] = [];
+  const waiters: ((m: Received) => void)[] = [];
+  const push = (m: Received) => (waiters.length ? waiters.shift()!(m) : inbox.push(m));
   ws.on('message', (d) => {
-    const r = decode(d as Buffer);
+    const r = decode(aggregatorToTrainer, d as Buffer);
     if (r.ok) push(r.msg);
   });
   ws.on('close', (code) => push({ closed: code }));
   await new Promise((r) => ws.once('open', r));
-  ws.send(encode({ type: 'join', job, id, token }));
-  const next = () => (inbox.length ? Promise.resolve(inbox.shift()!) : new Promise<Message | { closed: number }>((r) => waiters.push(r)));
-  return { ws, next, send: (m: Message | Uint8Array) => ws.send(m instanceof Uint8Array ? m : encode(m)) };
+  ws.send(encode({ type: 'join', job, id }));
+  const next = () => (inbox.length ? Promise.resolve(inbox.shift()!) : new Promise<Received>((r) => waiters.push(r)));
+  return { ws, next, send: (m: TrainerToAggregator | Uint8Array) => ws.send(m instanceof Uint8Array ? m : encode(m)) };
 }
 
 describe('aggregator with scripted trainers', () => {
@@ -65,10 +74,8 @@ describe('aggregator with scripted trainers', () => {
     const results = join(dir, 'results-scripted');
     const agg = aggregator(cfgPath, 'scripted', results);
 
-    // A wrong token is refused with a clear error; the aggregator keeps serving.
-    const intruder = await scriptedTrainer('scripted', 'intruder', 'wrong-token');
-    expect(await intruder.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_TOKEN' });
-    expect(await intruder.next()).toMatchObject({ closed: 1008 });
+    // A wrong token is refused at the upgrade (HTTP 401, before any frame); the aggregator keeps serving.
+    expect(await upgradeStatus(await aggregatorAddress('scripted', 'intruder'), credentialHeaders('scripted', 'wrong-token'))).toBe(401);
 
     const trainers = await Promise.all(Array.from({ length: W }, (_, s) => scriptedTrainer('scripted', `s${s}`)));
     const slots = await Promise.all(trainers.map(async (t) => ((await t.next()) as MessageOf<'joined'>).shard));
@@ -122,7 +129,7 @@ describe('aggregator with scripted trainers', () => {
       const biasExpected = layer.split === 'in' ? rounds * ((W + 1) / 2) : rounds * (Math.floor(0 / (b.shape[0] / W)) + 1);
       expect(b.data[0] - b0.data[0]).toBeCloseTo(biasExpected, 4);
     }
-    expect(agg.output()).toMatch(/refused intruder .*wrong job token/);
+    expect(agg.output()).toMatch(/aggregator: refused a connection from 127\.0\.0\.1:\d+: wrong job token/);
   });
 
   it('async: applies each update once, weighted by staleness; a duplicate is refused', async () => {
@@ -130,7 +137,7 @@ describe('aggregator with scripted trainers', () => {
     const cfgPath = writeConfig(dir, 'async-scripted.json', o);
     const results = join(dir, 'results-async-scripted');
     const agg = aggregator(cfgPath, 'async-scripted', results);
-    const [t0, t1] = await Promise.all(['a0', 'a1'].map((id) => scriptedTrainer('async-scripted', id, TOKEN)));
+    const [t0, t1] = await Promise.all(['a0', 'a1'].map((id) => scriptedTrainer('async-scripted', id)));
     for (const t of [t0, t1]) expect(await t.next()).toMatchObject({ type: 'joined' });
     const metrics = { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 100, steps: 1 };
     const update = (task: MessageOf<'task'>, value: number) => ({

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../core/results/checkpoint.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
-import { runKey } from '../core/results/store.ts';
+import { runKey } from '../core/results/schema.ts';
 import { checkpointPath } from '../aggregator/run.ts';
 import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
 import { makeTestData, type TestConfigOptions } from './helpers/experiment.ts';

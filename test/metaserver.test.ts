@@ -2,8 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startMetaserver, type Metaserver } from '../metaserver/server.ts';
 import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
-import { decode, encode, type Message, type StatusMessage } from '../core/wire/messages.ts';
+import { Packr } from 'msgpackr';
+import { decode, encode } from '../core/wire/codec.ts';
+import { fromMetaserver, type FromMetaserver, type StatusMessage } from '../core/wire/schema.ts';
+import { credentialHeaders } from '../core/wire/token.ts';
 import { startRole, stopAll } from './helpers/roles.ts';
+import { upgradeStatus } from './helpers/wire-client.ts';
 
 let server: Metaserver;
 const lines: string[] = [];
@@ -25,15 +29,17 @@ function join(job: string, role: 'aggregator' | 'trainer' | 'observer', id: stri
   });
 }
 
-/** A raw socket for sending frames no well-behaved client would. */
-function raw(opts: WebSocket.ClientOptions = {}): Promise<{ ws: WebSocket; next: () => Promise<Message | { closed: number }> }> {
+/** A raw socket for sending frames no well-behaved client would (upgraded for `job` with token "tok"). */
+type Received = FromMetaserver | { closed: number };
+
+function raw(job: string, opts: WebSocket.ClientOptions = {}, token = 'tok'): Promise<{ ws: WebSocket; next: () => Promise<Received> }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(server.url, opts);
-    const queue: (Message | { closed: number })[] = [];
-    const waiters: ((m: Message | { closed: number }) => void)[] = [];
-    const push = (m: Message | { closed: number }) => (waiters.length ? waiters.shift()!(m) : queue.push(m));
+    const ws = new WebSocket(server.url, { headers: credentialHeaders(job, token), ...opts });
+    const queue: Received[] = [];
+    const waiters: ((m: Received) => void)[] = [];
+    const push = (m: Received) => (waiters.length ? waiters.shift()!(m) : queue.push(m));
     ws.on('message', (d) => {
-      const r = decode(d as Buffer);
+      const r = decode(fromMetaserver, d as Buffer);
       if (r.ok) push(r.msg);
     });
     ws.on('close', (code) => push({ closed: code }));
@@ -69,37 +75,70 @@ describe('metaserver', () => {
   it('forwards the aggregator status to observers of its job only', async () => {
     const seen: StatusMessage[] = [];
     const elsewhere: StatusMessage[] = [];
+    let heard = () => {};
+    let heardElsewhere = () => {};
     const agg = await join('S', 'aggregator', 'agg');
-    await join('S', 'observer', 'runner', { onStatus: (s) => seen.push(s) });
-    await join('S2', 'observer', 'runner', { onStatus: (s) => elsewhere.push(s) });
-    const got = new Promise<void>((r) => server.once('status', () => r()));
-    agg.sendStatus({ state: 'training', round: 2, rounds: 5 });
-    await got;
-    await new Promise((r) => setTimeout(r, 50));
+    const agg2 = await join('S2', 'aggregator', 'agg2');
+    await join('S', 'observer', 'runner', { onStatus: (s) => (seen.push(s), heard()) });
+    await join('S2', 'observer', 'runner', { onStatus: (s) => (elsewhere.push(s), heardElsewhere()) });
+    await new Promise<void>((r) => {
+      heard = r;
+      agg.sendStatus({ state: 'training', round: 2, rounds: 5 });
+    });
     expect(seen).toEqual([{ type: 'status', job: 'S', state: 'training', round: 2, rounds: 5 }]);
-    expect(elsewhere).toEqual([]);
+    // Job S2's own status comes after anything the metaserver sent its observer before it.
+    await new Promise<void>((r) => {
+      heardElsewhere = r;
+      agg2.sendStatus({ state: 'waiting', round: 0, rounds: 1 });
+    });
+    expect(elsewhere).toEqual([{ type: 'status', job: 'S2', state: 'waiting', round: 0, rounds: 1 }]);
   });
 
   it('refuses a wrong token and a second aggregator, and keeps serving', async () => {
     await join('T', 'aggregator', 'agg');
-    await expect(join('T', 'trainer', 'x', { token: 'nope' })).rejects.toThrow(/refused trainer x for job T: wrong token/);
+    // refused at the upgrade (HTTP 401), before any frame: the line says what to do
+    await expect(join('T', 'trainer', 'x', { token: 'nope' })).rejects.toThrow(
+      /refused trainer x for job T: wrong token for job T; give every role of the job the same token \(FEDSLICE_TOKEN or --token-file\)/,
+    );
     await expect(join('T', 'aggregator', 'agg2')).rejects.toThrow(/already has an aggregator/);
-    expect(lines.some((l) => /refused trainer x .*wrong job token/.test(l))).toBe(true);
+    expect(lines.some((l) => /metaserver: refused a connection from 127\.0\.0\.1:\d+: job T: wrong job token/.test(l))).toBe(true);
     expect(lines.every((l) => !l.includes('nope'))).toBe(true); // tokens never logged
     await expect(join('T', 'trainer', 'y')).resolves.toBeTruthy();
   });
 
+  it('checks job and token on the upgrade: none, wrong and right; a job is fixed by its first hello', async () => {
+    await join('U', 'aggregator', 'agg');
+    expect(await upgradeStatus(server.url, {})).toBe(401);
+    expect(await upgradeStatus(server.url, { Authorization: 'Bearer tok' })).toBe(400); // no job named
+    expect(await upgradeStatus(server.url, credentialHeaders('U', 'nope'))).toBe(401);
+    expect(await upgradeStatus(server.url, credentialHeaders('U', 'tok'))).toBe(101);
+    expect(lines.some((l) => /metaserver: refused a connection from 127\.0\.0\.1:\d+: no job token/.test(l))).toBe(true);
+    // a job nobody has said hello to yet: both upgrades pass, the first hello fixes the token
+    const first = await raw('V', {}, 'one');
+    const second = await raw('V', {}, 'two');
+    first.ws.send(encode({ type: 'hello', job: 'V', role: 'aggregator', id: 'agg', address: 'ws://127.0.0.1:1/v' }));
+    expect(await first.next()).toMatchObject({ type: 'welcome' });
+    second.ws.send(encode({ type: 'hello', job: 'V', role: 'trainer', id: 't' }));
+    expect(await second.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_TOKEN' });
+    expect(await upgradeStatus(server.url, credentialHeaders('V', 'two'))).toBe(401);
+    // a hello for another job than the one the upgrade named
+    const other = await raw('W');
+    other.ws.send(encode({ type: 'hello', job: 'U', role: 'trainer', id: 'sneaky' }));
+    expect(await other.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_HELLO', message: expect.stringMatching(/opened for job W/) });
+    first.ws.close();
+  });
+
   it('answers garbage, a text frame, a wrong-typed hello and an oversized frame without falling over', async () => {
-    const a = await raw();
+    const a = await raw('J');
     a.ws.send(Buffer.from([0xc1, 0x00, 0x01]));
     expect(await a.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_FRAME' });
-    const b = await raw();
-    b.ws.send(encode({ type: 'hello', job: 'J', role: 'wizard', id: 'w', token: 't' } as unknown as Message));
+    const b = await raw('J');
+    b.ws.send(new Packr().pack({ type: 'hello', job: 'J', role: 'wizard', id: 'w' }));
     expect(await b.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/role must be one of/) });
-    const c = await raw();
+    const c = await raw('J');
     c.ws.send(Buffer.alloc(200_000));
     expect(await c.next()).toEqual({ closed: 1009 });
-    const d = await raw();
+    const d = await raw('J');
     d.ws.send('hello', { binary: false });
     expect(await d.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/text frame/) });
     await expect(join('after-garbage', 'trainer', 'ok')).resolves.toBeTruthy();
@@ -107,13 +146,20 @@ describe('metaserver', () => {
 
   it('drops a peer that stops answering pings, and says so', async () => {
     const leftFor: string[] = [];
-    await join('P', 'aggregator', 'agg', { onPeerLeft: (p, reason) => leftFor.push(`${p.id}:${reason}`) });
-    const silent = await raw({ autoPong: false });
-    silent.ws.send(encode({ type: 'hello', job: 'P', role: 'trainer', id: 'zombie', token: 'tok' }));
+    let told = () => {};
+    const aggregatorTold = new Promise<void>((r) => (told = r));
+    await join('P', 'aggregator', 'agg', {
+      onPeerLeft: (p, reason) => {
+        leftFor.push(`${p.id}:${reason}`);
+        if (p.id === 'zombie') told();
+      },
+    });
+    const silent = await raw('P', { autoPong: false });
+    silent.ws.send(encode({ type: 'hello', job: 'P', role: 'trainer', id: 'zombie' }));
     expect(await silent.next()).toMatchObject({ type: 'welcome' });
-    const gone = new Promise<void>((r) => server.on('left', (e) => e.peer.id === 'zombie' && r()));
-    await gone;
-    await new Promise((r) => setTimeout(r, 50));
+    const gone = new Promise<{ reason: string }>((r) => server.on('left', (e) => e.peer.id === 'zombie' && r(e)));
+    expect(await gone).toMatchObject({ reason: 'timeout' });
+    await aggregatorTold;
     expect(leftFor).toContain('zombie:timeout');
   });
 

@@ -8,7 +8,7 @@ import { dataStatistics } from '../core/data/statistics.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
 import { takeFraction } from '../core/data/subset.ts';
 import { buildProfile, timingSummary, writeProfile } from '../core/results/profile.ts';
-import { runKey, runKeyFields } from '../core/results/store.ts';
+import { runKey, runKeyFields } from '../core/results/schema.ts';
 import type { RoundRecord } from '../core/results/types.ts';
 
 describe('data statistics', () => {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { percentile, percentileOfSorted } from '../core/training/percentile.ts';
 import { parseExperiment } from '../core/config.ts';
-import { runKey } from '../core/results/store.ts';
+import { runKey } from '../core/results/schema.ts';
 import { StepMeter, autoEverySteps, type StepReport } from '../core/training/step-meter.ts';
 
 describe('percentile (linear interpolation between closest ranks, as numpy)', () => {

@@ -1,10 +1,37 @@
-import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { Packr } from 'msgpackr';
-import { checkTensorsMatch, decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import type { WebSocket } from 'ws';
+import { decode, encode, maxFrameBytes } from '../core/wire/codec.ts';
+import { checkTensorsMatch } from '../core/wire/checks.ts';
+import {
+  aggregatorToTrainer,
+  fromMetaserver,
+  MAX_PEERS,
+  MAX_RANK,
+  MAX_TENSORS,
+  toMetaserver,
+  trainerToAggregator,
+  type AggregatorToTrainer,
+  type Direction,
+  type FromMetaserver,
+  type Message,
+  type MessageOf,
+  type MessageType,
+  type TaskHyper,
+  type ToMetaserver,
+  type TrainerToAggregator,
+} from '../core/wire/schema.ts';
+import { sendFromMetaserver, sendToAggregator, sendToMetaserver, sendToTrainer } from '../core/wire/socket.ts';
+import { ERROR_CODES, isFatalForTrainer, type ErrorCode } from '../core/errors.ts';
+import { parseExperiment, taskHyperOf, type TrainConfig } from '../core/config.ts';
+import type { TrainHyper } from '../core/training/train.ts';
 
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+const raw = new Packr({ moreTypes: true, useRecords: false });
 
-function update(data: Float32Array, shape = [data.length]): Message {
+function update(data: Float32Array, shape = [data.length]): MessageOf<'update'> {
   return {
     type: 'update',
     job: 'j',
@@ -16,15 +43,56 @@ function update(data: Float32Array, shape = [data.length]): Message {
   };
 }
 
+const hyper = { optimizer: 'adam', learningRate: 1e-3, weightDecay: 0, batchSize: 32, epochs: 1, augment: false, seed: 5 } satisfies TaskHyper;
+const peer = { id: 't1', role: 'trainer' } as const;
+
+/** One message of every type, as its sender builds it; each must compile against its schema's type. */
+const samples: { [T in MessageType]: MessageOf<T> } = {
+  hello: { type: 'hello', job: 'j', role: 'aggregator', id: 'a', address: 'ws://127.0.0.1:1' },
+  status: { type: 'status', job: 'j', state: 'training', round: 2, rounds: 5, message: 'ok' },
+  welcome: { type: 'welcome', job: 'j', peers: [peer, { id: 'a', role: 'aggregator', address: 'ws://h:1' }] },
+  'peer-joined': { type: 'peer-joined', job: 'j', peer },
+  'peer-left': { type: 'peer-left', job: 'j', peer, reason: 'timeout' },
+  error: { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: 'no', round: 3 },
+  join: { type: 'join', job: 'j', id: 't1', shard: 1 },
+  update: { ...update(new Float32Array([1, -2])), version: 4, seq: 7 },
+  joined: { type: 'joined', job: 'j', id: 't1', shard: 1, worldSize: 2 },
+  task: {
+    type: 'task', job: 'j', round: 3, version: 17, seq: 2, rank: 1, worldSize: 2, mode: 'async',
+    weights: [{ name: 'fc3.bias', shape: [2], data: new Float32Array([1, 2]) }],
+    hyper: { ...hyper, maxStepsPerEpoch: 3, slowdown: 2.5 },
+  },
+  done: { type: 'done', job: 'j', reason: 'failed', message: 'stopped' },
+};
+
+const directions: [string, Direction][] = [
+  ['toMetaserver', toMetaserver],
+  ['fromMetaserver', fromMetaserver],
+  ['trainerToAggregator', trainerToAggregator],
+  ['aggregatorToTrainer', aggregatorToTrainer],
+];
+const carries: Record<string, MessageType[]> = {
+  toMetaserver: ['hello', 'status'],
+  fromMetaserver: ['welcome', 'peer-joined', 'peer-left', 'status', 'error'],
+  trainerToAggregator: ['join', 'update'],
+  aggregatorToTrainer: ['joined', 'task', 'done', 'error'],
+};
+
+function refusal(direction: Direction, value: unknown): { code: ErrorCode; error: string } {
+  const d = decode(direction, raw.pack(value));
+  if (d.ok) throw new Error(`accepted ${JSON.stringify(value)}`);
+  return d;
+}
+
 describe('wire codec', () => {
   it('round-trips tensors bit-exactly: -0, denormals, extremes, and a 10M-element tensor', () => {
     const special = new Float32Array([0, -0, 1.401298464324817e-45, -3.4028234663852886e38, 1 / 3, 1e-38]);
     const big = new Float32Array(10_000_000);
     for (let i = 0; i < big.length; i++) big[i] = Math.sin(i) * 1e3;
     for (const data of [special, big]) {
-      const d = decode(encode(update(data)));
-      expect(d.ok).toBe(true);
-      const got = (d as { ok: true; msg: Extract<Message, { type: 'update' }> }).msg.delta[0].data;
+      const d = decode(trainerToAggregator, encode(update(data)));
+      if (!d.ok || d.msg.type !== 'update') throw new Error('not decoded as an update');
+      const got = d.msg.delta[0].data;
       expect(got).toBeInstanceOf(Float32Array);
       expect(got.byteOffset % 4).toBe(0);
       expect(Buffer.from(bits(got).buffer, bits(got).byteOffset, got.byteLength).equals(Buffer.from(data.buffer))).toBe(true);
@@ -36,52 +104,84 @@ describe('wire codec', () => {
     expect(encode(update(data)).byteLength).toBeLessThan(data.byteLength + 512);
   });
 
+  it('round-trips every message type on the direction that carries it', () => {
+    for (const [name, direction] of directions) {
+      for (const type of carries[name]) {
+        expect(decode(direction, encode(samples[type]))).toEqual({ ok: true, msg: samples[type] });
+      }
+    }
+  });
+
+  it('refuses a message on a direction that does not carry it', () => {
+    for (const [name, direction] of directions) {
+      for (const [type, msg] of Object.entries(samples)) {
+        if (carries[name].includes(type as MessageType)) continue;
+        const d = decode(direction, encode(msg));
+        expect(d).toMatchObject({ ok: false, code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(new RegExp(`^a ${type} message does not travel from`)) });
+      }
+    }
+    expect(refusal(trainerToAggregator, samples.task).error).toMatch(/task message does not travel from a trainer to its aggregator \(that carries join, update\)/);
+  });
+
   it('never throws on garbage, and says what is wrong', () => {
     for (const junk of [new Uint8Array([0xc1]), new Uint8Array(0), Buffer.from('hello world'), new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff])]) {
-      const d = decode(junk);
-      expect(d.ok).toBe(false);
+      for (const [, direction] of directions) expect(decode(direction, junk).ok).toBe(false);
     }
-    const notMsg = decode(new Packr().pack({ type: 'launch-missiles' }));
+    const notMsg = decode(trainerToAggregator, new Packr().pack({ type: 'launch-missiles' }));
     expect(notMsg).toMatchObject({ ok: false, code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(/unknown message type/) });
+    for (const v of [null, 7, 'update', [1, 2], new Float32Array(2), { round: 1 }]) {
+      expect(refusal(trainerToAggregator, v)).toMatchObject({ code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(/unknown message type/) });
+    }
   });
 
   it('checks every field: wrong types, negative rounds, shapes that do not match the data', () => {
-    const p = new Packr({ moreTypes: true, useRecords: false });
-    const base = update(new Float32Array(4)) as unknown as Record<string, unknown>;
-    const cases: [Record<string, unknown>, RegExp][] = [
-      [{ ...base, round: -1 }, /round must be a non-negative integer/],
-      [{ ...base, job: 7 }, /job must be a non-empty string/],
-      [{ ...base, metrics: { trainLoss: 'x' } }, /trainLoss must be a finite number/],
-      [{ ...base, delta: [{ name: 'a', shape: [5], data: new Float32Array(4) }] }, /has 4 values but shape \[5\] needs 5/],
-      [{ ...base, delta: [{ name: 'a', shape: [4], data: [1, 2, 3, 4] }] }, /must be a Float32Array/],
-      [{ type: 'hello', job: 'j', role: 'king', id: 'x', token: 't' }, /role must be one of/],
+    const base = update(new Float32Array(4));
+    const cases: [Direction, object, RegExp][] = [
+      [trainerToAggregator, { ...base, round: -1 }, /^update\.round must be a non-negative integer$/],
+      [trainerToAggregator, { ...base, job: 7 }, /^update\.job must be a non-empty string$/],
+      [trainerToAggregator, { ...base, metrics: { trainLoss: 'x' } }, /^update\.metrics\.trainLoss must be a finite number$/],
+      [trainerToAggregator, { ...base, delta: [{ name: 'a', shape: [5], data: new Float32Array(4) }] }, /^update\.delta\[0\] is tensor a with 4 values, but shape \[5\] needs 5$/],
+      [trainerToAggregator, { ...base, delta: [{ name: 'a', shape: [4], data: [1, 2, 3, 4] }] }, /^update\.delta\[0\]\.data must be a Float32Array$/],
+      [trainerToAggregator, { ...base, numSamples: undefined }, /^update\.numSamples must be a non-negative integer$/],
+      [trainerToAggregator, { ...base, seq: 1.5 }, /^update\.seq must be a non-negative integer$/],
+      [toMetaserver, { type: 'hello', job: 'j', role: 'king', id: 'x' }, /^hello\.role must be one of aggregator, trainer, observer$/],
+      [toMetaserver, { type: 'hello', job: 'j', role: 'trainer' }, /^hello\.id must be a non-empty string$/],
+      [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, learningRate: undefined } }, /^task\.hyper\.learningRate is missing$/],
+      [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, batchSize: 0 } }, /^task\.hyper\.batchSize must be greater than 0$/],
+      [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, optimizer: 'sgd' } }, /^task\.hyper\.optimizer must be one of adam$/],
+      [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, augment: 1 } }, /^task\.hyper\.augment must be true or false$/],
+      [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, seed: -3 } }, /^task\.hyper\.seed must be a non-negative integer$/],
+      [aggregatorToTrainer, { type: 'error', code: 'OOPS', message: 'x' }, /^error\.code must be a known FEDSLICE_ERR_ code$/],
+      [fromMetaserver, { type: 'peer-left', job: 'j', peer: { id: 'x', role: 'trainer' }, reason: 'bored' }, /^peer-left\.reason must be one of closed, timeout$/],
+      [fromMetaserver, { type: 'welcome', job: 'j', peers: [{ id: '', role: 'trainer' }] }, /^welcome\.peers\[0\]\.id must be a non-empty string$/],
     ];
-    for (const [msg, re] of cases) {
-      const d = decode(p.pack(msg));
-      expect(d.ok).toBe(false);
-      expect((d as { error: string }).error).toMatch(re);
+    for (const [direction, msg, re] of cases) {
+      expect(refusal(direction, msg)).toMatchObject({ code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(re) });
     }
   });
 
-  it('carries async versions and straggler slowdowns, and checks them', () => {
-    const task: Message = {
-      type: 'task', job: 'j', round: 3, version: 17, rank: 1, worldSize: 2, mode: 'async',
-      weights: [{ name: 'fc3.bias', shape: [2], data: new Float32Array([1, 2]) }],
-      hyper: { learningRate: 1e-3, weightDecay: 0, batchSize: 32, epochs: 1, augment: false, seed: 5, slowdown: 2.5 },
-    };
-    const d = decode(encode(task));
-    expect(d.ok && d.msg).toMatchObject({ type: 'task', version: 17, mode: 'async', hyper: { slowdown: 2.5 } });
-    const u = decode(encode({ ...(update(new Float32Array(2)) as object), version: 4 } as Message));
-    expect(u.ok && u.msg).toMatchObject({ type: 'update', version: 4 });
-    const p = new Packr({ moreTypes: true, useRecords: false });
+  it('limits counts: tensors, tensor rank, peers', () => {
+    const t = { name: 'a', shape: [1], data: new Float32Array(1) };
+    const many = Array.from({ length: MAX_TENSORS + 1 }, () => t);
+    expect(refusal(trainerToAggregator, { ...update(t.data), delta: many }).error).toMatch(`update.delta must have at most ${MAX_TENSORS} entries`);
+    const deep = { name: 'a', shape: Array.from({ length: MAX_RANK + 1 }, () => 1), data: t.data };
+    expect(refusal(trainerToAggregator, { ...update(t.data), delta: [deep] }).error).toMatch(`update.delta[0].shape must have at most ${MAX_RANK} entries`);
+    const crowd = Array.from({ length: MAX_PEERS + 1 }, (_, i) => ({ id: `p${i}`, role: 'trainer' }));
+    expect(refusal(fromMetaserver, { type: 'welcome', job: 'j', peers: crowd }).error).toMatch(`welcome.peers must have at most ${MAX_PEERS} entries`);
+  });
+
+  it('carries async versions, sequence numbers and straggler slowdowns, and checks them', () => {
+    const d = decode(aggregatorToTrainer, encode(samples.task));
+    expect(d.ok && d.msg).toMatchObject({ type: 'task', version: 17, seq: 2, mode: 'async', hyper: { slowdown: 2.5 } });
+    const u = decode(trainerToAggregator, encode({ ...update(new Float32Array(2)), version: 4, seq: 0 }));
+    expect(u.ok && u.msg).toMatchObject({ type: 'update', version: 4, seq: 0 });
     for (const [msg, re] of [
-      [{ ...task, version: -1 }, /version must be a non-negative integer/],
-      [{ ...task, hyper: { ...(task as { hyper: object }).hyper, slowdown: 0.5 } }, /slowdown is 0.5; it must be at least 1/],
-      [{ ...task, mode: 'gossip' }, /mode must be one of/],
+      [{ ...samples.task, version: -1 }, /version must be a non-negative integer/],
+      [{ ...samples.task, seq: -1 }, /seq must be a non-negative integer/],
+      [{ ...samples.task, hyper: { ...hyper, slowdown: 0.5 } }, /slowdown is 0.5; it must be at least 1/],
+      [{ ...samples.task, mode: 'gossip' }, /mode must be one of/],
     ] as [object, RegExp][]) {
-      const r = decode(p.pack(msg));
-      expect(r.ok).toBe(false);
-      expect((r as { error: string }).error).toMatch(re);
+      expect(refusal(aggregatorToTrainer, msg).error).toMatch(re);
     }
   });
 
@@ -89,7 +189,7 @@ describe('wire codec', () => {
     for (const v of [NaN, Infinity, -Infinity]) {
       const data = new Float32Array(8);
       data[5] = v;
-      const d = decode(encode(update(data)));
+      const d = decode(trainerToAggregator, encode(update(data)));
       expect(d).toMatchObject({ ok: false, code: 'FEDSLICE_ERR_NONFINITE', error: expect.stringMatching(/conv1.weight .* at index 5/) });
     }
   });
@@ -105,5 +205,87 @@ describe('wire codec', () => {
   it('derives the frame limit from the model size', () => {
     expect(maxFrameBytes(220e6)).toBeGreaterThan(220e6);
     expect(maxFrameBytes(220e6)).toBeLessThan(240e6);
+  });
+
+  it("a task's hyper-parameters are the config's train section, its seed and the slot's slowdown", () => {
+    const c = parseExperiment({ seed: 9, train: { learningRate: 0.01, maxStepsPerEpoch: 2 }, federation: { worldSize: 2, stragglers: [{ slot: 1, slowdown: 3 }] } });
+    expect(taskHyperOf(c, 0)).toEqual({ ...c.train, seed: 9 });
+    expect(taskHyperOf(c, 1)).toEqual({ ...c.train, seed: 9, slowdown: 3 });
+    const task = { ...samples.task, hyper: taskHyperOf(c, 1) };
+    expect(decode(aggregatorToTrainer, encode(task))).toEqual({ ok: true, msg: task });
+  });
+});
+
+describe('wire types (checked by tsc)', () => {
+  it('each direction carries exactly its messages, and each typed send takes only those', () => {
+    expectTypeOf<ToMetaserver['type']>().toEqualTypeOf<'hello' | 'status'>();
+    expectTypeOf<FromMetaserver['type']>().toEqualTypeOf<'welcome' | 'peer-joined' | 'peer-left' | 'status' | 'error'>();
+    expectTypeOf<TrainerToAggregator['type']>().toEqualTypeOf<'join' | 'update'>();
+    expectTypeOf<AggregatorToTrainer['type']>().toEqualTypeOf<'joined' | 'task' | 'done' | 'error'>();
+    expectTypeOf(sendToMetaserver).parameter(1).toEqualTypeOf<ToMetaserver>();
+    expectTypeOf(sendFromMetaserver).parameter(1).toEqualTypeOf<FromMetaserver>();
+    expectTypeOf(sendToAggregator).parameter(1).toEqualTypeOf<TrainerToAggregator>();
+    expectTypeOf(sendToTrainer).parameter(1).toEqualTypeOf<AggregatorToTrainer>();
+    expectTypeOf(decode(trainerToAggregator, new Uint8Array())).toEqualTypeOf<{ ok: true; msg: TrainerToAggregator } | { ok: false; code: ErrorCode; error: string }>();
+    const never = (conn: WebSocket) => {
+      // @ts-expect-error a trainer cannot send a task
+      sendToAggregator(conn, samples.task);
+      // @ts-expect-error the aggregator cannot send an update
+      sendToTrainer(conn, samples.update);
+      // @ts-expect-error the metaserver does not send hello
+      sendFromMetaserver(conn, samples.hello);
+      // @ts-expect-error a role does not send welcome to the metaserver
+      sendToMetaserver(conn, samples.welcome);
+    };
+    expect(typeof never).toBe('function');
+  });
+
+  it('the inferred types are what the senders build', () => {
+    expectTypeOf<MessageOf<'task'>['hyper']>().toEqualTypeOf<TaskHyper>();
+    expectTypeOf(taskHyperOf).returns.toExtend<TaskHyper>();
+    expectTypeOf<TaskHyper>().toExtend<TrainHyper>();
+    expectTypeOf<TrainHyper>().toEqualTypeOf<Omit<TrainConfig, 'optimizer'>>();
+    expectTypeOf<MessageOf<'update'>['delta'][number]>().toEqualTypeOf<{ name: string; shape: number[]; data: Float32Array }>();
+    expectTypeOf<MessageOf<'update'>['seq']>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<MessageOf<'error'>['code']>().toEqualTypeOf<ErrorCode>();
+    expectTypeOf<Message>().toEqualTypeOf<ToMetaserver | FromMetaserver | TrainerToAggregator | AggregatorToTrainer>();
+    // @ts-expect-error a task without its seed does not compile
+    const noSeed: MessageOf<'task'> = { ...samples.task, hyper: { optimizer: 'adam', learningRate: 1, weightDecay: 0, batchSize: 1, epochs: 1, augment: false } };
+    // @ts-expect-error an error code must be one of ERROR_CODES
+    const badCode: MessageOf<'error'> = { type: 'error', code: 'FEDSLICE_ERR_NOPE', message: 'x' };
+    expect([noSeed, badCode]).toHaveLength(2);
+  });
+});
+
+describe('error codes', () => {
+  const root = join(import.meta.dirname, '..');
+  const skip = new Set(['node_modules', 'test', 'results', 'data', '.git'].map((d) => join(root, d)));
+  function sources(dir: string): string[] {
+    return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      if (skip.has(join(dir, e.name))) return [];
+      const path = join(dir, e.name);
+      if (e.isDirectory()) return sources(path);
+      return /\.(ts|js|cjs|mjs)$/.test(e.name) ? [path] : [];
+    });
+  }
+  const used = new Map<string, string>(); // code -> first file using it
+  for (const file of sources(root)) {
+    if (relative(root, file) === join('core', 'errors.ts')) continue;
+    for (const [code] of readFileSync(file, 'utf8').matchAll(/FEDSLICE_ERR_[A-Z0-9_]+/g)) if (!used.has(code)) used.set(code, relative(root, file));
+  }
+
+  it('every FEDSLICE_ERR_ code in the production sources is declared in ERROR_CODES', () => {
+    expect(used.size).toBeGreaterThan(40);
+    const undeclared = [...used].filter(([code]) => !Object.hasOwn(ERROR_CODES, code)).map(([code, file]) => `${code} (${file})`);
+    expect(undeclared).toEqual([]);
+  });
+
+  it('every declared code is used somewhere', () => {
+    expect(Object.keys(ERROR_CODES).filter((code) => !used.has(code))).toEqual([]);
+  });
+
+  it('a trainer gives up only on refusals that rejoining cannot change', () => {
+    const fatal = Object.keys(ERROR_CODES).filter((c) => isFatalForTrainer(c as ErrorCode));
+    expect(fatal.sort()).toEqual(['FEDSLICE_ERR_FULL', 'FEDSLICE_ERR_JOB', 'FEDSLICE_ERR_SHARD', 'FEDSLICE_ERR_TOKEN']);
   });
 });

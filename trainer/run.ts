@@ -6,16 +6,17 @@
 import WebSocket from 'ws';
 import type { Experiment } from '../core/config.ts';
 import { alexnetLayers, parameterCount } from '../core/model/spec.ts';
-import { FedsliceError } from '../core/errors.ts';
+import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
 import { subtractWeights } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
-import { decode, encode, maxFrameBytes, type Message } from '../core/wire/messages.ts';
+import { decode, maxFrameBytes } from '../core/wire/codec.ts';
+import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
+import { frameBytes, sendToAggregator } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
+import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
-
-type Msg<T extends Message['type']> = Extract<Message, { type: T }>;
 
 export interface TrainerOptions {
   config: Experiment;
@@ -30,7 +31,7 @@ export interface TrainerOptions {
   log: (line: string) => void;
 }
 
-type SessionEnd = { kind: 'done'; msg: Msg<'done'> } | { kind: 'lost'; reason: string } | { kind: 'refused'; error: FedsliceError };
+type SessionEnd = { kind: 'done'; msg: MessageOf<'done'> } | { kind: 'lost'; reason: string } | { kind: 'refused'; error: FedsliceError };
 
 export async function runTrainer(o: TrainerOptions): Promise<void> {
   const { config, log } = o;
@@ -74,7 +75,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 
   function session(address: string): Promise<SessionEnd> {
     return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(address, { maxPayload, ...o.tls });
+      const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
       let shard: number | null = null;
       let indices: Int32Array | null = null;
       let settled = false;
@@ -85,14 +86,12 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
         resolve(e);
         ws.close();
       };
-      const send = (m: Message) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(encode(m));
-      };
+      const send = (m: TrainerToAggregator) => void sendToAggregator(ws, m);
       o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
-      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, token: o.token, ...(o.shard !== undefined ? { shard: o.shard } : {}) } as Message));
+      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
       ws.on('message', (data) => {
-        const d = decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
+        const d = decode(aggregatorToTrainer, frameBytes(data));
         if (!d.ok) {
           log(`trainer ${o.id}: dropped a bad frame from the aggregator: ${d.error}`);
           return;
@@ -112,19 +111,20 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
             end({ kind: 'done', msg });
             return;
           case 'error':
-            if (msg.code === 'FEDSLICE_ERR_TOKEN' || msg.code === 'FEDSLICE_ERR_JOB' || msg.code === 'FEDSLICE_ERR_FULL' || msg.code === 'FEDSLICE_ERR_SHARD') {
+            if (isFatalForTrainer(msg.code)) {
               end({ kind: 'refused', error: new FedsliceError(msg.code, `the aggregator refused trainer ${o.id}: ${msg.message}`) });
             } else {
               log(`trainer ${o.id}: the aggregator reported: ${msg.message}`);
             }
             return;
           default:
-            log(`trainer ${o.id}: ignored an unexpected ${msg.type} message`);
+            msg satisfies never;
         }
       });
       ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
       ws.on('unexpected-response', (_req, res) => {
         if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
+        else if (res.statusCode === 401) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TOKEN', `the aggregator at ${address} refused trainer ${o.id}: ${wrongTokenMessage(o.job)}`) });
         else end({ kind: 'lost', reason: `HTTP ${res.statusCode} instead of a WebSocket upgrade` });
       });
       ws.on('error', (e) => {
@@ -134,7 +134,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
     });
   }
 
-  async function handleTask(task: Msg<'task'>, shard: number | null, indices: Int32Array | null, send: (m: Message) => void) {
+  async function handleTask(task: MessageOf<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void) {
     if (shard === null || !indices) throw new Error('task before joined');
     log(`trainer ${o.id}: round ${task.round}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
     const result = await trainLocal({
@@ -156,6 +156,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
       job: o.job,
       round: task.round,
       ...(task.version !== undefined ? { version: task.version } : {}),
+      ...(task.seq !== undefined ? { seq: task.seq } : {}),
       rank: task.rank,
       delta: subtractWeights(result.weights, task.weights),
       numSamples: result.numSamples,
@@ -165,7 +166,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
         samplesPerSecond: result.numSamples / seconds,
         steps: result.steps,
       },
-    } as Message);
+    });
     log(`trainer ${o.id}: round ${task.round}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
   }
 }

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { FedsliceError } from '../errors.ts';
-import { tempPathFor } from './atomic.ts';
+import { tempPathFor } from '../atomic-file.ts';
 import { MANIFEST_FILE } from './manifest.ts';
 import { CIFAR100_LAYOUT, loadCifarDir, type SetLayout } from './reader.ts';
 import { COARSE_NAMES_FILE, FINE_NAMES_FILE, TEST_FILE, TRAIN_FILE } from './records.ts';

@@ -8,7 +8,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FedsliceError } from '../errors.ts';
 import { Rng } from '../rng.ts';
-import { writeFileAtomic } from './atomic.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
 import { MANIFEST_FORMAT, manifestPath, readManifest, type SyntheticManifest } from './manifest.ts';
 import { COARSE_NAMES_FILE, encodeRecords, FINE_NAMES_FILE, TEST_FILE, TRAIN_FILE } from './records.ts';
 import { IMAGE_BYTES, IMAGE_SIDE, type ImageSet, type TrainTestSets } from './types.ts';

@@ -6,12 +6,9 @@
  * core/model/network.ts flattens in PyTorch's (c,h,w) order. Writes are atomic: temp file, fsync,
  * rename; a write that fails (a full disk) removes its temp file and leaves the last checkpoint as it was.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { FedsliceError } from '../errors.ts';
-import { isAlive } from '../pid.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
 import { withStorageErrors } from './storage-error.ts';
 import { parameterSpecs, type LayerSpec } from '../model/spec.ts';
 import type { NamedTensor, Weights } from '../model/tensor.ts';
@@ -94,62 +91,9 @@ export async function writeCheckpoint(path: string, layers: LayerSpec[], weights
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  withStorageErrors(path, () => writeAtomically(path, [len, headerBytes, ...blobs.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))]));
+  withStorageErrors(path, () => writeFileAtomic(path, [len, headerBytes, ...blobs.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))]));
 }
 
-/** Temp file of this process for `path`: `<path>.tmp-<host>-<pid>`, so a later run can tell whose it is. */
-function tempPath(path: string): string {
-  return `${path}.tmp-${hostname()}-${process.pid}`;
-}
-
-/** Writes `parts` to a temp file, flushes it and renames it over `path`; on any failure the temp file goes. */
-function writeAtomically(path: string, parts: Uint8Array[]): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = tempPath(path);
-  const fd = openSync(tmp, 'w');
-  try {
-    try {
-      for (const p of parts) writeAll(fd, p);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
-/**
- * Removes temp files of `path` left by processes of this machine that are gone (killed mid-write,
- * or an older version that did not clean up after a failed write); returns their names.
- * Temp files of live processes and of other machines are left alone.
- */
-export function removeStaleTemps(path: string): string[] {
-  const dir = dirname(path);
-  const prefix = `${basename(path)}.tmp-`;
-  let names: string[];
-  try {
-    names = readdirSync(dir).filter((n) => n.startsWith(prefix));
-  } catch {
-    return [];
-  }
-  const removed: string[] = [];
-  for (const name of names) {
-    // <host>-<pid> since temp files name their host; <pid> alone before
-    const m = /^(?:(.+)-)?(\d+)$/.exec(name.slice(prefix.length));
-    if (!m || (m[1] !== undefined && m[1] !== hostname()) || isAlive(Number(m[2]))) continue;
-    withStorageErrors(join(dir, name), () => rmSync(join(dir, name), { force: true }));
-    removed.push(name);
-  }
-  return removed;
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let off = 0;
-  while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-}
 
 export interface Checkpoint {
   weights: Weights;

@@ -7,9 +7,11 @@
 import { join, resolve } from 'node:path';
 import type { Experiment } from '../config.ts';
 import type { DataStatistics } from '../data/statistics.ts';
-import { writeFileAtomic } from '../data/atomic.ts';
+import { writeFileAtomic } from '../atomic-file.ts';
 import { type TrainerSummary, summarizeTrainerFigures } from './trainer-summary.ts';
-import type { RoundRecord, RunEnvironment, RunKey, RunStatus } from './types.ts';
+import type { RoundRecord, RunEnvironment, RunStatus } from './types.ts';
+import type { RunKey } from './schema.ts';
+import type { RunSummary } from './summary.ts';
 
 export const PROFILE_FILE = 'profile.json';
 
@@ -57,7 +59,7 @@ export interface RunProfile {
   trainers: TrainerSummary | null;
   data: DataStatistics;
   /** The run record's end summary (async figures, per-slot counts). */
-  summary?: Record<string, number>;
+  summary?: RunSummary;
 }
 
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);

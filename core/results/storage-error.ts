@@ -5,7 +5,7 @@
  * cannot be written" from a failed run even when the failing role could not write its log.
  */
 import { dirname } from 'node:path';
-import { FedsliceError } from '../errors.ts';
+import { FedsliceError, type ErrorCode } from '../errors.ts';
 
 /** Exit status of a role that stopped because it could not write the results store (sysexits EX_IOERR). */
 export const STORAGE_EXIT_CODE = 74;
@@ -13,7 +13,7 @@ export const STORAGE_EXIT_CODE = 74;
 const RESUME = 'rerun the same command to resume';
 
 /** errno codes of the environment, not of our code; each with its stable error code and advice. */
-const FAULTS: Record<string, { code: string; line: (where: string, path: string, verb: string) => string }> = {
+const FAULTS: Record<string, { code: ErrorCode; line: (where: string, path: string, verb: string) => string }> = {
   ENOSPC: { code: 'FEDSLICE_ERR_DISK_FULL', line: (where) => `results disk full at ${where}: free space and ${RESUME}` },
   EDQUOT: { code: 'FEDSLICE_ERR_DISK_QUOTA', line: (where) => `disk quota exceeded at ${where}: free space (or raise the quota) and ${RESUME}` },
   EACCES: { code: 'FEDSLICE_ERR_NO_PERMISSION', line: (where, path, verb) => `no permission to ${verb} ${path}: fix the permissions of ${where} and ${RESUME}` },

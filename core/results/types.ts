@@ -1,19 +1,8 @@
-/** Records of the results store (DESIGN.md): results/runs.jsonl and results/rounds.jsonl. */
+/** Records of the results store: results/runs.jsonl and results/rounds.jsonl. */
 import type { Experiment } from '../config.ts';
+import type { RunKey } from './schema.ts';
+import type { RunSummary } from './summary.ts';
 import type { StepReport, TrainerRoundStats } from '../training/metrics-schema.ts';
-
-/** The fields a run is keyed by; the same key is never run twice unless asked. */
-export interface RunKey {
-  worldSize: number;
-  learningRate: number;
-  swap: boolean;
-  layerwiseSwap: boolean;
-  rounds: number;
-  seed: number;
-  mode: string; // slice | fedavg | async
-  dataset: string; // cifar100 | synthetic
-  width: number;
-}
 
 export type RunStatus = 'started' | 'completed' | 'failed' | 'interrupted';
 
@@ -42,8 +31,8 @@ export interface RunRecord {
   error?: string;
   /** The last lines of the run's logs, when the sweep runner recorded a failure. */
   logTail?: string[];
-  /** Extra figures written at the end (e.g. async metrics). */
-  summary?: Record<string, number>;
+  /** Figures written at the end: the run's totals, task times, async counts. */
+  summary?: RunSummary;
 }
 
 export interface RoundTimings {

@@ -12,17 +12,11 @@ import type { LayerSpec } from '../model/spec.ts';
 import { forward, nllLoss } from '../model/network.ts';
 import { Rng } from '../rng.ts';
 import type { Weights } from '../model/tensor.ts';
+import type { TrainConfig } from '../config.ts';
 import { StepMeter, autoEverySteps, type StepReport, type TrainerRoundStats } from './step-meter.ts';
 
-export interface TrainHyper {
-  learningRate: number;
-  weightDecay: number;
-  batchSize: number;
-  epochs: number;
-  augment: boolean;
-  /** Stop each epoch after this many steps (quick tests); unset = full passes. */
-  maxStepsPerEpoch?: number;
-}
+/** The config's train section as training uses it (Adam is the only optimizer). */
+export type TrainHyper = Omit<TrainConfig, 'optimizer'>;
 
 export interface TrainProgress {
   epoch: number;

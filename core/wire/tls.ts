@@ -4,8 +4,8 @@
  * and connection failures that are about TLS become one line saying what to change.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { FedsliceError } from '../errors.ts';
@@ -84,39 +84,52 @@ const TLS_HANDSHAKE = 0x16;
 
 export const plainToTlsMessage = (url: string) => `the server at ${url} speaks TLS: use wss://`;
 
+/** Where a server hands each accepted TCP connection first (the admission gate). */
+export interface ConnectionGate {
+  /** false: the connection was refused (and destroyed). */
+  accept(socket: Socket): boolean;
+  /** The TLS socket made over an accepted TCP socket. */
+  alias(wrapped: TLSSocket, socket: Socket): void;
+}
+
 /**
- * An HTTP(S) server ready to carry a WebSocketServer({ server }). With TLS it sits behind a TCP
- * listener that looks at the first byte: a TLS handshake goes on to the HTTPS server, anything
- * else (a ws:// client) gets a 400 whose body says to use wss://.
+ * An HTTP server ready to carry WebSocket upgrades, plain or behind TLS. With TLS it sits behind a
+ * TCP listener that looks at the first byte: a TLS handshake is wrapped in a TLS socket and handed
+ * to the HTTP server, anything else (a ws:// client) gets a 400 whose body says to use wss://.
+ * Every accepted connection goes through `gate` first.
  */
-export async function listenHttp(host: string, port: number, tls?: ServerTls): Promise<{ server: HttpServer; port: number; scheme: 'ws' | 'wss'; close: () => Promise<void> }> {
+export async function listenHttp(host: string, port: number, tls?: ServerTls, gate?: ConnectionGate): Promise<{ server: HttpServer; port: number; scheme: 'ws' | 'wss'; close: () => Promise<void> }> {
+  const server = createHttpServer();
   if (!tls) {
-    const server = createHttpServer();
+    if (gate) server.on('connection', (socket: Socket) => gate.accept(socket));
     await listen(server, host, port);
-    return { server, port: (server.address() as AddressInfo).port, scheme: 'ws', close: () => closeServer(server) };
+    return { server, port: portOf(server), scheme: 'ws', close: () => closeHttp(server) };
   }
-  const server = createHttpsServer({ cert: tls.cert, key: tls.key });
+  const secureContext = createSecureContext({ cert: tls.cert, key: tls.key });
   const front: NetServer = createNetServer((socket) => {
     socket.on('error', () => socket.destroy());
+    if (gate && !gate.accept(socket)) return;
     socket.once('data', (chunk) => {
       socket.pause();
       socket.unshift(chunk);
       if (chunk[0] === TLS_HANDSHAKE) {
-        server.emit('connection', socket);
+        const secure = new TLSSocket(socket, { isServer: true, secureContext });
+        secure.on('error', () => secure.destroy());
+        gate?.alias(secure, socket);
+        server.emit('connection', secure);
         return;
       }
-      const body = `${plainToTlsMessage(`${host}:${(front.address() as AddressInfo).port}`)}\n`;
+      const body = `${plainToTlsMessage(`${host}:${portOf(front)}`)}\n`;
       socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nX-Fedslice-Tls: required\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
     });
   });
   await listen(front, host, port);
   return {
-    server: server as unknown as HttpServer,
-    port: (front.address() as AddressInfo).port,
+    server,
+    port: portOf(front),
     scheme: 'wss',
     close: async () => {
-      server.closeAllConnections();
-      await Promise.all([closeServer(front), closeServer(server as unknown as HttpServer)]);
+      await Promise.all([closeServer(front), closeHttp(server)]);
     },
   };
 }
@@ -131,7 +144,20 @@ function listen(server: NetServer, host: string, port: number): Promise<void> {
   });
 }
 
+/** The port a listening server got (the OS picks it for port 0). */
+function portOf(server: NetServer): number {
+  const a = server.address();
+  if (a === null || typeof a === 'string') throw new Error('the server is not listening on a TCP port');
+  return a.port;
+}
+
 function closeServer(server: NetServer): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** Closes an HTTP server that may hold upgraded sockets the caller has already ended. */
+function closeHttp(server: HttpServer): Promise<void> {
+  server.closeAllConnections();
   return new Promise((resolve) => server.close(() => resolve()));
 }
 

@@ -1,6 +1,7 @@
 /** Job tokens: a shared secret every role must present to join a job. */
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { FedsliceError } from '../errors.ts';
 
 export const TOKEN_ENV = 'FEDSLICE_TOKEN';
@@ -40,4 +41,36 @@ export function tokensEqual(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
   const hb = createHash('sha256').update(b).digest();
   return timingSafeEqual(ha, hb);
+}
+
+/**
+ * The token travels in the WebSocket upgrade request, so a server refuses a stranger (HTTP 401)
+ * before reading a single frame. The job rides along for the metaserver, which serves many jobs.
+ */
+export const JOB_HEADER = 'x-fedslice-job';
+
+/** Headers a client puts on its upgrade request. */
+export function credentialHeaders(job: string, token: string): Record<string, string> {
+  return { Authorization: `Bearer ${token}`, 'X-Fedslice-Job': encodeURIComponent(job) };
+}
+
+/** The job and token an upgrade request carries (undefined where absent or malformed). */
+export function upgradeCredentials(headers: IncomingHttpHeaders): { job?: string; token?: string } {
+  const auth = headers.authorization;
+  const token = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() || undefined : undefined;
+  let job: string | undefined;
+  const raw = headers[JOB_HEADER];
+  if (typeof raw === 'string' && raw) {
+    try {
+      job = decodeURIComponent(raw);
+    } catch {
+      job = undefined;
+    }
+  }
+  return { ...(job ? { job } : {}), ...(token ? { token } : {}) };
+}
+
+/** What a client refused with HTTP 401 tells its user: the token is wrong, and where it comes from. */
+export function wrongTokenMessage(job: string): string {
+  return `wrong token for job ${job}; give every role of the job the same token (${TOKEN_ENV} or --token-file)`;
 }

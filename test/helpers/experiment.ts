@@ -14,6 +14,10 @@ export function makeTestData(dir: string): string {
 
 export interface TestConfigOptions {
   dataDir: string;
+  /** model.width (default 1/8). */
+  width?: number;
+  /** dataset.fraction (default 1): fewer images to train and evaluate on. */
+  fraction?: number;
   worldSize?: number;
   mode?: 'slice' | 'fedavg' | 'async';
   async?: Record<string, unknown>;
@@ -33,8 +37,8 @@ export interface TestConfigOptions {
 export function testConfig(o: TestConfigOptions): Record<string, unknown> {
   return {
     name: o.name ?? 'e2e',
-    dataset: { name: 'synthetic', dir: o.dataDir },
-    model: { width: 0.125, numClasses: 10 },
+    dataset: { name: 'synthetic', dir: o.dataDir, ...(o.fraction ? { fraction: o.fraction } : {}) },
+    model: { width: o.width ?? 0.125, numClasses: 10 },
     federation: {
       worldSize: o.worldSize ?? 2,
       mode: o.mode ?? 'slice',
