@@ -3,68 +3,29 @@
  * update is applied as soon as it arrives (or every bufferSize updates), weighted by its
  * staleness, and the trainer gets the new model at once. The run applies rounds x worldSize
  * updates, as many local trainings as `rounds` synchronous rounds, and evaluates every evalEvery
- * updates; each evaluation is recorded as a round with the model version.
+ * updates; each evaluation is a round (its evaluation index) recorded with the model version.
+ * Tasks carry their own per-slot sequence number (`seq`), which their updates echo.
  */
-import type { WebSocket } from 'ws';
-import type { Experiment } from '../core/config.ts';
-import { taskHyperOf } from '../core/config.ts';
 import type { AggregationRule } from '../core/aggregation/rules.ts';
 import { addScaledDeltas, asyncSettings, stalenessWeight, type AsyncSettings } from '../core/aggregation/async-rule.ts';
 import { FedsliceError } from '../core/errors.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import { checkUpdateContent } from '../core/wire/checks.ts';
-import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
-import type { SlotHolder, TrainerRegistry } from './registry.ts';
-import type { TaskTimes } from './task-times.ts';
-import type { AsyncCounts } from '../core/results/summary.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
+import type { AsyncCounts, TaskSeconds } from '../core/results/summary.ts';
+import type { SlotHolder } from './registry.ts';
+import { TaskTimes } from './task-times.ts';
+import { checkUpdate, taskMessage, type OpenTask } from './tasks.ts';
+import { initialDraft, secondsNow, type TimedUpdate } from './round-record.ts';
+import { evaluateAndCommit, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
+import type { Traffic } from './outbox.ts';
+import { interruptedBy } from './waits.ts';
 
 /** Where an async run stands; restored from the last checkpoint on --resume. */
-export interface AsyncProgress {
+interface AsyncProgress {
   version: number;
   applied: number;
+  /** The last evaluation index recorded. */
   round: number;
-  samplesSeen: number;
-}
-
-export interface AppliedUpdate {
-  slot: number;
-  version: number;
-  staleness: number;
-  weight: number;
-  numSamples: number;
-  trainLoss: number;
-  trainSeconds: number;
-  /** Seconds between the task leaving and its update arriving, beyond the training itself. */
-  overheadSeconds: number;
-}
-
-/** What one evaluation window saw: the updates applied since the previous evaluation. */
-export interface AsyncWindow {
-  round: number;
-  version: number;
-  applied: number;
-  samplesSeen: number;
-  updates: AppliedUpdate[];
-  mergeSeconds: number;
-  seconds: number;
-}
-
-export interface AsyncLoopOptions {
-  config: Experiment;
-  rule: AggregationRule;
-  job: string;
-  registry: TrainerRegistry<WebSocket>;
-  send: (conn: WebSocket, msg: AggregatorToTrainer) => number;
-  log: (line: string) => void;
-  /** Where each applied update's training time is noted. */
-  taskTimes: TaskTimes;
-  /** Evaluates `global`, checkpoints it and records the window; resolves when it is committed. */
-  commit: (global: Weights, w: AsyncWindow) => Promise<void>;
-}
-
-interface Outstanding {
-  version: number;
-  sentAt: number;
 }
 
 interface Arrived {
@@ -76,6 +37,15 @@ interface Arrived {
   trainSeconds: number;
   sentAt: number;
   receivedAt: number;
+  stats?: TimedUpdate['stats'];
+}
+
+/** The updates applied since the last evaluation. */
+interface Window {
+  startedAt: number;
+  traffic: Traffic;
+  updates: TimedUpdate[];
+  mergeSeconds: number;
 }
 
 interface SlotStats {
@@ -84,13 +54,13 @@ interface SlotStats {
   weightSum: number;
 }
 
-const now = () => performance.now() / 1000;
-
-export class AsyncLoop {
+export class AsyncLoop<C> implements FederationLoop<C> {
   readonly settings: AsyncSettings;
+  private global: Weights;
+  private readonly progress: AsyncProgress;
   private readonly budget: number;
-  private readonly outstanding = new Map<number, Outstanding>();
-  private readonly taskCount = new Map<number, number>();
+  private readonly outstanding = new Map<number, OpenTask>();
+  private readonly seqs = new Map<number, number>();
   private readonly queue: Arrived[] = [];
   private wake: (() => void) | null = null;
   /** The pending wait for an update: its timer and how to fail it. */
@@ -100,23 +70,26 @@ export class AsyncLoop {
   private started = false;
   private readonly stats = new Map<number, SlotStats>();
   private readonly counts = { received: 0, refused: 0, lost: 0 };
+  private readonly taskTimes = new TaskTimes();
 
   constructor(
-    private readonly o: AsyncLoopOptions,
-    private global: Weights,
-    private progress: AsyncProgress,
+    private readonly ctx: LoopContext<C>,
+    private readonly rule: AggregationRule,
+    private readonly start: LoopStart,
   ) {
-    const fed = o.config.federation;
+    const fed = ctx.config.federation;
     this.settings = asyncSettings(fed);
     this.budget = fed.rounds * fed.worldSize;
-    this.dispatched = progress.applied;
+    this.global = start.weights;
+    this.progress = { version: start.totals.version, applied: start.totals.updatesApplied, round: Math.max(0, start.firstRound - 1) };
+    this.dispatched = this.progress.applied;
   }
 
-  onJoin(h: SlotHolder<WebSocket>): void {
+  onJoin(h: SlotHolder<C>): void {
     if (this.started) this.dispatch(h);
   }
 
-  onLeave(h: SlotHolder<WebSocket>): void {
+  onLeave(h: SlotHolder<C>): void {
     if (this.outstanding.delete(h.slot)) {
       // Its task is lost; the budget gets it back, and the trainer a new one if it returns.
       this.dispatched--;
@@ -124,101 +97,52 @@ export class AsyncLoop {
     }
   }
 
-  /** Checks an update; queues it and returns null, or returns why it was refused. */
-  onUpdate(h: SlotHolder<WebSocket>, msg: MessageOf<'update'>): string | null {
-    const reason = this.check(h, msg);
-    if (reason) {
+  onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
+    const task = this.outstanding.get(h.slot);
+    const reason = checkUpdate(msg, this.ctx.job, h.slot, task, this.rule);
+    if (reason !== null || !task) {
       this.counts.refused++;
-      return reason;
+      return reason ?? `slot ${h.slot} holds no task`;
     }
-    const task = this.outstanding.get(h.slot)!;
     this.outstanding.delete(h.slot);
     this.counts.received++;
     this.queue.push({
       slot: h.slot,
-      version: task.version,
+      version: task.msg.version ?? 0,
       delta: msg.delta,
       numSamples: msg.numSamples,
       trainLoss: msg.metrics.trainLoss,
       trainSeconds: msg.metrics.trainSeconds,
       sentAt: task.sentAt,
-      receivedAt: now(),
+      receivedAt: secondsNow(),
+      ...(msg.metrics.stats ? { stats: msg.metrics.stats } : {}),
     });
     this.wake?.();
     return null;
   }
 
-  /**
-   * Runs until the budget of updates is applied. `idleTimeoutS` bounds the wait for the next
-   * update; cancel() ends it.
-   */
-  async run(idleTimeoutS: number): Promise<Weights> {
-    const { settings, o } = this;
-    this.started = true;
-    for (const h of o.registry.connected()) this.dispatch(h);
-    o.log(`aggregator: async: ${this.budget - this.progress.applied} updates to apply (mixing ${settings.mixing}, staleness ${settings.staleness.fn}, buffer ${settings.bufferSize}, evaluation every ${settings.evalEvery})`);
-
-    let window = this.newWindow();
-    let buffer: Arrived[] = [];
-    let windowStart = now();
-    while (this.progress.applied + buffer.length < this.budget) {
-      const u = await this.next(idleTimeoutS);
-      buffer.push(u);
-      const last = this.progress.applied + buffer.length === this.budget;
-      if (buffer.length < settings.bufferSize && !last) {
-        this.dispatchSlot(u.slot);
-        continue;
-      }
-      const tm = now();
-      const scaled = buffer.map((b) => {
-        const staleness = this.progress.version - b.version;
-        const weight = settings.mixing * stalenessWeight(settings.staleness, staleness);
-        return { b, staleness, weight };
-      });
-      this.global = addScaledDeltas(
-        this.global,
-        scaled.map((s) => ({ delta: s.b.delta, scale: s.weight / buffer.length })),
-      );
-      this.progress.version++;
-      window.mergeSeconds += now() - tm;
-      for (const s of scaled) {
-        this.progress.applied++;
-        this.progress.samplesSeen += s.b.numSamples;
-        this.note(s.b.slot, s.staleness, s.weight);
-        o.taskTimes.add(s.b.slot, s.b.trainSeconds);
-        window.updates.push({
-          slot: s.b.slot,
-          version: s.b.version,
-          staleness: s.staleness,
-          weight: s.weight,
-          numSamples: s.b.numSamples,
-          trainLoss: s.b.trainLoss,
-          trainSeconds: s.b.trainSeconds,
-          overheadSeconds: Math.max(0, s.b.receivedAt - s.b.sentAt - s.b.trainSeconds),
-        });
-      }
-      for (const s of scaled) this.dispatchSlot(s.b.slot);
-      buffer = [];
-
-      const evalDue = Math.floor(this.progress.applied / settings.evalEvery) > Math.floor((this.progress.applied - scaled.length) / settings.evalEvery);
-      if (evalDue || this.progress.applied === this.budget) {
-        this.progress.round++;
-        Object.assign(window, { round: this.progress.round, version: this.progress.version, applied: this.progress.applied, samplesSeen: this.progress.samplesSeen, seconds: now() - windowStart });
-        await o.commit(this.global, window);
-        window = this.newWindow();
-        windowStart = now();
-      }
+  /** Applies updates until the budget is spent; roundTimeoutS bounds each wait for the next one. */
+  async run(signal: AbortSignal): Promise<Weights> {
+    if (signal.aborted) throw interruptedBy(signal);
+    const stop = () => this.cancel(interruptedBy(signal));
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      if (this.start.firstRound === 0) await evaluateAndCommit(this.ctx, this.global, initialDraft(0));
+      await this.applyAll();
+      return this.global;
+    } finally {
+      signal.removeEventListener('abort', stop);
     }
-    return this.global;
   }
 
   /**
    * Counts of this process (a resumed run starts them afresh): updates received, refused and
-   * lost with a departed trainer, the model version reached, and per trainer slot the updates
-   * applied with their mean staleness and weight.
+   * lost with a departed trainer, the model version reached, per-task training times, and per
+   * trainer slot the updates applied with their mean staleness and weight.
    */
-  summary(): AsyncCounts {
-    const out: AsyncCounts = {
+  summary(): Partial<TaskSeconds> & AsyncCounts {
+    const out: Partial<TaskSeconds> & AsyncCounts = {
+      ...this.taskTimes.summary(),
       updatesReceived: this.counts.received,
       updatesRefused: this.counts.refused,
       tasksLost: this.counts.lost,
@@ -232,54 +156,6 @@ export class AsyncLoop {
     return out;
   }
 
-  private note(slot: number, staleness: number, weight: number): void {
-    const s = this.stats.get(slot) ?? { updates: 0, stalenessSum: 0, weightSum: 0 };
-    s.updates++;
-    s.stalenessSum += staleness;
-    s.weightSum += weight;
-    this.stats.set(slot, s);
-  }
-
-  private newWindow(): AsyncWindow {
-    return { round: 0, version: 0, applied: 0, samplesSeen: 0, updates: [], mergeSeconds: 0, seconds: 0 };
-  }
-
-  private dispatchSlot(slot: number): void {
-    const h = this.o.registry.bySlot(slot);
-    if (h) this.dispatch(h);
-  }
-
-  private dispatch(h: SlotHolder<WebSocket>): void {
-    if (!h.conn || this.outstanding.has(h.slot) || this.dispatched >= this.budget) return;
-    const { o } = this;
-    const n = (this.taskCount.get(h.slot) ?? 0) + 1;
-    const a = o.rule.assign(h.slot, n);
-    const bytes = o.send(h.conn, {
-      type: 'task',
-      job: o.job,
-      round: n,
-      version: this.progress.version,
-      rank: a.rank,
-      worldSize: o.config.federation.worldSize,
-      mode: 'async',
-      weights: o.rule.taskWeights(this.global, a),
-      hyper: taskHyperOf(o.config, h.slot),
-    });
-    if (bytes === 0) return;
-    this.taskCount.set(h.slot, n);
-    this.outstanding.set(h.slot, { version: this.progress.version, sentAt: now() });
-    this.dispatched++;
-  }
-
-  private check(h: SlotHolder<WebSocket>, msg: MessageOf<'update'>): string | null {
-    if (msg.job !== this.o.job) return `job ${msg.job} is not ${this.o.job}`;
-    const task = this.outstanding.get(h.slot);
-    if (!task) return `slot ${h.slot} holds no task (a duplicate or late update)`;
-    if (msg.version !== task.version) return `version ${msg.version ?? '(none)'} is not the version ${task.version} this trainer was given`;
-    if (msg.round !== this.taskCount.get(h.slot)) return `task ${msg.round} is not the task ${this.taskCount.get(h.slot)} this trainer holds`;
-    return checkUpdateContent(msg, this.o.rule.expectedShapes(this.o.rule.assign(h.slot, msg.round)));
-  }
-
   /** Stops the run: a pending wait fails with `reason` and its timer goes, so nothing holds the process. */
   cancel(reason: Error): void {
     this.cancelled = reason;
@@ -291,6 +167,103 @@ export class AsyncLoop {
     w.reject(reason);
   }
 
+  private async applyAll(): Promise<void> {
+    const { settings, ctx } = this;
+    this.started = true;
+    for (const h of ctx.registry.connected()) this.dispatch(h);
+    ctx.log(`aggregator: async: ${this.budget - this.progress.applied} updates to apply (mixing ${settings.mixing}, staleness ${settings.staleness.fn}, buffer ${settings.bufferSize}, evaluation every ${settings.evalEvery})`);
+    let window = this.newWindow();
+    let buffer: Arrived[] = [];
+    while (this.progress.applied + buffer.length < this.budget) {
+      const u = await this.next(ctx.config.federation.roundTimeoutS);
+      buffer.push(u);
+      const last = this.progress.applied + buffer.length === this.budget;
+      if (buffer.length < settings.bufferSize && !last) {
+        this.dispatchSlot(u.slot);
+        continue;
+      }
+      this.apply(buffer, window);
+      for (const b of buffer) this.dispatchSlot(b.slot);
+      const evalDue = Math.floor(this.progress.applied / settings.evalEvery) > Math.floor((this.progress.applied - buffer.length) / settings.evalEvery);
+      buffer = [];
+      if (evalDue || this.progress.applied === this.budget) {
+        await this.commit(window);
+        window = this.newWindow();
+      }
+    }
+  }
+
+  /** Adds the buffered deltas to the global model, each scaled by mixing x its staleness weight. */
+  private apply(buffer: Arrived[], window: Window): void {
+    const { settings } = this;
+    const mergeStart = secondsNow();
+    const scaled = buffer.map((b) => {
+      const staleness = this.progress.version - b.version;
+      return { b, staleness, weight: settings.mixing * stalenessWeight(settings.staleness, staleness) };
+    });
+    this.global = addScaledDeltas(
+      this.global,
+      scaled.map((s) => ({ delta: s.b.delta, scale: s.weight / buffer.length })),
+    );
+    this.progress.version++;
+    window.mergeSeconds += secondsNow() - mergeStart;
+    for (const { b, staleness, weight } of scaled) {
+      this.progress.applied++;
+      this.note(b.slot, staleness, weight);
+      this.taskTimes.add(b.slot, b.trainSeconds);
+      const { slot, numSamples, trainLoss, trainSeconds, sentAt, receivedAt, stats } = b;
+      window.updates.push({ slot, numSamples, trainLoss, trainSeconds, sentAt, receivedAt, staleness, weight, ...(stats ? { stats } : {}) });
+    }
+  }
+
+  private async commit(window: Window): Promise<void> {
+    const { progress, ctx } = this;
+    progress.round++;
+    const traffic = ctx.outbox.traffic();
+    const record = await evaluateAndCommit(ctx, this.global, {
+      round: progress.round,
+      startedAt: window.startedAt,
+      updates: window.updates,
+      mergeSeconds: window.mergeSeconds,
+      bytesSent: traffic.sent - window.traffic.sent,
+      bytesReceived: traffic.received - window.traffic.received,
+      version: progress.version,
+    });
+    ctx.log(`aggregator: async: version ${progress.version}, ${progress.applied} updates applied, staleness mean ${(record.staleness ?? 0).toFixed(2)} max ${record.maxStaleness ?? 0}`);
+  }
+
+  private note(slot: number, staleness: number, weight: number): void {
+    const s = this.stats.get(slot) ?? { updates: 0, stalenessSum: 0, weightSum: 0 };
+    s.updates++;
+    s.stalenessSum += staleness;
+    s.weightSum += weight;
+    this.stats.set(slot, s);
+  }
+
+  private newWindow(): Window {
+    return { startedAt: secondsNow(), traffic: this.ctx.outbox.traffic(), updates: [], mergeSeconds: 0 };
+  }
+
+  private dispatchSlot(slot: number): void {
+    const h = this.ctx.registry.bySlot(slot);
+    if (h) this.dispatch(h);
+  }
+
+  /** Sends the trainer in `h` a task on the newest model, unless it holds one or the budget is spent. */
+  private dispatch(h: SlotHolder<C>): void {
+    const { ctx, rule, progress } = this;
+    if (!h.conn || this.outstanding.has(h.slot) || this.dispatched >= this.budget) return;
+    const seq = (this.seqs.get(h.slot) ?? 0) + 1;
+    const assignment = rule.assign(h.slot, seq);
+    // The evaluation window open now: the round (evaluation index) the task is sent in.
+    const round = Math.floor(progress.applied / this.settings.evalEvery) + 1;
+    const msg = taskMessage(ctx.config, ctx.job, rule, this.global, assignment, { round, seq, version: progress.version });
+    if (ctx.outbox.send(h.conn, msg) === 0) return;
+    this.seqs.set(h.slot, seq);
+    this.outstanding.set(h.slot, { msg, assignment, sentAt: secondsNow() });
+    this.dispatched++;
+  }
+
   private next(timeoutS: number): Promise<Arrived> {
     if (this.cancelled) return Promise.reject(this.cancelled);
     const ready = this.queue.shift();
@@ -299,7 +272,7 @@ export class AsyncLoop {
       const timer = setTimeout(() => {
         this.wake = null;
         this.waiting = null;
-        const away = this.o.config.federation.worldSize - this.o.registry.connected().length;
+        const away = this.ctx.config.federation.worldSize - this.ctx.registry.connected().length;
         reject(
           new FedsliceError(
             'FEDSLICE_ERR_ROUND_TIMEOUT',

@@ -13,6 +13,7 @@ export interface SlotHolder<C> {
 
 export class TrainerRegistry<C> {
   private readonly byId = new Map<string, SlotHolder<C>>();
+  private fullWaiters: (() => void)[] = [];
 
   constructor(readonly worldSize: number) {}
 
@@ -25,6 +26,7 @@ export class TrainerRegistry<C> {
     if (known) {
       const replaced = known.conn;
       known.conn = conn;
+      this.notifyIfFull();
       return { holder: known, replaced, rejoined: true };
     }
     const taken = new Set([...this.byId.values()].map((h) => h.slot));
@@ -45,7 +47,21 @@ export class TrainerRegistry<C> {
     }
     const holder = { id, slot, conn };
     this.byId.set(id, holder);
+    this.notifyIfFull();
     return { holder, replaced: null, rejoined: false };
+  }
+
+  /** Resolves once every slot has a connected trainer (at once if they all have). */
+  whenFull(): Promise<void> {
+    if (this.connected().length >= this.worldSize) return Promise.resolve();
+    return new Promise((resolve) => this.fullWaiters.push(resolve));
+  }
+
+  private notifyIfFull(): void {
+    if (this.fullWaiters.length === 0 || this.connected().length < this.worldSize) return;
+    const waiters = this.fullWaiters;
+    this.fullWaiters = [];
+    for (const w of waiters) w();
   }
 
   /** Marks the trainer on `conn` as away; it keeps its slot. */

@@ -1,20 +1,26 @@
 /**
  * The aggregator's own WebSocket server: trainers connect here directly (model bytes never pass
  * through the metaserver). The job token is checked on the upgrade request, before any frame is
- * read; a connection is then held to a join's size until its join gives it a slot. Valid updates go
- * to the round loop; anything malformed is answered with an error and dropped.
+ * read; a connection is then held to a join's size until its join gives it a slot. Joins,
+ * departures and updates go to the round loop; a malformed frame or a refused update is answered
+ * with an error and dropped.
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { decode } from '../core/wire/codec.ts';
-import { trainerToAggregator, type AggregatorToTrainer, type MessageOf } from '../core/wire/schema.ts';
-import { frameBytes, sendToTrainer } from '../core/wire/socket.ts';
+import { trainerToAggregator, type MessageOf } from '../core/wire/schema.ts';
+import { byteLengthOf, frameBytes } from '../core/wire/socket.ts';
 import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
 import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
 import type { AdmissionLimits } from '../core/wire/admission.ts';
-import { listenWebSocket, peerAddress, type UpgradeRefusal } from '../core/wire/ws-server.ts';
+import { listenWebSocket, peerAddress, type UpgradeRefusal, type WireServer } from '../core/wire/ws-server.ts';
 import { isFedsliceError, type ErrorCode } from '../core/errors.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
+import type { FederationLoop } from './federation-loop.ts';
+import type { SocketOutbox } from './outbox.ts';
+
+/** How long closing waits for the last frames (done) to be written. */
+const FLUSH_MS = 2_000;
 
 export interface TrainerServerOptions {
   host: string;
@@ -29,17 +35,19 @@ export interface TrainerServerOptions {
   /** Bounds on connections that have not joined yet (defaults: DEFAULT_ADMISSION). */
   admission?: Partial<AdmissionLimits>;
   registry: TrainerRegistry<WebSocket>;
+  loop: Pick<FederationLoop<WebSocket>, 'onJoin' | 'onLeave' | 'onUpdate'>;
+  /** A joined trainer's step-log point (RunRecorder.step). */
+  onSteps: (h: SlotHolder<WebSocket>, msg: MessageOf<'steps'>) => void;
+  outbox: SocketOutbox;
   log: (line: string) => void;
-  onJoin: (h: SlotHolder<WebSocket>, rejoined: boolean) => void;
-  onLeave: (h: SlotHolder<WebSocket>) => void;
-  onUpdate: (h: SlotHolder<WebSocket>, msg: MessageOf<'update'>, bytes: number) => void;
 }
 
 export interface TrainerServer {
   url: string;
   port: number;
-  /** Sends a message; returns the bytes written (0 when the trainer is gone). */
-  send(conn: WebSocket, msg: AggregatorToTrainer): number;
+  /** Tells every connected trainer the run is over. */
+  sendDone(reason: 'completed' | 'failed', message?: string): void;
+  /** Waits (bounded) for frames still being written, then closes every connection and the server. */
   close(): Promise<void>;
 }
 
@@ -54,7 +62,7 @@ function tokenCheck(expected: string): (req: IncomingMessage) => UpgradeRefusal 
 }
 
 export async function startTrainerServer(o: TrainerServerOptions): Promise<TrainerServer> {
-  const server = await listenWebSocket({
+  const server: WireServer = await listenWebSocket({
     name: 'aggregator',
     host: o.host,
     port: o.port,
@@ -62,73 +70,96 @@ export async function startTrainerServer(o: TrainerServerOptions): Promise<Train
     maxPayload: o.maxPayload,
     ...(o.admission ? { admission: o.admission } : {}),
     authorize: tokenCheck(o.token),
-    onConnection: (conn, req) => serve(conn, req),
+    onConnection: (conn, req) => serveTrainer(o, server, conn, req),
     log: o.log,
   });
-
-  const send = sendToTrainer;
-  const refuse = (conn: WebSocket, code: ErrorCode, message: string) => {
-    send(conn, { type: 'error', code, message });
-    conn.close(1008, code);
-  };
-
-  function serve(conn: WebSocket, req: IncomingMessage) {
-    const peer = peerAddress(req);
-    let holder: SlotHolder<WebSocket> | null = null;
-
-    conn.on('message', (data, isBinary) => {
-      const bytes = frameBytes(data);
-      const decoded = isBinary ? decode(trainerToAggregator, bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
-      if (!decoded.ok) {
-        o.log(`aggregator: dropped a bad frame from ${holder?.id ?? peer}: ${decoded.error}`);
-        send(conn, { type: 'error', code: decoded.code, message: decoded.error });
-        return;
-      }
-      const msg = decoded.msg;
-      if (!holder) {
-        if (msg.type !== 'join') {
-          refuse(conn, 'FEDSLICE_ERR_JOIN', `expected a join message first, got ${msg.type}`);
-          return;
-        }
-        if (msg.job !== o.job) {
-          o.log(`aggregator: refused ${msg.id} from ${peer}: job ${msg.job} is not ${o.job}`);
-          refuse(conn, 'FEDSLICE_ERR_JOB', `this aggregator serves job ${o.job}, not ${msg.job}`);
-          return;
-        }
-        try {
-          const { holder: h, replaced, rejoined } = o.registry.join(msg.id, conn, msg.shard);
-          holder = h;
-          server.admit(req);
-          if (replaced && replaced !== conn) replaced.close(1000, 'replaced by a new connection');
-          send(conn, { type: 'joined', job: o.job, id: h.id, shard: h.slot, worldSize: o.registry.worldSize });
-          o.onJoin(h, rejoined);
-        } catch (e) {
-          if (!isFedsliceError(e)) throw e;
-          o.log(`aggregator: refused ${msg.id}: ${e.message}`);
-          refuse(conn, e.code, e.message);
-        }
-        return;
-      }
-      if (msg.type === 'update') {
-        o.onUpdate(holder, msg, bytes.byteLength);
-        return;
-      }
-      o.log(`aggregator: dropped an unexpected ${msg.type} message from ${holder.id}`);
-      send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` });
-    });
-
-    conn.on('close', () => {
-      if (!holder || holder.conn !== conn) return; // never joined, or replaced by a reconnect
-      o.registry.leave(conn);
-      o.onLeave(holder);
-    });
-    conn.on('error', (e) => o.log(`aggregator: connection ${holder?.id ?? peer}: ${e.message}`));
-  }
-
   return {
     url: wsUrl(server.scheme, o.advertise ?? o.host, server.port),
     port: server.port,
-    send,
-    close: () => server.close(),
+    sendDone: (reason, message) => {
+      for (const h of o.registry.connected()) if (h.conn) o.outbox.send(h.conn, { type: 'done', job: o.job, reason, ...(message ? { message } : {}) });
+    },
+    close: async () => {
+      await o.outbox.flush(FLUSH_MS);
+      await server.close();
+    },
   };
+}
+
+/** One trainer connection: a join first, then updates. */
+function serveTrainer(o: TrainerServerOptions, server: WireServer, conn: WebSocket, req: IncomingMessage): void {
+  const peer = peerAddress(req);
+  let holder: SlotHolder<WebSocket> | null = null;
+  const refuse = (code: ErrorCode, message: string) => {
+    o.outbox.send(conn, { type: 'error', code, message });
+    conn.close(1008, code);
+  };
+
+  conn.on('message', (data, isBinary) => {
+    const bytes = frameBytes(data);
+    o.outbox.received(byteLengthOf(bytes));
+    const decoded = isBinary ? decode(trainerToAggregator, bytes) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; fedslice speaks binary msgpack frames' } as const);
+    if (!decoded.ok) {
+      o.log(`aggregator: dropped a bad frame from ${holder?.id ?? peer}: ${decoded.error}`);
+      o.outbox.send(conn, { type: 'error', code: decoded.code, message: decoded.error });
+      return;
+    }
+    const msg = decoded.msg;
+    if (!holder) {
+      if (msg.type !== 'join') return refuse('FEDSLICE_ERR_JOIN', `expected a join message first, got ${msg.type}`);
+      holder = join(o, conn, msg, peer, refuse);
+      if (holder) server.admit(req);
+      return;
+    }
+    if (msg.type === 'steps') return acceptSteps(o, holder, msg);
+    if (msg.type !== 'update') {
+      o.log(`aggregator: dropped an unexpected ${msg.type} message from ${holder.id}`);
+      o.outbox.send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` });
+      return;
+    }
+    const refused = o.loop.onUpdate(holder, msg);
+    if (refused) {
+      o.log(`aggregator: refused an update from ${holder.id}: ${refused}`);
+      o.outbox.send(conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round });
+    }
+  });
+
+  conn.on('close', () => {
+    if (!holder || holder.conn !== conn) return; // never joined, or replaced by a reconnect
+    o.registry.leave(conn);
+    o.log(`aggregator: trainer ${holder.id} (slot ${holder.slot}) left (${o.registry.connected().length}/${o.registry.worldSize})`);
+    o.loop.onLeave(holder);
+  });
+  conn.on('error', (e) => o.log(`aggregator: connection ${holder?.id ?? peer}: ${e.message}`));
+}
+
+/** A step-log point goes to the record of the job's run; one for another job is dropped with a line. */
+function acceptSteps(o: TrainerServerOptions, h: SlotHolder<WebSocket>, msg: MessageOf<'steps'>): void {
+  if (msg.job !== o.job) {
+    o.log(`aggregator: dropped a step-log point from ${h.id} for job ${msg.job}, not ${o.job}`);
+    return;
+  }
+  o.onSteps(h, msg);
+}
+
+/** Checks a join (job, slot) and registers the trainer; null (after refusing) if it cannot join. */
+function join(o: TrainerServerOptions, conn: WebSocket, msg: MessageOf<'join'>, peer: string, refuse: (code: ErrorCode, message: string) => void): SlotHolder<WebSocket> | null {
+  if (msg.job !== o.job) {
+    o.log(`aggregator: refused ${msg.id} from ${peer}: job ${msg.job} is not ${o.job}`);
+    refuse('FEDSLICE_ERR_JOB', `this aggregator serves job ${o.job}, not ${msg.job}`);
+    return null;
+  }
+  try {
+    const { holder, replaced, rejoined } = o.registry.join(msg.id, conn, msg.shard);
+    if (replaced && replaced !== conn) replaced.close(1000, 'replaced by a new connection');
+    o.outbox.send(conn, { type: 'joined', job: o.job, id: holder.id, shard: holder.slot, worldSize: o.registry.worldSize });
+    o.log(`aggregator: trainer ${holder.id} ${rejoined ? 'rejoined' : 'joined'} as slot ${holder.slot} (${o.registry.connected().length}/${o.registry.worldSize})`);
+    o.loop.onJoin(holder);
+    return holder;
+  } catch (e) {
+    if (!isFedsliceError(e)) throw e;
+    o.log(`aggregator: refused ${msg.id}: ${e.message}`);
+    refuse(e.code, e.message);
+    return null;
+  }
 }

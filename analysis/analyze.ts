@@ -29,6 +29,7 @@ import { hasModeComparison, modeComparison, timePoints } from './sync-async.ts';
 import { type WhereClause, applyWhere, describeWhere } from './where.ts';
 import { bestRunsView, latencyView, memoryView, stepSummaryView } from './metrics-format.ts';
 import { bestRuns, parseMetric } from './best.ts';
+import { fractionChart, fractionRows, fractionView } from './fraction.ts';
 import { lossByStepChart, lossByTimeChart, throughputChart } from './metrics-charts.ts';
 import { type StepRun, type StepTables, stepTables } from './steps.ts';
 import { exportSteps } from './steps-export.ts';
@@ -95,6 +96,8 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
   ];
   const modes = hasModeComparison(rounds) ? modeComparison(runs, rounds) : null;
   if (modes) tables.push(modeView(modes, shown));
+  const fractions = fractionRows(stats, timing);
+  if (fractions.length > 0) tables.push(fractionView(fractions, shown));
   const steps = stepTables(opts.results, stepRuns(runs, 'completed'));
   loaded.warnings.push(...steps.warnings);
   for (const w of steps.warnings) io.warn(w);
@@ -120,7 +123,7 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
     const { writeChart } = await import('./render.ts');
     const { buildReport } = await import('./report.ts');
     const charts: ReportChart[] = [];
-    for (const chart of [...chartsFor(rounds, stats, timing, shown), ...modeChartsFor(rounds, modes), ...stepChartsFor(steps, shown)]) {
+    for (const chart of [...chartsFor(rounds, stats, timing, shown), ...modeChartsFor(rounds, modes), ...stepChartsFor(steps, shown), ...fractionChartsFor(fractions, shown)]) {
       const rendered = await writeChart(outDir, chart);
       charts.push({ name: chart.name, title: chart.title, svg: rendered.svg });
       files.push(...['vl.json', 'svg', 'png'].map((ext) => join(outDir, `${chart.name}.${ext}`)));
@@ -173,6 +176,10 @@ function modeChartsFor(rounds: Parameters<typeof timePoints>[0], modes: ReturnTy
   const points = timePoints(rounds);
   if (points.length > 0) charts.push({ name: 'accuracy-over-time', title: 'Test accuracy against wall-clock time and samples seen', spec: accuracyOverTimeChart(points) });
   return charts;
+}
+
+function fractionChartsFor(rows: ReturnType<typeof fractionRows>, shown: ReturnType<typeof shownConfigFields>): ChartDef[] {
+  return rows.length ? [{ name: 'data-fraction', title: 'Data-fraction study: accuracy and training time against the fraction', spec: fractionChart(rows, shown) }] : [];
 }
 
 function stepChartsFor(steps: StepTables, shown: ReturnType<typeof shownConfigFields>): ChartDef[] {

@@ -13,7 +13,7 @@ import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { latestByRun, latestRounds } from '../core/results/latest.ts';
 import { SUMMARY_COLUMNS } from '../core/results/summary.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
-import { KEY_FIELDS, type RunKey, badKeyFields, configId, isRunKey } from '../core/results/schema.ts';
+import { KEY_FIELDS, badStoredKeyFields, configId, keyFieldsOf } from '../core/results/schema.ts';
 import { mergedSettingsWarnings } from './merged-settings.ts';
 
 export interface LoadedStore {
@@ -100,8 +100,7 @@ export function loadStore(dir: string): LoadedStore {
       for (const c of ROUND_COLUMNS) row[c] = r[c] ?? null;
       const run = latestRun.get(r.runId);
       row.status = run?.status ?? 'unknown';
-      // async runs record one round per evaluation, which need not end at `rounds`
-      row.finalRound = run?.config?.federation ? plannedRounds(run.config.federation) : r.rounds;
+      row.finalRound = finalRoundOf(run, r);
       return row;
     })
     .sort((a, b) => cmp(a.runId as string, b.runId as string) || (a.round as number) - (b.round as number));
@@ -114,13 +113,25 @@ export function loadStore(dir: string): LoadedStore {
   };
 }
 
-function keyOf(r: RunKey): Record<string, unknown> {
-  return Object.fromEntries(KEY_FIELDS.map((f) => [f, r[f]]));
+/**
+ * The last round a run records: written in its run record when it starts. Async runs record one
+ * round per evaluation, which need not end at `rounds`; for records older than the field, it is
+ * recomputed from the config with today's defaults.
+ */
+function finalRoundOf(run: RunRecord | undefined, r: RoundRecord): number {
+  if (run?.plannedRounds !== undefined) return run.plannedRounds;
+  return run?.config?.federation ? plannedRounds(run.config.federation) : r.rounds;
+}
+
+/** A record's key fields, a field it was written without read as its default. */
+function keyOf(r: unknown): Record<string, unknown> {
+  const key = keyFieldsOf(r);
+  return Object.fromEntries(KEY_FIELDS.map((f) => [f, key?.[f] ?? null]));
 }
 
 /** Which key fields the records lack (a store written before a key field was added). */
 function missingNote(records: readonly unknown[]): string {
-  const missing = new Set(records.flatMap((r) => (r && typeof r === 'object' ? badKeyFields(r) : [])));
+  const missing = new Set(records.flatMap((r) => (r && typeof r === 'object' ? badStoredKeyFields(r) : [])));
   return missing.size ? ` (key fields missing or of the wrong kind: ${[...missing].join(', ')})` : '';
 }
 
@@ -130,7 +141,7 @@ function emptyTable(columns: readonly string[]): ColumnTable {
 
 function isRunRecord(r: unknown): r is RunRecord {
   const x = r as RunRecord;
-  return !!x && typeof x.runId === 'string' && typeof x.status === 'string' && isRunKey(x.keyFields);
+  return !!x && typeof x.runId === 'string' && typeof x.status === 'string' && keyFieldsOf(x.keyFields) !== null;
 }
 
 function isRoundRecord(r: unknown): r is RoundRecord {
@@ -141,7 +152,7 @@ function isRoundRecord(r: unknown): r is RoundRecord {
     Number.isInteger(x.round) &&
     typeof x.testAccuracy === 'number' &&
     typeof x.testLoss === 'number' &&
-    isRunKey(x)
+    keyFieldsOf(x) !== null
   );
 }
 

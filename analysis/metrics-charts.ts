@@ -26,7 +26,7 @@ function seriesLabel(k: ConfigKey, shown: readonly (keyof ConfigKey)[]): string 
 
 function bandCurveChart(c: BandCurve): TopLevelSpec {
   const values = c.points.map((p) => ({ ...p, series: seriesLabel(p, c.shown) }));
-  const color = { field: 'series', type: 'nominal' as const, title: 'configuration', scale: { scheme: 'tableau10' } };
+  const color = { field: 'series', type: 'nominal' as const, title: 'configuration', scale: { scheme: 'tableau10' }, legend: { labelLimit: 400 } };
   const x = { field: 'x', type: 'quantitative' as const, title: c.xTitle };
   return {
     $schema: SCHEMA,

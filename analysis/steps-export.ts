@@ -7,7 +7,8 @@ import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FedsliceError } from '../core/errors.ts';
 import { scanJsonLines } from '../core/results/jsonl-scan.ts';
-import { STEPS_FILE, type StepRun } from './steps.ts';
+import { STEPS_FILE } from '../core/results/store.ts';
+import type { StepRun } from './steps.ts';
 
 /** The step record's own columns, after the run's configuration and key fields. */
 export const STEP_COLUMNS = ['slot', 'round', 'globalStep', 'epoch', 'loss', 'intervalSteps', 'samples', 'samplesPerSecond', 'learningRate', 'time', 'elapsedSeconds'] as const;

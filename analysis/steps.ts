@@ -11,10 +11,10 @@
  */
 import { join } from 'node:path';
 import { scanJsonLines } from '../core/results/jsonl-scan.ts';
+import { STEPS_FILE } from '../core/results/store.ts';
 import { tornLineWarnings } from '../core/results/jsonl.ts';
 import type { ConfigKey } from '../core/results/schema.ts';
 
-export const STEPS_FILE = 'steps.jsonl';
 /** Bins per configuration: global steps of runs of one configuration coincide, so they can be
  * fine; the seeds' wall-clock times do not, so a time bin must be wide enough to hold a point of
  * every seed. */

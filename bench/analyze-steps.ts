@@ -16,11 +16,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runAnalyze } from '../analysis/analyze.ts';
-import { STEPS_FILE, type StepRun, stepTables } from '../analysis/steps.ts';
+import { type StepRun, stepTables } from '../analysis/steps.ts';
 import { configId, runKey, runKeyFields } from '../core/results/schema.ts';
 import { parseExperiment } from '../core/config.ts';
 import { scanJsonLines } from '../core/results/jsonl-scan.ts';
-import { ResultsStore } from '../core/results/store.ts';
+import { ResultsStore, STEPS_FILE } from '../core/results/store.ts';
 import type { RoundRecord, StepRecord } from '../core/results/types.ts';
 
 function writeStore(dir: string, lines: number, runs: number): Map<string, StepRun> {

@@ -1,24 +1,30 @@
 /**
  * Moving a full-width model (55.1 M float32 parameters, 220 MB) aggregator -> trainer -> aggregator
  * over a loopback WebSocket with the fedslice codec, against a plain Buffer copy of the same bytes
- * measured in the same run; and the merge of W = 8 slices at full width.
+ * measured in the same run; the merge of W = 8 slices at full width; a fedavg round's transfers with
+ * W = 8 loopback trainers; and the levers of the wire, each row against the same copy.
  *
- *   node --import tsx bench/transfer.ts [--repeats 3]
+ *   node --import tsx bench/transfer.ts [--repeats 3] [--width 1] [--no-levers]
+ *   WS_NO_BUFFER_UTIL=1 node --import tsx bench/transfer.ts   # the same without ws's native masking
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import { alexnetLayers, parameterSpecs } from '../core/model/spec.ts';
-import { decode, encode, maxFrameBytes } from '../core/wire/codec.ts';
+import { decode, encode, encodeParts, maxFrameBytes } from '../core/wire/codec.ts';
+import { tensorReads } from '../core/wire/frame.ts';
 import { aggregatorToTrainer, trainerToAggregator, type MessageOf } from '../core/wire/schema.ts';
-import { frameBytes, sendToAggregator, sendToTrainer } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendToAggregator, sendToTrainer } from '../core/wire/socket.ts';
 import { sizeOf, totalBytes, type Weights } from '../core/model/tensor.ts';
 import { slicePlan } from '../core/model/slice-plan.ts';
 import { cutWeights, mergeInto } from '../core/aggregation/cut-merge.ts';
 
-const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' }, width: { type: 'string', default: '1' }, 'no-levers': { type: 'boolean', default: false } } });
 const repeats = Number(values.repeats);
-const layers = alexnetLayers({ width: 1, numClasses: 100 });
+const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const layers = alexnetLayers({ width: Number(values.width), numClasses: 100 });
 const weights: Weights = parameterSpecs(layers).map((p) => {
   const data = new Float32Array(sizeOf(p.shape));
   for (let i = 0; i < data.length; i++) data[i] = Math.sin(i);
@@ -27,93 +33,156 @@ const weights: Weights = parameterSpecs(layers).map((p) => {
 const bytes = totalBytes(weights);
 const mb = bytes / 1e6;
 const seconds = (t0: number) => (performance.now() - t0) / 1000;
-const best = (xs: number[]) => Math.min(...xs);
+async function bestOf(f: () => unknown): Promise<number> {
+  let best = Infinity;
+  for (let r = 0; r < repeats; r++) {
+    const t0 = performance.now();
+    await f();
+    best = Math.min(best, seconds(t0));
+  }
+  return best;
+}
+const metrics = { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 1, steps: 1 };
+const task: MessageOf<'task'> = {
+  type: 'task', job: 'bench', round: 1, rank: 0, worldSize: 1, mode: 'fedavg', weights,
+  hyper: { optimizer: 'adam', learningRate: 1e-4, weightDecay: 1e-4, batchSize: 32, epochs: 1, augment: true, seed: 1 },
+};
+const echo = (t: MessageOf<'task'>): MessageOf<'update'> => ({ type: 'update', job: 'bench', round: t.round, rank: t.rank, delta: t.weights, numSamples: 1, metrics });
 
 // Baseline: one copy of the same bytes in memory.
-const copies: number[] = [];
-for (let r = 0; r < repeats; r++) {
-  const t0 = performance.now();
+const copy = await bestOf(() => {
   const out = Buffer.allocUnsafe(bytes);
   let off = 0;
   for (const t of weights) {
     out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), off);
     off += t.data.byteLength;
   }
-  copies.push(seconds(t0));
+});
+
+function must<M>(r: { ok: true; msg: M } | { ok: false; error: string }): M {
+  if (!r.ok) throw new Error(r.error);
+  return r.msg;
 }
 
-const task: MessageOf<'task'> = {
-  type: 'task', job: 'bench', round: 1, rank: 0, worldSize: 1, mode: 'fedavg', weights,
-  hyper: { optimizer: 'adam', learningRate: 1e-4, weightDecay: 1e-4, batchSize: 32, epochs: 1, augment: true, seed: 1 },
-};
-const encodes: number[] = [];
-const decodes: number[] = [];
-let frame = encode(task);
-for (let r = 0; r < repeats; r++) {
-  let t0 = performance.now();
-  frame = encode(task);
-  encodes.push(seconds(t0));
-  t0 = performance.now();
-  const d = decode(aggregatorToTrainer, frame);
-  decodes.push(seconds(t0));
-  if (!d.ok) throw new Error(d.error);
+/** How a loopback connection moves frames: the codec's defaults, or one lever changed. */
+interface Way {
+  /** Send one joined buffer per message instead of the header and tensors as fragments. */
+  joined?: boolean;
+  /** Let ws join a message's fragments (Buffer.concat) before decode. */
+  concat?: boolean;
+  /** Client frames with the all-zero mask, which ws does not apply (no copy, no XOR). */
+  zeroMask?: boolean;
 }
 
-// Round trip over a real loopback socket: the "aggregator" sends the task, the "trainer" decodes
-// it and answers with an update of the same size, which the aggregator decodes.
 const limit = maxFrameBytes(bytes);
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: limit });
 await new Promise((r) => wss.once('listening', r));
 const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
-wss.on('connection', (conn) => {
-  conn.on('message', (data) => {
-    const d = decode(aggregatorToTrainer, frameBytes(data));
-    if (!d.ok || d.msg.type !== 'task') throw new Error('bad task');
-    sendToAggregator(conn, { type: 'update', job: 'bench', round: 1, rank: 0, delta: d.msg.weights, numSamples: 1, metrics: { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 1, steps: 1 } });
-  });
-});
-const client = new WebSocket(url, { maxPayload: limit });
-await new Promise((r) => client.once('open', r));
-const trips: number[] = [];
-for (let r = 0; r < repeats; r++) {
-  const t0 = performance.now();
-  const back = new Promise<void>((resolve) =>
-    client.once('message', (data) => {
-      const d = decode(trainerToAggregator, frameBytes(data));
-      if (!d.ok) throw new Error(d.error);
-      resolve();
-    }),
-  );
-  sendToTrainer(client, task);
-  await back;
-  trips.push(seconds(t0));
-}
-client.close();
-wss.close();
 
-// Merge of W = 8 slice deltas at full width.
+/** A trainer that echoes each task's weights as its delta. */
+async function loopbackTrainer(way: Way): Promise<WebSocket> {
+  const ws = new WebSocket(url, { maxPayload: limit, perMessageDeflate: false, ...(way.zeroMask ? { generateMask: (m: Buffer) => void m.fill(0) } : {}) });
+  if (!way.concat) receiveFragments(ws);
+  ws.on('message', (data: RawData) => {
+    const t = must(decode(aggregatorToTrainer, frameBytes(data)));
+    if (t.type !== 'task') throw new Error(`got ${t.type}`);
+    if (way.joined) ws.send(encode(echo(t)));
+    else sendToAggregator(ws, echo(t));
+  });
+  await new Promise((r) => ws.once('open', r));
+  return ws;
+}
+
+/** The aggregator's side of `trainers` connections: sends each a task at once, takes all updates. */
+async function serveRound(trainers: number, way: Way): Promise<{ conns: WebSocket[]; round: () => Promise<void> }> {
+  const conns: WebSocket[] = [];
+  const connected = new Promise<void>((resolve) => {
+    const on = (c: WebSocket) => {
+      if (!way.concat) receiveFragments(c);
+      conns.push(c);
+      if (conns.length === trainers) {
+        wss.off('connection', on);
+        resolve();
+      }
+    };
+    wss.on('connection', on);
+  });
+  const clients = await Promise.all(Array.from({ length: trainers }, () => loopbackTrainer(way)));
+  await connected;
+  const round = () =>
+    new Promise<void>((resolve) => {
+      let left = trainers;
+      conns.forEach((c, rank) => {
+        c.once('message', (data: RawData) => {
+          const u = must(decode(trainerToAggregator, frameBytes(data)));
+          if (u.type !== 'update' || u.rank !== rank) throw new Error('bad update');
+          if (--left === 0) resolve();
+        });
+        const t = { ...task, rank, worldSize: trainers };
+        if (way.joined) c.send(encode(t));
+        else sendToTrainer(c, t);
+      });
+    });
+  return { conns: clients, round };
+}
+
+async function roundSeconds(trainers: number, way: Way): Promise<number> {
+  const { conns, round } = await serveRound(trainers, way);
+  const s = await bestOf(round);
+  for (const c of conns) c.close();
+  return s;
+}
+
+const encodes = await bestOf(() => encode(task));
+const frame = encode(task);
+const decodes = await bestOf(() => must(decode(aggregatorToTrainer, frame)));
+const before = { ...tensorReads };
+const trip = await roundSeconds(1, {});
+const readsInTrip = { views: tensorReads.views - before.views, copies: tensorReads.copies - before.copies };
+
 const W = 8;
 const contributions = Array.from({ length: W }, (_, r) => {
   const plan = slicePlan(layers, { rank: r, worldSize: W });
   return { plan, tensors: cutWeights(weights, plan), weight: 6250 };
 });
-const merges: number[] = [];
-for (let r = 0; r < repeats; r++) {
-  const t0 = performance.now();
-  mergeInto(weights, contributions, true);
-  merges.push(seconds(t0));
-}
+const merge = await bestOf(() => mergeInto(weights, contributions, true));
+const fedavg = await roundSeconds(W, {});
 
-const copy = best(copies);
-const rows: [string, number, number][] = [
-  ['Buffer copy (baseline)', copy, mb / copy],
-  ['encode (msgpackr, moreTypes)', best(encodes), mb / best(encodes)],
-  ['decode + validate', best(decodes), mb / best(decodes)],
-  ['loopback task + update round trip', best(trips), (2 * mb) / best(trips)],
-  [`merge W=${W} slices, full width`, best(merges), mb / best(merges)],
+type Row = [string, number, number];
+const rows: Row[] = [
+  ['Buffer copy (baseline)', copy, mb],
+  ['encode (one buffer)', encodes, mb],
+  ['decode + validate', decodes, mb],
+  ['loopback task + update round trip', trip, 2 * mb],
+  [`merge W=${W} slices`, merge, mb],
+  [`fedavg round, W=${W} loopback trainers`, fedavg, 2 * W * mb],
 ];
-console.log(`model: ${(weights.reduce((n, t) => n + t.data.length, 0) / 1e6).toFixed(1)} M parameters, ${mb.toFixed(0)} MB; best of ${repeats}`);
-console.log(`${'step'.padEnd(36)}  ${'seconds'.padStart(8)}  ${'MB/s'.padStart(8)}  ${'vs copy'.padStart(8)}`);
-for (const [name, s, rate] of rows) {
-  console.log(`${name.padEnd(36)}  ${s.toFixed(3).padStart(8)}  ${rate.toFixed(0).padStart(8)}  ${(rate / (mb / copy)).toFixed(3).padStart(8)}`);
+if (!values['no-levers']) {
+  rows.push(
+    ['lever: encodeParts (fragments, no copy)', await bestOf(() => encodeParts(task)), mb],
+    ['lever: round trip, one joined buffer sent', await roundSeconds(1, { joined: true }), 2 * mb],
+    ['lever: round trip, ws joins fragments', await roundSeconds(1, { concat: true }), 2 * mb],
+    ['lever: round trip, zero client mask', await roundSeconds(1, { zeroMask: true }), 2 * mb],
+  );
+}
+wss.close();
+
+const bufferutil = (() => {
+  if (process.env.WS_NO_BUFFER_UTIL) return 'off (WS_NO_BUFFER_UTIL)';
+  try {
+    createRequire(import.meta.url)('bufferutil');
+    return 'loaded';
+  } catch {
+    return 'not installed';
+  }
+})();
+const copyRate = mb / copy;
+console.log(`model: ${(weights.reduce((n, t) => n + t.data.length, 0) / 1e6).toFixed(1)} M parameters, ${mb.toFixed(0)} MB (width ${values.width}); best of ${repeats}; bufferutil ${bufferutil}`);
+console.log(`load average before: ${loadBefore}; after: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+console.log(`round trip tensor reads: ${readsInTrip.views} views, ${readsInTrip.copies} copies`);
+console.log(`| ${'step'.padEnd(42)} | ${'seconds'.padStart(8)} | ${'MB/s'.padStart(8)} | ${'vs copy'.padStart(8)} |`);
+console.log(`|${'-'.repeat(44)}|${'-'.repeat(9)}:|${'-'.repeat(9)}:|${'-'.repeat(9)}:|`);
+for (const [name, s, moved] of rows) {
+  const rate = moved / s;
+  console.log(`| ${name.padEnd(42)} | ${s.toFixed(3).padStart(8)} | ${rate.toFixed(0).padStart(8)} | ${(rate / copyRate).toFixed(3).padStart(8)} |`);
 }

@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { FedsliceError, type ErrorCode } from '../core/errors.ts';
 import { decode } from '../core/wire/codec.ts';
 import { fromMetaserver, type Peer, type Role, type RunState, type StatusMessage } from '../core/wire/schema.ts';
-import { frameBytes, sendToMetaserver } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendToMetaserver } from '../core/wire/socket.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
 import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { METASERVER_MAX_PAYLOAD } from './server.ts';
@@ -40,6 +40,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export function connectMetaserver(o: MetaClientOptions): Promise<MetaClient> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(o.url, { maxPayload: METASERVER_MAX_PAYLOAD, handshakeTimeout: CONNECT_TIMEOUT_MS, headers: credentialHeaders(o.job, o.token), ...o.tls });
+    receiveFragments(ws);
     const peers = new Map<string, Peer>();
     const aggregatorWaiters = new Set<(address: string) => void>();
     let welcomed = false;

@@ -89,7 +89,7 @@ describe('fedslice analyze', () => {
     expect(rows[0]).toMatchObject({ config: 'ws1_lr0.0001_swap0_lsw0_r3_slice_synthetic_w0.125', worldSize: 1, n: 3, accMean: 0.61 });
     const lines = readFileSync(csv, 'utf8').trim().split('\n');
     expect(lines).toHaveLength(7);
-    expect(lines[0]).toBe('config,worldSize,learningRate,swap,layerwiseSwap,rounds,mode,dataset,width,n,accMean,accStd,accMin,accMax,lossMean,lossStd,lossMin,lossMax');
+    expect(lines[0]).toBe('config,worldSize,learningRate,swap,layerwiseSwap,rounds,mode,dataset,width,fraction,n,accMean,accStd,accMin,accMax,lossMean,lossStd,lossMin,lossMax');
   });
 
   it('works with only round-0 records and a failed run', async () => {

@@ -13,7 +13,11 @@ import { type StepRun, stepTables } from '../analysis/steps.ts';
 import { trainerFiguresTable } from '../analysis/trainer-figures.ts';
 import { pickConfig } from '../core/results/schema.ts';
 import { bestRuns, parseMetric } from '../analysis/best.ts';
-import { writeMetricsStore } from './fixtures/make-metrics-store.ts';
+import { FRACTION_ACC, writeFractionStore, writeMetricsStore } from './fixtures/make-metrics-store.ts';
+import { fractionRows } from '../analysis/fraction.ts';
+import { configStats, timingStats } from '../analysis/tables.ts';
+import { parseExperiment } from '../core/config.ts';
+import { configId, keyFieldsOf, keyName, runKeyFields } from '../core/results/schema.ts';
 import { pngSize } from './fixtures/png.ts';
 
 let dir: string;
@@ -140,5 +144,42 @@ describe('fedslice analyze with a step log', () => {
     for (const t of ['Training loss against step', 'Training loss against wall-clock time', 'Training throughput over time', 'Step latency per configuration', 'Memory per configuration']) {
       expect(html).toContain(t);
     }
+  }, 120_000);
+});
+
+describe('the data-fraction study', () => {
+  it('dataset.fraction is a key field: named when not 1, so the keys of full-data runs are what they were', () => {
+    const at = (fraction: number) => runKeyFields(parseExperiment({ dataset: { fraction }, federation: { worldSize: 2 }, model: { width: 0.125 } }));
+    expect(keyName(at(1))).toBe('ws2_lr0.0001_swap0_lsw0_r10_seed123_slice_synthetic_w0.125');
+    expect(keyName(at(0.05))).toBe('ws2_lr0.0001_swap0_lsw0_r10_seed123_slice_synthetic_w0.125_f0.05');
+    // a record written before the field existed reads as the whole data set
+    const { fraction: _f, ...old } = at(1);
+    expect(keyFieldsOf(old)).toEqual(at(1));
+    expect(configId(keyFieldsOf(old) ?? at(0.5))).toBe(configId(at(1)));
+  });
+
+  it('accuracy and training time per fraction and configuration, and its chart', async () => {
+    const store = join(dir, 'fraction');
+    writeFractionStore(store);
+    const loaded = loadStore(store);
+    expect(loaded.warnings).toEqual([]);
+    const rows = fractionRows(configStats(loaded.rounds), timingStats(loaded.rounds));
+    expect(rows.map((r) => [r.worldSize, r.fraction, r.n])).toEqual([
+      [1, 0.01, 2], [1, 0.05, 2], [1, 0.1, 2], [1, 0.2, 2],
+      [2, 0.01, 2], [2, 0.05, 2], [2, 0.1, 2], [2, 0.2, 2],
+    ]);
+    expect(round(rows.map((r) => r.accMean))).toEqual(round([1, 2].flatMap((w) => FRACTION_ACC[w].map(([a, b]) => (a + b) / 2))));
+    expect(round([rows[1].accStd ?? -1])).toEqual(round([Math.sqrt(2 * 0.02 ** 2)]));
+    expect(rows[4].accStd).toBe(0);
+    expect(rows.map((r) => r.trainingSeconds)).toEqual([2, 8, 16, 32, 1.6, 5, 10, 18]);
+
+    const report = join(dir, 'fraction-report');
+    const out: string[] = [];
+    await runAnalyze({ results: store, plots: true, out: report, top: 3, metric: 'testAccuracy', where: [] }, { out: (t) => out.push(t), warn: () => {} });
+    const text = out.join('\n');
+    expect(text).toContain('Data-fraction study (finished runs, mean over seeds)');
+    expect(text).toMatch(/\n1 +1e-4 +no +5% +2 +0\.2200 +0\.0283 .* 8\.00 /);
+    expect(pngSize(readFileSync(join(report, 'data-fraction.png'))).width).toBeGreaterThan(500);
+    expect(readFileSync(join(report, 'report.html'), 'utf8')).toContain('Data-fraction study');
   }, 120_000);
 });

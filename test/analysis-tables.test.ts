@@ -237,7 +237,7 @@ describe('--where', () => {
   });
 
   it('rejects an unknown key or a bad value in one line naming the valid keys', () => {
-    expect(() => parseWhere('worlds=2')).toThrowError(/unknown key "worlds"; valid keys: worldSize, learningRate, swap, layerwiseSwap, rounds, mode, dataset, width, seed/);
+    expect(() => parseWhere('worlds=2')).toThrowError(/unknown key "worlds"; valid keys: worldSize, learningRate, swap, layerwiseSwap, rounds, mode, dataset, width, fraction, seed/);
     expect(() => parseWhere('worldSize=two')).toThrowError(/worldSize needs a number, got "two"/);
     expect(() => parseWhere('swap=maybe')).toThrowError(/swap needs true or false/);
     expect(() => parseWhere('swap')).toThrowError(/not key=value/);

@@ -141,20 +141,21 @@ describe('aggregator with scripted trainers', () => {
     for (const t of [t0, t1]) expect(await t.next()).toMatchObject({ type: 'joined' });
     const metrics = { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 100, steps: 1 };
     const update = (task: MessageOf<'task'>, value: number) => ({
-      type: 'update' as const, job: 'async-scripted', round: task.round, version: task.version, rank: task.rank, numSamples: 100, metrics,
+      type: 'update' as const, job: 'async-scripted', round: task.round, seq: task.seq, version: task.version, rank: task.rank, numSamples: 100, metrics,
       delta: task.weights.map((w) => ({ ...w, data: new Float32Array(w.data.length).fill(value) })),
     });
     const first = await Promise.all([t0, t1].map(async (t) => (await t.next()) as MessageOf<'task'>));
-    expect(first.map((t) => [t.mode, t.version, t.round])).toEqual([['async', 0, 1], ['async', 0, 1]]);
+    expect(first.map((t) => [t.mode, t.version, t.round, t.seq])).toEqual([['async', 0, 1, 1], ['async', 0, 1, 1]]);
 
     t0.send(update(first[0], 1)); // staleness 0: + 0.5 x 1
     const second0 = (await t0.next()) as MessageOf<'task'>;
-    expect(second0).toMatchObject({ type: 'task', version: 1, round: 2 });
+    expect(second0).toMatchObject({ type: 'task', version: 1, round: 2, seq: 2 });
     t0.send(update(first[0], 1)); // the same update again
     expect(await t0.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: expect.stringMatching(/version 0 is not the version 1/) });
     t1.send(update(first[1], 2)); // staleness 1: + 0.5/2 x 2
     const second1 = (await t1.next()) as MessageOf<'task'>;
-    expect(second1).toMatchObject({ type: 'task', version: 2, round: 2 });
+    // seq counts this trainer's tasks; round is the evaluation window open when it was sent
+    expect(second1).toMatchObject({ type: 'task', version: 2, seq: 2, round: 3 });
     t0.send(update(second0, 3)); // staleness 1: + 0.25 x 3
     await agg.waitFor(/async: version 3,/);
     t1.send(update(second1, 4)); // staleness 1: + 0.25 x 4

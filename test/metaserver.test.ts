@@ -2,8 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startMetaserver, type Metaserver } from '../metaserver/server.ts';
 import { connectMetaserver, type MetaClient } from '../metaserver/client.ts';
-import { Packr } from 'msgpackr';
-import { decode, encode } from '../core/wire/codec.ts';
+import { decode, encode, encodeUnchecked } from '../core/wire/codec.ts';
 import { fromMetaserver, type FromMetaserver, type StatusMessage } from '../core/wire/schema.ts';
 import { credentialHeaders } from '../core/wire/token.ts';
 import { startRole, stopAll } from './helpers/roles.ts';
@@ -133,7 +132,7 @@ describe('metaserver', () => {
     a.ws.send(Buffer.from([0xc1, 0x00, 0x01]));
     expect(await a.next()).toMatchObject({ type: 'error', code: 'FEDSLICE_ERR_FRAME' });
     const b = await raw('J');
-    b.ws.send(new Packr().pack({ type: 'hello', job: 'J', role: 'wizard', id: 'w' }));
+    b.ws.send(encodeUnchecked({ type: 'hello', job: 'J', role: 'wizard', id: 'w' }));
     expect(await b.next()).toMatchObject({ type: 'error', message: expect.stringMatching(/role must be one of/) });
     const c = await raw('J');
     c.ws.send(Buffer.alloc(200_000));

@@ -70,7 +70,7 @@ describe('settings that do not change what a run computes', () => {
     for (const [path, other] of [
       ['dataset.dir', parseExperiment({ dataset: { name: 'synthetic', dir: 'data/b' } })],
       ['train.epochs', parseExperiment({ dataset: { name: 'synthetic', dir: 'data/a' }, train: { epochs: 5 } })],
-      ['dataset.fraction', parseExperiment({ dataset: { name: 'synthetic', dir: 'data/a', fraction: 0.5 } })],
+      ['dataset.partition', parseExperiment({ dataset: { name: 'synthetic', dir: 'data/a', partition: 'iid' } })],
     ] as const) {
       expect(configHash(other), path).not.toBe(configHash(base));
       const w = mergedSettingsWarnings([record(base, 'a'), record(other, 'b')]);

@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { Packr } from 'msgpackr';
 import type { WebSocket } from 'ws';
-import { decode, encode, maxFrameBytes } from '../core/wire/codec.ts';
+import { decode, encode, encodeParts, encodeUnchecked, maxFrameBytes } from '../core/wire/codec.ts';
+import { tensorReads } from '../core/wire/frame.ts';
 import { checkTensorsMatch } from '../core/wire/checks.ts';
 import {
   aggregatorToTrainer,
@@ -29,7 +29,6 @@ import { parseExperiment, taskHyperOf, type TrainConfig } from '../core/config.t
 import type { TrainHyper } from '../core/training/train.ts';
 
 const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
-const raw = new Packr({ moreTypes: true, useRecords: false });
 
 function update(data: Float32Array, shape = [data.length]): MessageOf<'update'> {
   return {
@@ -55,7 +54,19 @@ const samples: { [T in MessageType]: MessageOf<T> } = {
   'peer-left': { type: 'peer-left', job: 'j', peer, reason: 'timeout' },
   error: { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: 'no', round: 3 },
   join: { type: 'join', job: 'j', id: 't1', shard: 1 },
-  update: { ...update(new Float32Array([1, -2])), version: 4, seq: 7 },
+  update: {
+    ...update(new Float32Array([1, -2])),
+    version: 4,
+    seq: 7,
+    metrics: {
+      trainLoss: 1, trainSeconds: 2, samplesPerSecond: 3, steps: 4,
+      stats: { steps: 4, stepP50Seconds: 0.1, stepP95Seconds: 0.2, stepP99Seconds: 0.3, dataLoadShare: 0.05, peakRssBytes: 1e9, tensorBytes: 4e7, tensorCount: 60, gpuBytes: null },
+    },
+  },
+  steps: {
+    type: 'steps', job: 'j', round: 3, seq: 2, rank: 1, globalStep: 40,
+    point: { step: 10, epoch: 0, loss: 2.1, intervalSteps: 5, samples: 160, samplesPerSecond: 120.5, learningRate: 1e-3, time: 1_700_000_000_000 },
+  },
   joined: { type: 'joined', job: 'j', id: 't1', shard: 1, worldSize: 2 },
   task: {
     type: 'task', job: 'j', round: 3, version: 17, seq: 2, rank: 1, worldSize: 2, mode: 'async',
@@ -74,12 +85,12 @@ const directions: [string, Direction][] = [
 const carries: Record<string, MessageType[]> = {
   toMetaserver: ['hello', 'status'],
   fromMetaserver: ['welcome', 'peer-joined', 'peer-left', 'status', 'error'],
-  trainerToAggregator: ['join', 'update'],
+  trainerToAggregator: ['join', 'update', 'steps'],
   aggregatorToTrainer: ['joined', 'task', 'done', 'error'],
 };
 
 function refusal(direction: Direction, value: unknown): { code: ErrorCode; error: string } {
-  const d = decode(direction, raw.pack(value));
+  const d = decode(direction, encodeUnchecked(value));
   if (d.ok) throw new Error(`accepted ${JSON.stringify(value)}`);
   return d;
 }
@@ -89,14 +100,70 @@ describe('wire codec', () => {
     const special = new Float32Array([0, -0, 1.401298464324817e-45, -3.4028234663852886e38, 1 / 3, 1e-38]);
     const big = new Float32Array(10_000_000);
     for (let i = 0; i < big.length; i++) big[i] = Math.sin(i) * 1e3;
-    for (const data of [special, big]) {
-      const d = decode(trainerToAggregator, encode(update(data)));
+    for (const [data, frame] of [special, big].flatMap((x) => [[x, encode(update(x))], [x, encodeParts(update(x))]] as const)) {
+      const d = decode(trainerToAggregator, frame);
       if (!d.ok || d.msg.type !== 'update') throw new Error('not decoded as an update');
       const got = d.msg.delta[0].data;
       expect(got).toBeInstanceOf(Float32Array);
       expect(got.byteOffset % 4).toBe(0);
       expect(Buffer.from(bits(got).buffer, bits(got).byteOffset, got.byteLength).equals(Buffer.from(data.buffer))).toBe(true);
     }
+  });
+
+  it('reads tensors in place: as views over the received bytes, across fragments, copying only what is misaligned', () => {
+    const data = new Float32Array(1000).map((_, i) => Math.cos(i));
+    const frame = encode(update(data));
+    const same = (got: Float32Array) => Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(data.buffer));
+    const read = (f: Uint8Array | Uint8Array[]) => {
+      const before = { ...tensorReads };
+      const d = decode(trainerToAggregator, f);
+      if (!d.ok || d.msg.type !== 'update') throw new Error(d.ok ? d.msg.type : d.error);
+      return { got: d.msg.delta[0].data, views: tensorReads.views - before.views, copies: tensorReads.copies - before.copies };
+    };
+    // At a 4-aligned place in a larger buffer (how ws hands over a pooled Buffer): a view, no copy.
+    const pool = new Uint8Array(frame.byteLength + 8);
+    pool.set(frame, 4);
+    const aligned = read(pool.subarray(4, 4 + frame.byteLength));
+    expect(aligned).toMatchObject({ views: 1, copies: 0 });
+    expect(aligned.got.buffer).toBe(pool.buffer);
+    expect(same(aligned.got)).toBe(true);
+    // At an odd offset: one copy, aligned and bit-exact.
+    for (const offset of [1, 2, 3]) {
+      const odd = new Uint8Array(frame.byteLength + 4);
+      odd.set(frame, offset);
+      const r = read(odd.subarray(offset, offset + frame.byteLength));
+      expect(r).toMatchObject({ views: 0, copies: 1 });
+      expect(r.got.byteOffset % 4).toBe(0);
+      expect(same(r.got)).toBe(true);
+    }
+    // The pieces a sender writes as fragments: the tensor is a view over the sender's own array.
+    const parts = encodeParts(update(data));
+    expect(parts).toHaveLength(2);
+    const inPlace = read(parts);
+    expect(inPlace).toMatchObject({ views: 1, copies: 0 });
+    expect(inPlace.got.buffer).toBe(data.buffer);
+    // Cut at arbitrary places: still bit-exact.
+    const pieces = Array.from({ length: Math.ceil(frame.byteLength / 7) }, (_, i) => frame.slice(i * 7, i * 7 + 7));
+    expect(same(read([new Uint8Array(0), ...pieces]).got)).toBe(true);
+  });
+
+  it('refuses a frame whose layout does not add up, in one line', () => {
+    const frame = encode(update(new Float32Array([1, 2, 3, 4])));
+    const headerLength = new DataView(frame.buffer).getUint32(0, true);
+    const withHeaderLength = (n: number) => {
+      const f = frame.slice();
+      new DataView(f.buffer).setUint32(0, n, true);
+      return f;
+    };
+    const cases: [Uint8Array, RegExp][] = [
+      [frame.subarray(0, 3), /^frame of 3 bytes is shorter than its 4-byte header length$/],
+      [frame.subarray(0, frame.byteLength - 4), /^truncated frame: its header announces at least \d+ bytes, the frame has \d+$/],
+      [new Uint8Array([...frame, 0, 0, 0, 0]), /^frame has 4 bytes after its tensors \(its header announces 16 tensor bytes\)$/],
+      [withHeaderLength(1 << 30), /^truncated frame: a 1073741824-byte header announced, \d+ bytes follow$/],
+      [withHeaderLength(headerLength - 2), /^not a msgpack frame \(/],
+      [encodeUnchecked({ ...update(new Float32Array(1)), delta: [{ name: 'a', shape: [1], data: { '\0f32': -1 } }] }), /^a tensor marker holds -1, not a count of floats$/],
+    ];
+    for (const [f, re] of cases) expect(decode(trainerToAggregator, f)).toEqual({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: expect.stringMatching(re) });
   });
 
   it('a frame is the raw float bytes plus a small envelope (no per-float encoding)', () => {
@@ -108,6 +175,7 @@ describe('wire codec', () => {
     for (const [name, direction] of directions) {
       for (const type of carries[name]) {
         expect(decode(direction, encode(samples[type]))).toEqual({ ok: true, msg: samples[type] });
+        expect(decode(direction, encodeParts(samples[type]))).toEqual({ ok: true, msg: samples[type] });
       }
     }
   });
@@ -120,14 +188,14 @@ describe('wire codec', () => {
         expect(d).toMatchObject({ ok: false, code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(new RegExp(`^a ${type} message does not travel from`)) });
       }
     }
-    expect(refusal(trainerToAggregator, samples.task).error).toMatch(/task message does not travel from a trainer to its aggregator \(that carries join, update\)/);
+    expect(refusal(trainerToAggregator, samples.task).error).toMatch(/task message does not travel from a trainer to its aggregator \(that carries join, update, steps\)/);
   });
 
   it('never throws on garbage, and says what is wrong', () => {
     for (const junk of [new Uint8Array([0xc1]), new Uint8Array(0), Buffer.from('hello world'), new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff])]) {
       for (const [, direction] of directions) expect(decode(direction, junk).ok).toBe(false);
     }
-    const notMsg = decode(trainerToAggregator, new Packr().pack({ type: 'launch-missiles' }));
+    const notMsg = decode(trainerToAggregator, encodeUnchecked({ type: 'launch-missiles' }));
     expect(notMsg).toMatchObject({ ok: false, code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(/unknown message type/) });
     for (const v of [null, 7, 'update', [1, 2], new Float32Array(2), { round: 1 }]) {
       expect(refusal(trainerToAggregator, v)).toMatchObject({ code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(/unknown message type/) });
@@ -144,6 +212,10 @@ describe('wire codec', () => {
       [trainerToAggregator, { ...base, delta: [{ name: 'a', shape: [4], data: [1, 2, 3, 4] }] }, /^update\.delta\[0\]\.data must be a Float32Array$/],
       [trainerToAggregator, { ...base, numSamples: undefined }, /^update\.numSamples must be a non-negative integer$/],
       [trainerToAggregator, { ...base, seq: 1.5 }, /^update\.seq must be a non-negative integer$/],
+      [trainerToAggregator, { ...samples.steps, point: { ...samples.steps.point, loss: Number.NaN } }, /^steps\.point\.loss must be a finite number$/],
+      [trainerToAggregator, { ...samples.steps, point: { ...samples.steps.point, step: 0 } }, /^steps\.point\.step must be at least 1$/],
+      [trainerToAggregator, { ...samples.steps, globalStep: 'many' }, /^steps\.globalStep must be a non-negative integer$/],
+      [trainerToAggregator, { ...base, metrics: { ...base.metrics, stats: { ...samples.update.metrics.stats, dataLoadShare: 2 } } }, /^update\.metrics\.stats\.dataLoadShare must be at most 1$/],
       [toMetaserver, { type: 'hello', job: 'j', role: 'king', id: 'x' }, /^hello\.role must be one of aggregator, trainer, observer$/],
       [toMetaserver, { type: 'hello', job: 'j', role: 'trainer' }, /^hello\.id must be a non-empty string$/],
       [aggregatorToTrainer, { ...samples.task, hyper: { ...hyper, learningRate: undefined } }, /^task\.hyper\.learningRate is missing$/],
@@ -220,7 +292,7 @@ describe('wire types (checked by tsc)', () => {
   it('each direction carries exactly its messages, and each typed send takes only those', () => {
     expectTypeOf<ToMetaserver['type']>().toEqualTypeOf<'hello' | 'status'>();
     expectTypeOf<FromMetaserver['type']>().toEqualTypeOf<'welcome' | 'peer-joined' | 'peer-left' | 'status' | 'error'>();
-    expectTypeOf<TrainerToAggregator['type']>().toEqualTypeOf<'join' | 'update'>();
+    expectTypeOf<TrainerToAggregator['type']>().toEqualTypeOf<'join' | 'update' | 'steps'>();
     expectTypeOf<AggregatorToTrainer['type']>().toEqualTypeOf<'joined' | 'task' | 'done' | 'error'>();
     expectTypeOf(sendToMetaserver).parameter(1).toEqualTypeOf<ToMetaserver>();
     expectTypeOf(sendFromMetaserver).parameter(1).toEqualTypeOf<FromMetaserver>();

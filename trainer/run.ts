@@ -5,15 +5,16 @@
  */
 import WebSocket from 'ws';
 import type { Experiment } from '../core/config.ts';
-import { alexnetLayers, parameterCount } from '../core/model/spec.ts';
+import { alexnetLayers, parameterCount, type LayerSpec } from '../core/model/spec.ts';
 import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
 import { subtractWeights } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
-import { trainLocal } from '../core/training/train.ts';
+import { stepsPerCall, trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
+import type { ImageSet } from '../core/data/types.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
-import { frameBytes, sendToAggregator } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendToAggregator } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
@@ -33,13 +34,21 @@ export interface TrainerOptions {
 
 type SessionEnd = { kind: 'done'; msg: MessageOf<'done'> } | { kind: 'lost'; reason: string } | { kind: 'refused'; error: FedsliceError };
 
+/** What every session of one trainer process shares. */
+interface Trainer {
+  o: TrainerOptions;
+  layers: LayerSpec[];
+  train: ImageSet;
+  maxPayload: number;
+}
+
 export async function runTrainer(o: TrainerOptions): Promise<void> {
   const { config, log } = o;
   await initBackend(config.backend);
   const layers = alexnetLayers(config.model);
   const { train } = loadForExperiment(config.dataset, config.seed);
   // fedavg tasks carry the full model: size frames for it.
-  const maxPayload = maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT);
+  const t: Trainer = { o, layers, train, maxPayload: maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT) };
   const waitS = config.federation.roundTimeoutS;
 
   const meta = await connectMetaserver({ url: o.metaserver, job: o.job, role: 'trainer', id: o.id, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
@@ -54,7 +63,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
     for (;;) {
       log(`trainer ${o.id}: waiting for the aggregator of job ${o.job}`);
       const address = await Promise.race([meta.waitForAggregator(waitS * 1000), stop]);
-      const end = await Promise.race([session(address), stop]);
+      const end = await Promise.race([session(t, address), stop]);
       if (end.kind === 'done') {
         if (end.msg.reason === 'completed') {
           log(`trainer ${o.id}: run completed`);
@@ -72,103 +81,125 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
   } finally {
     meta.close();
   }
+}
 
-  function session(address: string): Promise<SessionEnd> {
-    return new Promise<SessionEnd>((resolve) => {
-      const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
-      let shard: number | null = null;
-      let indices: Int32Array | null = null;
-      let settled = false;
-      let busy: Promise<void> = Promise.resolve();
-      const end = (e: SessionEnd) => {
-        if (settled) return;
-        settled = true;
-        resolve(e);
-        ws.close();
-      };
-      const send = (m: TrainerToAggregator) => void sendToAggregator(ws, m);
-      o.signal.addEventListener('abort', () => ws.close(), { once: true });
+/** One connection to the aggregator, from join to done or loss. */
+function session(t: Trainer, address: string): Promise<SessionEnd> {
+  const { o } = t;
+  return new Promise<SessionEnd>((resolve) => {
+    const ws = new WebSocket(address, { maxPayload: t.maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
+    receiveFragments(ws);
+    let settled = false;
+    const end = (e: SessionEnd) => {
+      if (settled) return;
+      settled = true;
+      resolve(e);
+      ws.close();
+    };
+    const send = (m: TrainerToAggregator) => void sendToAggregator(ws, m);
+    const onMessage = messageHandler(t, send, end);
+    o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
-      ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
-      ws.on('message', (data) => {
-        const d = decode(aggregatorToTrainer, frameBytes(data));
-        if (!d.ok) {
-          log(`trainer ${o.id}: dropped a bad frame from the aggregator: ${d.error}`);
-          return;
+    ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
+    ws.on('message', (data) => onMessage(frameBytes(data)));
+    ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
+    ws.on('unexpected-response', (_req, res) => {
+      if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
+      else if (res.statusCode === 401) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TOKEN', `the aggregator at ${address} refused trainer ${o.id}: ${wrongTokenMessage(o.job)}`) });
+      else end({ kind: 'lost', reason: `HTTP ${res.statusCode} instead of a WebSocket upgrade` });
+    });
+    ws.on('error', (e) => {
+      const tls = tlsConnectError(address, e);
+      end(tls ? { kind: 'refused', error: tls } : { kind: 'lost', reason: e.message });
+    });
+  });
+}
+
+/** What a session does with each frame from the aggregator: join, train tasks in order, end. */
+function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end: (e: SessionEnd) => void): (frame: Uint8Array[]) => void {
+  const { o } = t;
+  const { config, log } = o;
+  let shard: number | null = null;
+  let indices: Int32Array | null = null;
+  let busy: Promise<void> = Promise.resolve();
+  return (frame) => {
+    const d = decode(aggregatorToTrainer, frame);
+    if (!d.ok) {
+      log(`trainer ${o.id}: dropped a bad frame from the aggregator: ${d.error}`);
+      return;
+    }
+    const msg = d.msg;
+    switch (msg.type) {
+      case 'joined':
+        shard = msg.shard;
+        indices = shardIndices(t.train, config.dataset, msg.worldSize, shard, config.seed);
+        log(`trainer ${o.id}: joined job ${o.job} as shard ${shard} of ${msg.worldSize} (${indices.length} training images)`);
+        return;
+      case 'task':
+        // Tasks are handled one at a time, in order.
+        busy = busy.then(() => handleTask(t, msg, shard, indices, send)).catch((e) => end({ kind: 'lost', reason: (e as Error).message }));
+        return;
+      case 'done':
+        end({ kind: 'done', msg });
+        return;
+      case 'error':
+        if (isFatalForTrainer(msg.code)) {
+          end({ kind: 'refused', error: new FedsliceError(msg.code, `the aggregator refused trainer ${o.id}: ${msg.message}`) });
+        } else {
+          log(`trainer ${o.id}: the aggregator reported: ${msg.message}`);
         }
-        const msg = d.msg;
-        switch (msg.type) {
-          case 'joined':
-            shard = msg.shard;
-            indices = shardIndices(train, config.dataset, msg.worldSize, shard, config.seed);
-            log(`trainer ${o.id}: joined job ${o.job} as shard ${shard} of ${msg.worldSize} (${indices.length} training images)`);
-            return;
-          case 'task':
-            // Tasks are handled one at a time, in order.
-            busy = busy.then(() => handleTask(msg, shard, indices, send)).catch((e) => end({ kind: 'lost', reason: (e as Error).message }));
-            return;
-          case 'done':
-            end({ kind: 'done', msg });
-            return;
-          case 'error':
-            if (isFatalForTrainer(msg.code)) {
-              end({ kind: 'refused', error: new FedsliceError(msg.code, `the aggregator refused trainer ${o.id}: ${msg.message}`) });
-            } else {
-              log(`trainer ${o.id}: the aggregator reported: ${msg.message}`);
-            }
-            return;
-          default:
-            msg satisfies never;
-        }
-      });
-      ws.on('close', (code, reason) => end({ kind: 'lost', reason: `closed (${code}${reason.length ? ` ${reason}` : ''})` }));
-      ws.on('unexpected-response', (_req, res) => {
-        if (isPlainToTlsRefusal(res)) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TLS', plainToTlsMessage(address)) });
-        else if (res.statusCode === 401) end({ kind: 'refused', error: new FedsliceError('FEDSLICE_ERR_TOKEN', `the aggregator at ${address} refused trainer ${o.id}: ${wrongTokenMessage(o.job)}`) });
-        else end({ kind: 'lost', reason: `HTTP ${res.statusCode} instead of a WebSocket upgrade` });
-      });
-      ws.on('error', (e) => {
-        const tls = tlsConnectError(address, e);
-        end(tls ? { kind: 'refused', error: tls } : { kind: 'lost', reason: e.message });
-      });
-    });
-  }
+        return;
+      default:
+        msg satisfies never;
+    }
+  };
+}
 
-  async function handleTask(task: MessageOf<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void) {
-    if (shard === null || !indices) throw new Error('task before joined');
-    log(`trainer ${o.id}: round ${task.round}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
-    const result = await trainLocal({
-      layers,
-      weights: task.weights,
-      data: train,
-      indices,
-      hyper: task.hyper,
-      // Each shard shuffles and drops out differently, the same way on every run.
-      seed: task.hyper.seed * 1009 + shard,
-      round: task.round,
-    });
-    // A simulated straggler (federation.stragglers): idle so the task takes `slowdown` times as long.
-    const slowdown = task.hyper.slowdown ?? 1;
-    if (slowdown > 1) await idle((slowdown - 1) * result.seconds * 1000, o.signal);
-    const seconds = result.seconds * slowdown;
-    send({
-      type: 'update',
-      job: o.job,
-      round: task.round,
-      ...(task.version !== undefined ? { version: task.version } : {}),
-      ...(task.seq !== undefined ? { seq: task.seq } : {}),
-      rank: task.rank,
-      delta: subtractWeights(result.weights, task.weights),
-      numSamples: result.numSamples,
-      metrics: {
-        trainLoss: result.trainLoss,
-        trainSeconds: seconds,
-        samplesPerSecond: result.numSamples / seconds,
-        steps: result.steps,
-      },
-    });
-    log(`trainer ${o.id}: round ${task.round}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
-  }
+/** Trains one task on this trainer's shard and sends the update. */
+async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void): Promise<void> {
+  const { o } = t;
+  if (shard === null || !indices) throw new Error('task before joined');
+  const which = task.seq !== undefined ? `round ${task.round} task ${task.seq}` : `round ${task.round}`;
+  o.log(`trainer ${o.id}: ${which}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
+  const ids = { round: task.round, ...(task.seq !== undefined ? { seq: task.seq } : {}), rank: task.rank };
+  // the slot's steps before this task: tasks are numbered from 1 (sync: the round; async: seq)
+  const stepsBefore = ((task.seq ?? task.round) - 1) * stepsPerCall(task.hyper, indices.length);
+  const everySteps = o.config.log.everySteps;
+  const result = await trainLocal({
+    layers: t.layers,
+    weights: task.weights,
+    data: t.train,
+    indices,
+    hyper: task.hyper,
+    // Each shard shuffles and drops out differently, the same way on every run; an async
+    // trainer's tasks are told apart by their sequence number.
+    seed: task.hyper.seed * 1009 + shard,
+    round: task.seq ?? task.round,
+    stepLog: {
+      ...(everySteps !== undefined ? { everySteps } : {}),
+      onReport: (point) => send({ type: 'steps', job: o.job, ...ids, globalStep: stepsBefore + point.step, point }),
+    },
+  });
+  // A simulated straggler (federation.stragglers): idle so the task takes `slowdown` times as long.
+  const slowdown = task.hyper.slowdown ?? 1;
+  if (slowdown > 1) await idle((slowdown - 1) * result.seconds * 1000, o.signal);
+  const seconds = result.seconds * slowdown;
+  send({
+    type: 'update',
+    job: o.job,
+    ...ids,
+    ...(task.version !== undefined ? { version: task.version } : {}),
+    delta: subtractWeights(result.weights, task.weights),
+    numSamples: result.numSamples,
+    metrics: {
+      trainLoss: result.trainLoss,
+      trainSeconds: seconds,
+      samplesPerSecond: result.numSamples / seconds,
+      steps: result.steps,
+      stats: result.stats,
+    },
+  });
+  o.log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
 }
 
 function idle(ms: number, signal: AbortSignal): Promise<void> {

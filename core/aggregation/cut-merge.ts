@@ -73,35 +73,69 @@ function mergeTensor(
 ): Float32Array {
   const out = new Float32Array(base);
   if (parts.length === 0) return out;
-  // Fast path: one part per region and no overlap is the common slice case; a general
-  // accumulator handles overlap (replicated tensors, fedavg).
   const axes = new Set(parts.map((p) => p.cut.axis));
   if (axes.size !== 1) throw new Error(`contributions cut ${parts[0].cut.name} along different axes`);
   const g = geometry(parts[0].cut);
-  const sum = new Float64Array(base.length);
+  const cover = new Uint32Array(g.axisLen);
   const wsum = new Float64Array(g.axisLen);
   for (const p of parts) {
     const pg = geometry(p.cut);
     const expected = pg.outer * pg.len * pg.inner;
     if (p.data.length !== expected) throw new Error(`contribution for ${p.cut.name} has ${p.data.length} values, expected ${expected}`);
-    for (let a = 0; a < pg.len; a++) wsum[pg.start + a] += p.weight;
-    const block = pg.len * pg.inner;
-    for (let o = 0; o < pg.outer; o++) {
-      const dst = (o * pg.axisLen + pg.start) * pg.inner;
-      const src = o * block;
-      for (let k = 0; k < block; k++) sum[dst + k] += p.weight * p.data[src + k];
+    for (let a = pg.start; a < pg.start + pg.len; a++) {
+      cover[a]++;
+      wsum[a] += p.weight;
     }
   }
+  // Where one part alone covers an index (the slices of slice mode), its weighted mean is its own
+  // value: (w * d) / w is exactly d for a float32 d and an integer weight, so it is written
+  // straight through. Overlaps (replicated tensors, fedavg) are summed in float64.
+  const alone = (a: number) => cover[a] === 1 && wsum[a] > 0;
+  let sum: Float64Array | null = null;
+  for (const p of parts) {
+    const pg = geometry(p.cut);
+    const block = pg.len * pg.inner;
+    for (const [a0, a1, single] of runs(pg.start, pg.start + pg.len, alone)) {
+      if (!single) sum ??= new Float64Array(base.length);
+      const n = (a1 - a0) * pg.inner;
+      for (let o = 0; o < pg.outer; o++) {
+        const dst = (o * pg.axisLen + a0) * pg.inner;
+        const src = o * block + (a0 - pg.start) * pg.inner;
+        if (!single) {
+          const s = sum!;
+          for (let k = 0; k < n; k++) s[dst + k] += p.weight * p.data[src + k];
+        } else if (asDelta) {
+          for (let k = 0; k < n; k++) out[dst + k] = base[dst + k] + p.data[src + k];
+        } else {
+          out.set(p.data.subarray(src, src + n), dst);
+        }
+      }
+    }
+  }
+  if (!sum) return out;
   for (let o = 0; o < g.outer; o++) {
     for (let a = 0; a < g.axisLen; a++) {
       const w = wsum[a];
-      if (w === 0) continue;
+      if (w === 0 || alone(a)) continue;
       const at = (o * g.axisLen + a) * g.inner;
       for (let k = 0; k < g.inner; k++) {
         const v = sum[at + k] / w;
         out[at + k] = asDelta ? base[at + k] + v : v;
       }
     }
+  }
+  return out;
+}
+
+/** Maximal runs [a0, a1) of indices in [from, to) on which `test` gives the same answer. */
+function runs(from: number, to: number, test: (a: number) => boolean): [number, number, boolean][] {
+  const out: [number, number, boolean][] = [];
+  for (let a = from; a < to; ) {
+    const t = test(a);
+    let b = a + 1;
+    while (b < to && test(b) === t) b++;
+    out.push([a, b, t]);
+    a = b;
   }
   return out;
 }

@@ -1,7 +1,8 @@
 /**
- * Aggregation rules behind one interface (STYLE.md): a rule says what the trainer in each slot
- * trains in a round and how updates combine into the next global model. The round loop knows
- * nothing of slicing.
+ * Aggregation rules behind one interface: a rule says what the trainer in each slot trains in a
+ * round and how updates combine into the next global model. The round loops know nothing of
+ * slicing; whether updates are applied in rounds or as they arrive is the loop's business, not
+ * the rule's.
  */
 import type { LayerSpec } from '../model/spec.ts';
 import type { Weights } from '../model/tensor.ts';
@@ -24,7 +25,6 @@ export interface Update {
 }
 
 export interface AggregationRule {
-  readonly mode: 'slice' | 'fedavg';
   assign(slot: number, round: number): Assignment;
   /** The weights to send for an assignment. */
   taskWeights(global: Weights, a: Assignment): Weights;
@@ -35,7 +35,6 @@ export interface AggregationRule {
 }
 
 abstract class RuleBase implements AggregationRule {
-  abstract readonly mode: 'slice' | 'fedavg';
   abstract assign(slot: number, round: number): Assignment;
 
   taskWeights(global: Weights, a: Assignment): Weights {
@@ -57,8 +56,6 @@ abstract class RuleBase implements AggregationRule {
 
 /** The reference algorithm: each slot trains one slice, with swap and layerwise swap. */
 export class SliceRule extends RuleBase {
-  readonly mode = 'slice' as const;
-
   constructor(
     private readonly layers: LayerSpec[],
     private readonly fed: { worldSize: number; swap: boolean; layerwiseSwap: boolean },
@@ -77,7 +74,6 @@ export class SliceRule extends RuleBase {
 
 /** Federated averaging: every slot trains the full model; deltas are averaged by samples. */
 export class FedAvgRule extends RuleBase {
-  readonly mode = 'fedavg' as const;
   private readonly plan: SlicePlan;
 
   constructor(layers: LayerSpec[]) {
@@ -90,10 +86,9 @@ export class FedAvgRule extends RuleBase {
   }
 }
 
-/** async mode trains full replicas like fedavg; the async loop applies their deltas itself. */
 export function makeRule(
   layers: LayerSpec[],
-  fed: { mode: 'slice' | 'fedavg' | 'async'; worldSize: number; swap: boolean; layerwiseSwap: boolean },
+  fed: { mode: 'slice' | 'fedavg'; worldSize: number; swap: boolean; layerwiseSwap: boolean },
 ): AggregationRule {
   return fed.mode === 'slice' ? new SliceRule(layers, fed) : new FedAvgRule(layers);
 }

@@ -26,3 +26,8 @@ export function runEnvironment(backend: { name: string; tfjsVersion: string }): 
     platform: `${platform()}-${arch()}`,
   };
 }
+
+/** This process's peak resident set size so far, in bytes (the kernel's high-water mark). */
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}

@@ -14,7 +14,9 @@
  * - alwaysShown: in tables and labels even when every row has the same value;
  * - role 'replicate': runs that differ only here are one configuration (the seed);
  *   role 'scale': the axis that scaling curves follow (the world size);
- * - inertAtOneTrainer: does nothing with a single trainer, so a W=1 baseline may differ here.
+ * - inertAtOneTrainer: does nothing with a single trainer, so a W=1 baseline may differ here;
+ * - default: for a field added after stores were written: records without it are read with this
+ *   value, and a key name leaves the field out at this value, so the keys of existing runs stay.
  */
 import type { ConfigPath } from './config-paths.ts';
 
@@ -30,6 +32,7 @@ export interface KeyFieldSpec {
   readonly alwaysShown?: true;
   readonly role?: 'replicate' | 'scale';
   readonly inertAtOneTrainer?: true;
+  readonly default?: number | boolean | string;
 }
 
 export const KEY_SPEC = [
@@ -42,4 +45,5 @@ export const KEY_SPEC = [
   { name: 'mode', kind: 'string', from: 'federation.mode', label: 'mode', token: '' },
   { name: 'dataset', kind: 'string', from: 'dataset.name', label: 'dataset', token: '' },
   { name: 'width', kind: 'number', from: 'model.width', label: 'width', token: 'w' },
+  { name: 'fraction', kind: 'number', from: 'dataset.fraction', label: 'fraction', token: 'f', default: 1 },
 ] as const satisfies readonly KeyFieldSpec[];

@@ -80,6 +80,22 @@ export function isRunKey(x: unknown): x is RunKey {
   return badKeyFields(x).length === 0;
 }
 
+/** x's key fields with the defaults of fields it lacks (records written before they were key fields). */
+function withKeyDefaults(x: unknown): Record<string, unknown> {
+  return Object.fromEntries(FIELDS.map((f) => [f.name, valueAt(x, f.name) ?? f.default]));
+}
+
+/** The key fields of a record as read from the store: defaults filled in; null when one is still missing or of the wrong kind. */
+export function keyFieldsOf(x: unknown): RunKey | null {
+  const key = withKeyDefaults(x);
+  return isRunKey(key) ? key : null;
+}
+
+/** The key fields a stored record lacks (with no default) or holds with the wrong kind of value. */
+export function badStoredKeyFields(x: unknown): KeyField[] {
+  return badKeyFields(withKeyDefaults(x));
+}
+
 export function runKeyFields(c: Experiment): RunKey {
   const key = Object.fromEntries(FIELDS.map((f) => [f.name, valueAt(c, f.from)]));
   if (!isRunKey(key)) throw new Error(`the experiment config lacks run key field(s) ${badKeyFields(key).join(', ')}`);
@@ -110,7 +126,11 @@ export function seriesId(k: ConfigKey): string {
 }
 
 function nameOf(k: Partial<RunKey>, fields: readonly Field[]): string {
-  return fields.map((f) => `${f.token}${tokenValue(k[f.name])}`).join('_');
+  const atDefault = (f: Field) => f.default !== undefined && (k[f.name] === undefined || k[f.name] === f.default);
+  return fields
+    .filter((f) => !atDefault(f))
+    .map((f) => `${f.token}${tokenValue(k[f.name])}`)
+    .join('_');
 }
 
 function tokenValue(v: unknown): string {

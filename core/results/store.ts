@@ -1,25 +1,28 @@
 /**
- * The append-only results store: runs.jsonl and rounds.jsonl in one directory. Appends are whole
+ * The append-only results store: runs.jsonl, rounds.jsonl and steps.jsonl (the step log) in one directory. Appends are whole
  * lines or nothing, even on a full disk, and concurrent writers (several aggregators of a sweep,
  * two sweeps) never interleave inside a line; readers skip and report torn lines (./jsonl.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RoundRecord, RunRecord } from './types.ts';
+import type { RoundRecord, RunRecord, StepRecord } from './types.ts';
 import { latestByRun, latestOfKey, latestRounds } from './latest.ts';
 import { appendJsonLine, readJsonLines, type JsonLines } from './jsonl.ts';
 import { withStorageErrors } from './storage-error.ts';
 
 export const RUNS_FILE = 'runs.jsonl';
 export const ROUNDS_FILE = 'rounds.jsonl';
+export const STEPS_FILE = 'steps.jsonl';
 
 export class ResultsStore {
   readonly runsPath: string;
   readonly roundsPath: string;
+  readonly stepsPath: string;
 
   constructor(readonly dir: string) {
     this.runsPath = join(dir, RUNS_FILE);
     this.roundsPath = join(dir, ROUNDS_FILE);
+    this.stepsPath = join(dir, STEPS_FILE);
   }
 
   ensureDir(): void {
@@ -34,6 +37,11 @@ export class ResultsStore {
   appendRound(r: RoundRecord): void {
     this.ensureDir();
     appendJsonLine(this.roundsPath, r);
+  }
+
+  appendStep(r: StepRecord): void {
+    this.ensureDir();
+    appendJsonLine(this.stepsPath, r);
   }
 
   readRuns(): JsonLines<RunRecord> {

@@ -25,6 +25,11 @@ export interface RunRecord {
   status: RunStatus;
   config: Experiment;
   startedAt: string; // ISO time
+  /**
+   * The last evaluation index (round) the run records, fixed when it starts: `rounds` in sync modes,
+   * one per `evalEvery` updates in async mode. Missing in records written before it existed.
+   */
+  plannedRounds?: number;
   endedAt?: string;
   wallSeconds?: number;
   environment: RunEnvironment;
@@ -36,16 +41,24 @@ export interface RunRecord {
 }
 
 export interface RoundTimings {
+  /** Wall clock of the round, from its start (just after the previous record) to its record, evaluation included. */
   roundSeconds: number;
   /** Slowest trainer's local training time. */
   trainSeconds: number;
-  /** Round time not spent training, merging or evaluating: sending and receiving. */
+  /**
+   * Mean over the round's updates of the time a task spent outside training: from the task leaving
+   * the aggregator to its update arriving, minus the trainer's reported training time (at least 0).
+   * The same in every mode; 0 when no update was applied.
+   */
   transferSeconds: number;
   mergeSeconds: number;
   evalSeconds: number;
 }
 
-/** One line of rounds.jsonl. Round 0 is the model before training. */
+/**
+ * One line of rounds.jsonl: one evaluation of the global model. `round` is the evaluation index in
+ * every mode (0 = the model before training; async mode evaluates every `evalEvery` updates).
+ */
 export interface RoundRecord extends RunKey, RoundTimings {
   kind: 'round';
   runId: string;
@@ -56,7 +69,10 @@ export interface RoundRecord extends RunKey, RoundTimings {
   trainLoss: number | null;
   bytesSent: number;
   bytesReceived: number;
-  /** Training samples processed per second, summed over trainers. */
+  /**
+   * Training samples in the updates this round applied, per second of roundSeconds: the run's
+   * throughput in wall-clock time, the same in every mode; 0 for round 0.
+   */
   samplesPerSecond: number;
   trainersReporting: number;
   time: string; // ISO time the record was written

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { percentileOfSorted } from './percentile.ts';
+import { peakRssBytes } from '../results/environment.ts';
 import type { StepReport, TrainerRoundStats } from './metrics-schema.ts';
 
 export type { StepReport, TrainerRoundStats };
@@ -118,7 +119,7 @@ export class StepMeter {
       stepP95Seconds: percentileOfSorted(sorted, 95),
       stepP99Seconds: percentileOfSorted(sorted, 99),
       dataLoadShare: total > 0 ? this.dataSeconds / total : 0,
-      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      peakRssBytes: peakRssBytes(),
       tensorBytes: this.tensorBytes,
       tensorCount: this.tensorCount,
       gpuBytes: this.gpuBytes,

@@ -1,32 +1,41 @@
 /**
- * Binary frames: msgpack, with tensors as Float32Array. msgpackr's default Packr would not keep a
- * Float32Array (it writes raw bytes that come back as a Buffer); `moreTypes` gives it a typed-array
- * extension that round-trips bit-exactly. `decode` never throws: a frame is checked against the
- * schema of the direction it arrived on, and a bad one comes back as { ok: false, code, error }
- * with one line naming the bad field.
+ * Binary frames: a msgpack header and the tensors' raw float bytes (core/wire/frame.ts has the
+ * layout). `decode` never throws: a frame is checked against the schema of the direction it arrived
+ * on, and a bad one comes back as { ok: false, code, error } with one line naming the bad field.
  */
-import { Packr, Unpackr } from 'msgpackr';
 import type { z } from 'zod';
 import { isErrorCode, type ErrorCode } from '../errors.ts';
+import { FrameError, frameParts, joinParts, readFrame } from './frame.ts';
 import { MESSAGE_TYPES, type Direction, type Message } from './schema.ts';
 
-const packr = new Packr({ moreTypes: true, useRecords: false });
-const unpackr = new Unpackr({ moreTypes: true, useRecords: false, mapsAsObjects: true });
-
-/** The bytes of one message; a typed send (core/wire/send.ts) says which messages a role may send. */
+/** The bytes of one message in one buffer; a typed send (core/wire/socket.ts) sends its parts instead. */
 export function encode(msg: Message): Uint8Array {
-  return packr.pack(msg);
+  return joinParts(frameParts(msg));
+}
+
+/** The pieces of one message's frame, tensors not copied (they are views over the message's data). */
+export function encodeParts(msg: Message): Uint8Array[] {
+  return frameParts(msg);
+}
+
+/** Any value in the frame layout: for tests and tools that must build frames a schema refuses. */
+export function encodeUnchecked(value: unknown): Uint8Array {
+  return joinParts(frameParts(value));
 }
 
 export type DecodeResult<M> = { ok: true; msg: M } | { ok: false; code: ErrorCode; error: string };
 
-/** A message that `direction` carries, or why the frame is not one. */
-export function decode<S extends z.ZodType>(direction: Direction<S>, frame: Uint8Array): DecodeResult<z.output<S>> {
+/**
+ * A message that `direction` carries, or why the frame is not one. The frame may be one buffer or
+ * the fragments it arrived in; tensors come back as views over those bytes where they are aligned.
+ */
+export function decode<S extends z.ZodType>(direction: Direction<S>, frame: Uint8Array | readonly Uint8Array[]): DecodeResult<z.output<S>> {
   let value: unknown;
   try {
-    value = unpackr.unpack(frame);
+    value = readFrame(frame instanceof Uint8Array ? [frame] : frame);
   } catch (e) {
-    return { ok: false, code: 'FEDSLICE_ERR_FRAME', error: `not a msgpack frame (${e instanceof Error ? e.message : String(e)})` };
+    const why = e instanceof Error ? e.message : String(e);
+    return { ok: false, code: 'FEDSLICE_ERR_FRAME', error: e instanceof FrameError ? why : `not a msgpack frame (${why})` };
   }
   const type = typeof value === 'object' && value !== null && 'type' in value ? value.type : undefined;
   if (typeof type !== 'string' || !direction.types.has(type)) {

@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { StragglerSchema, TrainSchema } from '../config.ts';
 import { isErrorCode, type ErrorCode } from '../errors.ts';
+import { StepReportSchema, TrainerRoundStatsSchema } from '../training/metrics-schema.ts';
 
 // ---- limits: a peer cannot make a receiver allocate or loop without bound ----------------------
 
@@ -86,7 +87,8 @@ const TaskHyper = z.preprocess(
 );
 export type TaskHyper = z.output<typeof TaskHyper>;
 
-const TrainMetrics = z.object({ trainLoss: finite, trainSeconds: finite, samplesPerSecond: finite, steps: uint });
+/** `stats`: the training call's step latency and memory (core/training/metrics-schema.ts). */
+const TrainMetrics = z.object({ trainLoss: finite, trainSeconds: finite, samplesPerSecond: finite, steps: uint, stats: TrainerRoundStatsSchema.optional() });
 export type TrainMetrics = z.output<typeof TrainMetrics>;
 
 // ---- messages --------------------------------------------------------------------------------
@@ -141,6 +143,22 @@ const Update = z.object({
   delta: tensors,
 });
 
+/**
+ * A point of the step log, sent while the task trains (every log.everySteps steps): which task
+ * (`round`, and `seq` in async mode, as its update will carry), the slot's global step in the run,
+ * and what the trainer measured over the interval.
+ */
+const Steps = z.object({
+  type: z.literal('steps'),
+  job: text(),
+  round: uint,
+  seq: uint.optional(),
+  rank: uint,
+  globalStep: uint,
+  point: StepReportSchema,
+});
+export type StepsMessage = z.output<typeof Steps>;
+
 const Done = z.object({ type: z.literal('done'), job: text(), reason: z.enum(['completed', 'failed']), message: text().optional() });
 
 // ---- directions ------------------------------------------------------------------------------
@@ -165,7 +183,7 @@ function direction<const Options extends readonly [MessageSchema, ...MessageSche
 
 export const toMetaserver = direction('a role to the metaserver', [Hello, Status]);
 export const fromMetaserver = direction('the metaserver to a role', [Welcome, PeerJoined, PeerLeft, Status, ErrorMsg]);
-export const trainerToAggregator = direction('a trainer to its aggregator', [Join, Update]);
+export const trainerToAggregator = direction('a trainer to its aggregator', [Join, Update, Steps]);
 export const aggregatorToTrainer = direction('an aggregator to its trainers', [Joined, Task, Done, ErrorMsg]);
 
 export type MessageIn<D extends Direction> = z.output<D['schema']>;

@@ -8,6 +8,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { Admission, DEFAULT_ADMISSION, type AdmissionLimits } from './admission.ts';
+import { receiveFragments } from './socket.ts';
 import { listenHttp, type ServerTls } from './tls.ts';
 
 /** Why an upgrade request is refused: the HTTP status and a reason for the log and the body. */
@@ -60,6 +61,7 @@ export async function listenWebSocket(o: WireServerOptions): Promise<WireServer>
     }
     wss.handleUpgrade(req, socket, head, (conn) => {
       gate.capBytes(socket);
+      receiveFragments(conn);
       o.onConnection(conn, req);
     });
   });

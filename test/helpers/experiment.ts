@@ -32,6 +32,8 @@ export interface TestConfigOptions {
   minTrainers?: number;
   name?: string;
   seed?: number;
+  /** log.everySteps: steps between two points of the step log. */
+  everySteps?: number;
 }
 
 export function testConfig(o: TestConfigOptions): Record<string, unknown> {
@@ -57,6 +59,7 @@ export function testConfig(o: TestConfigOptions): Record<string, unknown> {
       maxStepsPerEpoch: o.steps ?? 10,
     },
     eval: { batchSize: 500 },
+    ...(o.everySteps !== undefined ? { log: { everySteps: o.everySteps } } : {}),
     seed: o.seed ?? 123,
   };
 }

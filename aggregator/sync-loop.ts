@@ -1,0 +1,141 @@
+/**
+ * Synchronous rounds (slice and fedavg modes): round r sends every trainer its task, collects the
+ * updates under the round timeout (RoundCollector: failures as data, minTrainers), merges them
+ * with the aggregation rule, then evaluates and records. Training a round (send, collect, merge)
+ * and committing it (evaluate, checkpoint, record) are separate steps.
+ */
+import { minTrainersOf } from '../core/config.ts';
+import type { AggregationRule, Assignment, Update } from '../core/aggregation/rules.ts';
+import type { Weights } from '../core/model/tensor.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
+import type { TaskSeconds } from '../core/results/summary.ts';
+import type { SlotHolder } from './registry.ts';
+import { RoundCollector } from './round-collector.ts';
+import { TaskTimes } from './task-times.ts';
+import { checkUpdate, taskMessage, type OpenTask } from './tasks.ts';
+import { initialDraft, secondsNow, type RoundDraft, type TimedUpdate } from './round-record.ts';
+import { evaluateAndCommit, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
+import { abortable, interruptedBy } from './waits.ts';
+
+interface RoundUpdate extends TimedUpdate, Update {}
+
+/** The round being collected: each slot's task, and the tasks sent and not yet answered. */
+interface OpenRound {
+  round: number;
+  collector: RoundCollector<RoundUpdate>;
+  tasks: Map<number, { msg: MessageOf<'task'>; assignment: Assignment }>;
+  open: Map<number, OpenTask>;
+}
+
+export class SyncLoop<C> implements FederationLoop<C> {
+  private global: Weights;
+  private current: OpenRound | null = null;
+  private readonly taskTimes = new TaskTimes();
+
+  constructor(
+    private readonly ctx: LoopContext<C>,
+    private readonly rule: AggregationRule,
+    private readonly start: LoopStart,
+  ) {
+    this.global = start.weights;
+  }
+
+  /** A trainer that joins, or comes back mid-round, gets the round's task (again). */
+  onJoin(h: SlotHolder<C>): void {
+    this.send(h);
+  }
+
+  onLeave(h: SlotHolder<C>): void {
+    this.current?.collector.away(h.slot);
+  }
+
+  onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
+    const r = this.current;
+    const task = r?.open.get(h.slot);
+    const reason = checkUpdate(msg, this.ctx.job, h.slot, task, this.rule);
+    if (reason !== null || !r || !task) return reason ?? 'no round is running';
+    r.open.delete(h.slot);
+    const m = msg.metrics;
+    r.collector.accept(h.slot, {
+      slot: h.slot,
+      assignment: task.assignment,
+      delta: msg.delta,
+      numSamples: msg.numSamples,
+      trainLoss: m.trainLoss,
+      trainSeconds: m.trainSeconds,
+      sentAt: task.sentAt,
+      receivedAt: secondsNow(),
+      ...(m.stats ? { stats: m.stats } : {}),
+    });
+    this.ctx.log(`aggregator: round ${r.round}: update from rank ${msg.rank} (${h.id}, ${msg.numSamples} samples, loss ${m.trainLoss.toFixed(4)}, ${m.trainSeconds.toFixed(1)} s)`);
+    return null;
+  }
+
+  async run(signal: AbortSignal): Promise<Weights> {
+    if (this.start.firstRound === 0) await evaluateAndCommit(this.ctx, this.global, initialDraft());
+    const rounds = this.ctx.config.federation.rounds;
+    for (let round = Math.max(1, this.start.firstRound); round <= rounds; round++) {
+      const draft = await this.train(round, signal);
+      await evaluateAndCommit(this.ctx, this.global, draft);
+    }
+    return this.global;
+  }
+
+  summary(): Partial<TaskSeconds> {
+    return this.taskTimes.summary();
+  }
+
+  /** Sends round `round`'s tasks, waits for the updates and merges them into the global model. */
+  private async train(round: number, signal: AbortSignal): Promise<RoundDraft> {
+    const { ctx } = this;
+    if (signal.aborted) throw interruptedBy(signal);
+    const startedAt = secondsNow();
+    const before = ctx.outbox.traffic();
+    const r = this.openRound(round);
+    for (const h of ctx.registry.connected()) this.send(h);
+    const sentMB = (ctx.outbox.traffic().sent - before.sent) / 1e6;
+    ctx.log(`aggregator: round ${round}/${ctx.config.federation.rounds}: sent ${ctx.registry.connected().length} tasks (${sentMB.toFixed(1)} MB)`);
+    let outcome;
+    try {
+      outcome = await abortable(r.collector.done, signal, () => r.collector.cancel(interruptedBy(signal)));
+    } finally {
+      this.current = null;
+    }
+    if (outcome.missing.length) {
+      ctx.log(`aggregator: round ${round}: proceeding with ${outcome.updates.size}/${ctx.config.federation.worldSize} updates; missing slots ${outcome.missing.join(', ')} keep their old values`);
+    }
+    const updates = [...outcome.updates.values()];
+    for (const u of updates) this.taskTimes.add(u.slot, u.trainSeconds);
+    const mergeStart = secondsNow();
+    this.global = this.rule.combine(this.global, updates);
+    const mergeSeconds = secondsNow() - mergeStart;
+    ctx.log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s`);
+    const after = ctx.outbox.traffic();
+    return { round, startedAt, updates, mergeSeconds, bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received };
+  }
+
+  private openRound(round: number): OpenRound {
+    const { config, job, registry } = this.ctx;
+    const fed = config.federation;
+    const tasks: OpenRound['tasks'] = new Map();
+    for (let slot = 0; slot < fed.worldSize; slot++) {
+      const assignment = this.rule.assign(slot, round);
+      tasks.set(slot, { assignment, msg: taskMessage(config, job, this.rule, this.global, assignment, { round }) });
+    }
+    const describe = (missing: number[]) =>
+      missing.map((s) => `slot ${s} (${registry.bySlot(s)?.id ?? 'never joined'}${registry.bySlot(s)?.conn ? '' : ', disconnected'})`).join(', ');
+    const collector = new RoundCollector<RoundUpdate>(round, fed.worldSize, minTrainersOf(config), fed.roundTimeoutS, describe);
+    this.current = { round, collector, tasks, open: new Map() };
+    return this.current;
+  }
+
+  /** Sends the trainer in `h` its task of the open round, unless it already answered it. */
+  private send(h: SlotHolder<C>): void {
+    const r = this.current;
+    const task = r?.tasks.get(h.slot);
+    if (!r || !task || !h.conn || r.collector.has(h.slot)) return;
+    if (this.ctx.outbox.send(h.conn, task.msg) === 0) return;
+    r.open.set(h.slot, { ...task, sentAt: secondsNow() });
+    r.collector.started(h.slot);
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * What a trainer is sent (a task) and how its answer (an update) is checked against it. Both round
+ * loops use these, so a task and its checks are written once.
+ */
+import { taskHyperOf, type Experiment } from '../core/config.ts';
+import type { AggregationRule, Assignment } from '../core/aggregation/rules.ts';
+import type { Weights } from '../core/model/tensor.ts';
+import { checkUpdateContent } from '../core/wire/checks.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
+
+/** A task a trainer holds and has not answered yet. */
+export interface OpenTask {
+  msg: MessageOf<'task'>;
+  assignment: Assignment;
+  /** When it was sent (secondsNow). */
+  sentAt: number;
+}
+
+/** Which task: the evaluation index it counts toward and, in async mode, its sequence number and model version. */
+export interface TaskIds {
+  round: number;
+  seq?: number;
+  version?: number;
+}
+
+export function taskMessage(config: Experiment, job: string, rule: AggregationRule, global: Weights, a: Assignment, ids: TaskIds): MessageOf<'task'> {
+  return {
+    type: 'task',
+    job,
+    round: ids.round,
+    ...(ids.seq !== undefined ? { seq: ids.seq } : {}),
+    ...(ids.version !== undefined ? { version: ids.version } : {}),
+    rank: a.rank,
+    worldSize: config.federation.worldSize,
+    mode: config.federation.mode,
+    weights: rule.taskWeights(global, a),
+    hyper: taskHyperOf(config, a.slot),
+  };
+}
+
+/** Why the update from `slot` cannot be used, or null: it must answer the task the slot holds. */
+export function checkUpdate(msg: MessageOf<'update'>, job: string, slot: number, task: OpenTask | undefined, rule: AggregationRule): string | null {
+  if (msg.job !== job) return `job ${msg.job} is not ${job}`;
+  if (!task) return `slot ${slot} holds no task (a duplicate or late update)`;
+  const t = task.msg;
+  if (msg.version !== t.version) return `version ${msg.version ?? '(none)'} is not the version ${t.version ?? '(none)'} this trainer was given`;
+  if (msg.seq !== t.seq) return `task ${msg.seq ?? '(none)'} is not the task ${t.seq ?? '(none)'} this trainer holds`;
+  if (msg.round !== t.round) return `round ${msg.round} is not the round ${t.round} of this trainer's task`;
+  if (msg.rank !== t.rank) return `rank ${msg.rank} is not the rank ${t.rank} this trainer was given`;
+  return checkUpdateContent(msg, rule.expectedShapes(task.assignment));
+}
