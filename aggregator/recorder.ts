@@ -86,10 +86,11 @@ export class RunRecorder {
    */
   start(report: (s: RunStatus) => void): void {
     const { store } = this.o;
+    // Reporting first: when the store cannot take the start (a full disk), the failure still goes out.
+    this.report = report;
     const last = this.o.start.lastRecord;
     if (last && !store.roundsOf(last.runId).some((r) => r.round === last.round)) store.appendRound(last);
     store.appendRun(this.run);
-    this.report = report;
     this.status('waiting');
   }
 

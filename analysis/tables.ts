@@ -11,6 +11,7 @@
 import * as aq from 'arquero';
 import type { ColumnTable } from 'arquero';
 import { CONFIG_FIELDS, INERT_AT_ONE_TRAINER, KEY_FIELDS, SERIES_FIELDS, type ConfigField, type ConfigKey, type KeyField, configId, pickConfig } from '../core/results/schema.ts';
+import type { RoundTimings } from '../core/results/types.ts';
 
 const op = aq.op;
 
@@ -59,15 +60,11 @@ export interface SwapComparison extends SwapKey {
   accDiff: number;
 }
 
-export interface TimingStats extends ConfigKey {
+/** Per configuration: mean seconds of a round and of each phase (RoundTimings), and samples/s. */
+export interface TimingStats extends ConfigKey, RoundTimings {
   config: string;
   runs: number;
   roundsCounted: number;
-  roundSeconds: number;
-  trainSeconds: number;
-  transferSeconds: number;
-  mergeSeconds: number;
-  evalSeconds: number;
   samplesPerSecond: number;
   /** secondsPerRound(W=1) / secondsPerRound(W) at otherwise equal settings; null with no W=1. */
   speedup: number | null;

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import type { WebSocket } from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { AddressInfo } from 'node:net';
 import { decode, encode, encodeParts, encodeUnchecked, maxFrameBytes } from '../core/wire/codec.ts';
 import { tensorReads } from '../core/wire/frame.ts';
 import { checkTensorsMatch } from '../core/wire/checks.ts';
@@ -23,7 +24,7 @@ import {
   type ToMetaserver,
   type TrainerToAggregator,
 } from '../core/wire/schema.ts';
-import { sendFromMetaserver, sendToAggregator, sendToMetaserver, sendToTrainer } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendFromMetaserver, sendToAggregator, sendToMetaserver, sendToTrainer, unmaskedFrames } from '../core/wire/socket.ts';
 import { ERROR_CODES, isFatalForTrainer, type ErrorCode } from '../core/errors.ts';
 import { parseExperiment, taskHyperOf, type TrainConfig } from '../core/config.ts';
 import type { TrainHyper } from '../core/training/train.ts';
@@ -145,6 +146,37 @@ describe('wire codec', () => {
     // Cut at arbitrary places: still bit-exact.
     const pieces = Array.from({ length: Math.ceil(frame.byteLength / 7) }, (_, i) => frame.slice(i * 7, i * 7 + 7));
     expect(same(read([new Uint8Array(0), ...pieces]).got)).toBe(true);
+  });
+
+  it('over a real socket: a trainer sends an update unmasked, as fragments; the aggregator reads it in place, bit-exactly', async () => {
+    const data = new Float32Array(1_000_000).map((_, i) => Math.sin(i));
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    const got = new Promise<{ parts: number; msg: MessageOf<'update'> | string; views: number }>((resolve) =>
+      wss.once('connection', (conn) => {
+        receiveFragments(conn);
+        conn.once('message', (raw) => {
+          const before = tensorReads.views;
+          const parts = frameBytes(raw);
+          const d = decode(trainerToAggregator, parts);
+          resolve({ parts: parts.length, msg: !d.ok ? d.error : d.msg.type === 'update' ? d.msg : d.msg.type, views: tensorReads.views - before });
+        });
+      }),
+    );
+    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, unmaskedFrames);
+    await new Promise((r) => client.once('open', r));
+    sendToAggregator(client, update(data));
+    const r = await got;
+    client.close();
+    wss.close();
+    expect(r.parts).toBe(2);
+    expect(r.views).toBe(1);
+    if (typeof r.msg === 'string') throw new Error(r.msg);
+    const { delta, ...rest } = r.msg;
+    const { delta: sent, ...restSent } = update(data);
+    expect(rest).toEqual(restSent);
+    expect(delta.map((t) => [t.name, t.shape])).toEqual(sent.map((t) => [t.name, t.shape]));
+    expect(Buffer.from(delta[0].data.buffer, delta[0].data.byteOffset, delta[0].data.byteLength).equals(Buffer.from(data.buffer))).toBe(true);
   });
 
   it('refuses a frame whose layout does not add up, in one line', () => {

@@ -14,7 +14,7 @@ import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
-import { frameBytes, receiveFragments, sendToAggregator } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendToAggregator, unmaskedFrames } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
@@ -87,7 +87,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
 function session(t: Trainer, address: string): Promise<SessionEnd> {
   const { o } = t;
   return new Promise<SessionEnd>((resolve) => {
-    const ws = new WebSocket(address, { maxPayload: t.maxPayload, headers: credentialHeaders(o.job, o.token), ...o.tls });
+    const ws = new WebSocket(address, { maxPayload: t.maxPayload, headers: credentialHeaders(o.job, o.token), ...unmaskedFrames, ...o.tls });
     receiveFragments(ws);
     let settled = false;
     const end = (e: SessionEnd) => {

@@ -1,5 +1,5 @@
 /**
- * Convolution gradients as ordinary forward convolutions (DESIGN.md "Compute backend"), registered
+ * Convolution gradients as ordinary forward convolutions, registered
  * as the Conv2DBackpropFilter and Conv2DBackpropInput kernels of a backend. wasm ships no filter
  * gradient and a plain-loop input gradient; these run on its fast (XNNPACK) Conv2D instead.
  *

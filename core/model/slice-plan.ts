@@ -1,5 +1,5 @@
 /**
- * Which part of every tensor a trainer gets: the reference's horizontal slicing (REFERENCE.md).
+ * Which part of every tensor a trainer gets: the reference's horizontal slicing.
  * Output-split layers keep a range of output units (weight and bias); input-split layers keep a
  * range of input units of the weight and the whole bias. With layerwise swap the input-split
  * layers cut at their own effective rank.

@@ -40,16 +40,3 @@ export function subtractWeights(a: Weights, b: Weights): Weights {
     return { name: t.name, shape: [...t.shape], data: out };
   });
 }
-
-/** a + b, tensor by tensor. */
-export function addWeights(a: Weights, b: Weights): Weights {
-  return a.map((t, i) => {
-    const u = b[i];
-    if (!u || u.name !== t.name || u.data.length !== t.data.length) {
-      throw new Error(`cannot add weights: tensor ${t.name} has no counterpart of the same size`);
-    }
-    const out = new Float32Array(t.data.length);
-    for (let k = 0; k < out.length; k++) out[k] = t.data[k] + u.data[k];
-    return { name: t.name, shape: [...t.shape], data: out };
-  });
-}

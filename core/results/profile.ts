@@ -9,7 +9,7 @@ import type { Experiment } from '../config.ts';
 import type { DataStatistics } from '../data/statistics.ts';
 import { writeFileAtomic } from '../atomic-file.ts';
 import { type TrainerSummary, summarizeTrainerFigures } from './trainer-summary.ts';
-import type { RoundRecord, RunEnvironment, RunStatus } from './types.ts';
+import type { RoundRecord, RoundTimings, RunEnvironment, RunStatus } from './types.ts';
 import type { RunKey } from './schema.ts';
 import type { RunSummary } from './summary.ts';
 
@@ -25,17 +25,12 @@ export function runLogDir(results: string, key: string): string {
   return join(logsDir(results), key);
 }
 
-export interface TimingSummary {
+/** Per training round: mean seconds of the round and of each phase (RoundTimings), and samples/s. */
+export interface TimingSummary extends RoundTimings {
   /** Training rounds recorded (round >= 1). */
   trainingRounds: number;
   /** Sum over every record, round 0's evaluation included. */
   totalSeconds: number;
-  /** Per training round: mean seconds of the round and of each phase, and samples/s. */
-  roundSeconds: number;
-  trainSeconds: number;
-  transferSeconds: number;
-  mergeSeconds: number;
-  evalSeconds: number;
   samplesPerSecond: number;
   firstTestAccuracy: number | null;
   finalTestAccuracy: number | null;

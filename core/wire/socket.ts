@@ -35,6 +35,15 @@ export const sendToAggregator: (conn: WebSocket, msg: TrainerToAggregator, onWri
 export const sendToTrainer: (conn: WebSocket, msg: AggregatorToTrainer, onWritten?: OnWritten) => number = sendFrame;
 
 /**
+ * Client options for the connection that carries models (trainer to aggregator): the all-zero
+ * masking key, which ws neither applies when sending (a copy and an XOR of every byte) nor undoes
+ * when receiving (another pass, on the aggregator, for every trainer's update). Masking keeps
+ * script in a browser from putting chosen bytes on the wire past an HTTP intermediary; a fedslice
+ * client is its own process, which could write any bytes on a raw socket anyway.
+ */
+export const unmaskedFrames = { generateMask: (mask: Buffer): void => void mask.fill(0) };
+
+/**
  * Makes ws hand over a message's fragments as they arrived (binaryType 'fragments') instead of
  * joining them into one new buffer: decode reads them in place.
  */
