@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { admissionLimits, admissionOptions, intOption, log, serverTlsOptions } from '../core/cli-options.ts';
 import { loadServerTls } from '../core/wire/tls.ts';
 import { FedsliceError } from '../core/errors.ts';
-import { startMetaserver } from './server.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -13,6 +12,7 @@ export function register(program: Command): void {
     .option('--ping-interval <ms>', 'liveness ping interval; a peer that leaves 3 pings in a row unanswered is dropped', intOption('--ping-interval', 100), 5000);
   admissionOptions(serverTlsOptions(cmd)).action(async (opts: { host: string; port: number; pingInterval: number; tlsCert?: string; tlsKey?: string; handshakeTimeout?: number; maxPending?: number; maxPendingPerAddress?: number }) => {
     const tls = loadServerTls(opts);
+    const { startMetaserver } = await import('./server.ts'); // ws and msgpackr: loaded on use
     let server;
     try {
       server = await startMetaserver({ host: opts.host, port: opts.port, pingIntervalMs: opts.pingInterval, ...(tls ? { tls } : {}), admission: admissionLimits(opts), log });

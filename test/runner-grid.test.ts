@@ -79,13 +79,14 @@ describe('shipped sweep files', () => {
     expect(runs.every((r) => r.config.model.width === 1 && r.config.dataset.name === 'cifar100' && r.config.federation.rounds === 10 && r.config.train.epochs === 3)).toBe(true);
   });
 
-  it('smoke.json is a small synthetic grid: W 1-2, two learning rates, swap on/off, 2 rounds, 2 seeds', () => {
+  it('smoke.json is a small synthetic grid: W 1-2, two learning rates, swap on/off, 3 rounds of whole epochs, 2 seeds', () => {
     const runs = shipped('smoke.json');
     expect(runs).toHaveLength(12);
     expect(new Set(runs.map((r) => r.config.federation.worldSize))).toEqual(new Set([1, 2]));
     expect(new Set(runs.map((r) => r.config.train.learningRate)).size).toBe(2);
     expect(new Set(runs.map((r) => r.config.seed)).size).toBe(2);
-    expect(runs.every((r) => r.config.dataset.name === 'synthetic' && r.config.model.width === 0.125 && r.config.model.numClasses === 10 && r.config.federation.rounds === 2)).toBe(true);
+    expect(runs.every((r) => r.config.dataset.name === 'synthetic' && r.config.model.width === 0.0625 && r.config.model.numClasses === 10 && r.config.federation.rounds === 3)).toBe(true);
+    expect(runs.every((r) => r.config.model.init === 'kaiming' && r.config.train.maxStepsPerEpoch === undefined && !r.config.train.augment)).toBe(true);
   });
 
   it('sync-vs-async.json is W 1, 2, 4, 8 in fedavg and async mode with one simulated straggler', () => {

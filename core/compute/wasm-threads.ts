@@ -9,8 +9,9 @@
  */
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
+import { packagePath } from '../package-root.ts';
 
-const WORKER_FILE = new URL('./wasm-pthread-worker.cjs', import.meta.url).pathname;
+const WORKER_FILE = packagePath('core', 'compute', 'wasm-pthread-worker.cjs');
 
 /** Threads to ask for: FEDSLICE_WASM_THREADS (a count, or "auto" for every core), default 1. */
 export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env): number | string {

@@ -1,0 +1,8 @@
+/** The compute backends a config or --backend may name ('auto': the first that loads). */
+export const BACKEND_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export function isBackendName(v: string): v is BackendName {
+  return BACKEND_NAMES.some((n) => n === v);
+}
