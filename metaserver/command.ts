@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .description('run the rendezvous that coordinates jobs: where each aggregator listens, which trainers are present, liveness')
     .option('--host <addr>', 'interface to bind', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: the OS picks one)', intOption('--port'), 9100)
-    .option('--ping-interval <ms>', 'liveness ping interval; a peer that misses one pong is dropped', intOption('--ping-interval', 100), 5000);
+    .option('--ping-interval <ms>', 'liveness ping interval; a peer that leaves 3 pings in a row unanswered is dropped', intOption('--ping-interval', 100), 5000);
   admissionOptions(serverTlsOptions(cmd)).action(async (opts: { host: string; port: number; pingInterval: number; tlsCert?: string; tlsKey?: string; handshakeTimeout?: number; maxPending?: number; maxPendingPerAddress?: number }) => {
     const tls = loadServerTls(opts);
     const { startMetaserver } = await import('./server.ts'); // ws and msgpackr: loaded on use
