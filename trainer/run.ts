@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import type { Experiment } from '../core/config.ts';
 import { alexnetLayers, parameterCount, type LayerSpec } from '../core/model/spec.ts';
 import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
-import { initBackend } from '../core/compute/backend.ts';
+import { currentBackend, initBackend } from '../core/compute/backend.ts';
 import { stepsPerCall, trainModel } from '../core/training/train.ts';
 import { LocalModel } from '../core/training/local-model.ts';
 import { markMemory } from '../core/compute/memory-probe.ts';
@@ -211,7 +211,7 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
       trainSeconds: seconds,
       samplesPerSecond: result.numSamples / seconds,
       steps: result.steps,
-      stats: result.stats,
+      stats: { ...result.stats, threads: currentBackend()?.threads ?? null },
     },
   }, () => markMemory(who, task.round, 'sent'));
   o.log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
