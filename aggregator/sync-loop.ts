@@ -16,6 +16,7 @@ import { checkUpdate, taskMessage, type OpenTask } from './tasks.ts';
 import { initialDraft, secondsNow, type RoundDraft, type TimedUpdate } from './round-record.ts';
 import { evaluateAndCommit, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
 import { abortable, interruptedBy } from './waits.ts';
+import { markMemory } from '../core/compute/memory-probe.ts';
 
 /**
  * The round being collected: each slot's task, the tasks sent and not yet answered, and the merge
@@ -84,6 +85,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     for (let round = Math.max(1, this.start.firstRound); round <= rounds; round++) {
       const draft = await this.train(round, signal);
       await evaluateAndCommit(this.ctx, this.global, draft);
+      markMemory('aggregator', round, 'evaluated');
     }
     return this.global;
   }
@@ -102,6 +104,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     for (const h of ctx.registry.connected()) this.send(h);
     const sentMB = (ctx.outbox.traffic().sent - before.sent) / 1e6;
     ctx.log(`aggregator: round ${round}/${ctx.config.federation.rounds}: sent ${ctx.registry.connected().length} tasks (${sentMB.toFixed(1)} MB)`);
+    markMemory('aggregator', round, 'tasks sent');
     let outcome;
     try {
       outcome = await abortable(r.collector.done, signal, () => r.collector.cancel(interruptedBy(signal)));
@@ -111,11 +114,13 @@ export class SyncLoop<C> implements FederationLoop<C> {
     if (outcome.missing.length) {
       ctx.log(`aggregator: round ${round}: proceeding with ${outcome.updates.size}/${ctx.config.federation.worldSize} updates; missing slots ${outcome.missing.join(', ')} keep their old values`);
     }
+    markMemory('aggregator', round, 'updates received');
     const updates = [...outcome.updates.values()];
     for (const u of updates) this.taskTimes.add(u.slot, u.trainSeconds);
     const mergeStart = secondsNow();
     this.global = r.merge.result();
     const mergeSeconds = r.mergeSeconds + secondsNow() - mergeStart;
+    markMemory('aggregator', round, 'merged');
     ctx.log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s (${r.mergeSeconds.toFixed(3)} s of it as updates arrived)`);
     const after = ctx.outbox.traffic();
     return { round, startedAt, updates, mergeSeconds, bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received };
