@@ -13,7 +13,7 @@
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../core/compute/backend.ts';
-import { setFusedAdam } from '../core/compute/fused-adam.ts';
+import { setSimdAdam } from '../core/training/adam.ts';
 import { registerWasmMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
@@ -32,7 +32,7 @@ interface Lever {
 }
 
 const LEVERS: Lever[] = [
-  { name: 'fused Adam (core/compute/fused-adam.ts)', off: () => setFusedAdam(false), on: () => setFusedAdam(true) },
+  { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
 ];

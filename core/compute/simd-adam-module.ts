@@ -10,6 +10,7 @@
  *   m = m*b1 + g'*(1-b1);  v = v*b2 + (g'*g')*(1-b2)
  *   out = ((m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)) * (-lr) + w
  */
+import * as tf from '@tensorflow/tfjs';
 
 const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
 
@@ -99,10 +100,29 @@ export type AdamKernel = (
 ) => void;
 
 /** The kernel bound to `memory`, or null where this engine cannot compile wasm SIMD. */
-export function instantiateAdam(memory: WebAssembly.Memory): AdamKernel | null {
+function instantiate(memory: WebAssembly.Memory): AdamKernel | null {
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   const bytes = adamModuleBytes(shared);
   if (!WebAssembly.validate(bytes)) return null;
   const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-  return instance.exports.adam as AdamKernel;
+  const adam = instance.exports.adam;
+  return typeof adam === 'function' ? (adam as AdamKernel) : null;
+}
+
+interface EmscriptenModule {
+  wasmMemory?: WebAssembly.Memory; // the threaded build: memory made in JS and shared with the workers
+  asm?: { memory?: WebAssembly.Memory }; // the single-threaded build exports its memory
+}
+
+const kernels = new WeakMap<WebAssembly.Memory, AdamKernel | null>();
+
+/** The kernel over the current wasm backend's memory (made once per memory), or null on another backend. */
+export function wasmAdamKernel(): AdamKernel | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const backend: object = tf.backend();
+  const module = 'wasm' in backend ? (backend.wasm as EmscriptenModule | undefined) : undefined;
+  const memory = module?.wasmMemory ?? module?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return null;
+  if (!kernels.has(memory)) kernels.set(memory, instantiate(memory));
+  return kernels.get(memory) ?? null;
 }
