@@ -1,0 +1,87 @@
+/**
+ * Keeps the overview current and tells subscribers when it changes. The store is watched
+ * (fs.watch: an append shows in milliseconds) and also looked at once a second, since inotify
+ * does not see writes made on other hosts of a shared filesystem (a Slurm sweep's results). A look
+ * reads only the bytes appended since the last one; rebuilds are at least MIN_GAP_MS apart, so a
+ * busy step log costs a bounded amount of CPU, and a record shows within about a second.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { LiveStore } from './live-store.ts';
+import { overviewOf } from './overview.ts';
+
+const POLL_MS = 1000;
+const MIN_GAP_MS = 500;
+
+export class OverviewFeed {
+  readonly live: LiveStore;
+  /** The overview as served: JSON, one line. */
+  json: string;
+  private readonly listeners = new Set<(json: string) => void>();
+  private watcher: FSWatcher | null = null;
+  private poll: NodeJS.Timeout | null = null;
+  private pending: NodeJS.Timeout | null = null;
+  private lastRun = 0;
+  private readError: string | null = null;
+
+  constructor(dir: string) {
+    this.live = new LiveStore(dir);
+    this.live.refresh();
+    this.json = this.build();
+  }
+
+  start(): void {
+    try {
+      this.watcher = watch(this.live.dir, () => this.schedule());
+      this.watcher.on('error', () => {
+        this.watcher?.close();
+        this.watcher = null; // the poll goes on
+      });
+    } catch {
+      /* no inotify here: the poll alone keeps the page current */
+    }
+    this.poll = setInterval(() => this.schedule(), POLL_MS);
+  }
+
+  stop(): void {
+    this.watcher?.close();
+    if (this.poll) clearInterval(this.poll);
+    if (this.pending) clearTimeout(this.pending);
+    this.listeners.clear();
+  }
+
+  subscribe(listener: (json: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private schedule(): void {
+    if (this.pending) return;
+    const wait = Math.max(0, this.lastRun + MIN_GAP_MS - Date.now());
+    this.pending = setTimeout(() => this.update(), wait);
+  }
+
+  private update(): void {
+    this.pending = null;
+    this.lastRun = Date.now();
+    let changed: boolean;
+    try {
+      changed = this.live.refresh();
+      if (this.readError !== null) changed = true;
+      this.readError = null;
+    } catch (e) {
+      // a store that cannot be read right now (permissions, a disk gone) keeps the last view
+      const message = `cannot read ${this.live.dir}: ${(e as Error).message}`;
+      changed = message !== this.readError;
+      this.readError = message;
+    }
+    if (!changed) return;
+    this.json = this.build();
+    for (const l of this.listeners) l(this.json);
+  }
+
+  private build(): string {
+    const overview = overviewOf(this.live);
+    if (this.readError !== null) overview.warnings.unshift(this.readError);
+    return JSON.stringify(overview);
+  }
+}
