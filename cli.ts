@@ -9,6 +9,7 @@ import { register as registerAnalysis } from './analysis/command.ts';
 import { register as registerCerts } from './certs/command.ts';
 import { register as registerDashboard } from './dashboard/command.ts';
 import { isFedsliceError } from './core/errors.ts';
+import { fedsliceVersion } from './core/results/environment.ts';
 import { isStorageFault, storageErrorOf } from './core/results/storage-error.ts';
 
 // `fedslice ... | head` closes our stdout early: that is the reader's choice, not an error.
@@ -24,6 +25,7 @@ process.stderr.on('error', () => {});
 
 const program = new Command('fedslice')
   .description('Horizontal tensor-parallel federated learning experiments on TensorFlow.js')
+  .version(fedsliceVersion())
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/wire/token.ts';
 import { hostname } from 'node:os';
 import { admissionLimits, admissionOptions, backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
@@ -24,6 +23,7 @@ export function register(program: Command): void {
     const tls = loadServerTls(opts);
     const clientTls = loadClientTls(opts);
     const advertise = advertisedHost(opts.host, opts.advertise);
+    const { loadExperiment } = await import('../core/config.ts'); // zod: loaded on use, like the role itself
     const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
     const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
     if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);

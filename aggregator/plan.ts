@@ -121,9 +121,10 @@ function parseJson<T>(text: string | undefined, path: string, field: string): T 
 }
 
 async function startingWeights(config: Experiment, layers: LayerSpec[]): Promise<Weights> {
-  if (config.model.init === 'random') return initialWeights(layers, config.seed);
+  if (config.model.init === 'random') return initialWeights(layers, config.seed, 'pytorch');
+  if (config.model.init === 'kaiming') return initialWeights(layers, config.seed, 'kaiming');
   if (!existsSync(config.model.init)) {
-    throw new FedsliceError('FEDSLICE_ERR_INIT', `model.init: checkpoint ${config.model.init} does not exist; give a safetensors file or "random"`);
+    throw new FedsliceError('FEDSLICE_ERR_INIT', `model.init: checkpoint ${config.model.init} does not exist; give a safetensors file, "random" or "kaiming"`);
   }
   return (await readCheckpoint(config.model.init, layers)).weights;
 }

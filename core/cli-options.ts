@@ -2,7 +2,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { TLS_CA_ENV } from './wire/tls.ts';
 import { DEFAULT_ADMISSION, type AdmissionLimits } from './wire/admission.ts';
-import { BackendSchema, type BackendName, type Experiment } from './config.ts';
+import type { Experiment } from './config.ts';
+import { BACKEND_NAMES, isBackendName, type BackendName } from './compute/backend-names.ts';
 
 export const DEFAULT_METASERVER = 'ws://127.0.0.1:9100';
 
@@ -23,9 +24,8 @@ export function positiveNumberOption(name: string) {
 }
 
 export function backendOption(v: string): BackendName {
-  const r = BackendSchema.safeParse(v);
-  if (!r.success) throw new InvalidArgumentError(`must be one of ${BackendSchema.options.join(', ')}`);
-  return r.data;
+  if (!isBackendName(v)) throw new InvalidArgumentError(`must be one of ${BACKEND_NAMES.join(', ')}`);
+  return v;
 }
 
 export function urlOption(v: string): string {

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { FedsliceError } from './errors.ts';
+import { BACKEND_NAMES, type BackendName } from './compute/backend-names.ts';
 
 const positiveInt = z.number().int().positive();
 
@@ -24,7 +25,7 @@ export const ModelSchema = z
   .object({
     width: z.number().positive().max(1).default(1),
     numClasses: positiveInt.default(100),
-    /** 'random' or the path of a safetensors checkpoint to start from. */
+    /** 'random' (PyTorch's default init), 'kaiming' (He init, see core/model/init.ts) or the path of a safetensors checkpoint to start from. */
     init: z.string().default('random'),
   })
   .strict();
@@ -102,7 +103,7 @@ export const LogSchema = z
   })
   .strict();
 
-export const BackendSchema = z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
+export const BackendSchema = z.enum(BACKEND_NAMES);
 
 export const ExperimentSchema = z
   .object({
@@ -149,7 +150,7 @@ export type FederationConfig = Experiment['federation'];
 export type TrainConfig = Experiment['train'];
 export type EvalConfig = Experiment['eval'];
 export type LogConfig = Experiment['log'];
-export type BackendName = z.infer<typeof BackendSchema>;
+export type { BackendName };
 
 const GridValue = z.union([z.number(), z.string(), z.boolean()]);
 export const SweepSchema = z

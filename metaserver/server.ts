@@ -1,8 +1,9 @@
 /**
  * The metaserver: a rendezvous that knows, per job, where the aggregator listens and which
  * trainers are present, pushes joins and leaves, forwards the aggregator's status to observers,
- * and drops peers that stop answering pings. It never carries model bytes, and never crashes on
- * a peer's bad frame: the peer gets an error and, for anything before hello, is closed.
+ * and drops peers that stop answering pings (several in a row: heartbeat.ts). It never carries
+ * model bytes, and never crashes on a peer's bad frame: the peer gets an error and, for anything
+ * before hello, is closed.
  *
  * Every connection names its job and token on the upgrade request. The first connection of a job
  * that says hello fixes the job's token; later upgrades with another token get HTTP 401 before any
@@ -20,14 +21,15 @@ import { tokensEqual, upgradeCredentials } from '../core/wire/token.ts';
 import { wsUrl, type ServerTls } from '../core/wire/tls.ts';
 import type { AdmissionLimits } from '../core/wire/admission.ts';
 import { listenWebSocket, type UpgradeRefusal } from '../core/wire/ws-server.ts';
+import { DEFAULT_MAX_MISSED_PONGS, DEFAULT_PING_INTERVAL_MS, Heartbeat } from './heartbeat.ts';
 
 /** The metaserver only carries small coordination messages. */
 export const METASERVER_MAX_PAYLOAD = 64 * 1024;
 
 interface Member {
+  jobId: string;
   peer: Peer;
   conn: WebSocket;
-  alive: boolean;
 }
 
 interface Job {
@@ -39,6 +41,8 @@ export interface MetaserverOptions {
   host?: string;
   port?: number;
   pingIntervalMs?: number;
+  /** Pings in a row a peer may leave unanswered before it is dropped. */
+  maxMissedPongs?: number;
   /** Cert and key: listen for wss:// instead of ws://. */
   tls?: ServerTls;
   /** Bounds on connections that have not said hello yet (defaults: DEFAULT_ADMISSION). */
@@ -101,6 +105,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
     const job = jobs.get(jobId);
     if (!job || job.members.get(member.peer.id) !== member) return;
     job.members.delete(member.peer.id);
+    heartbeat.forget(member);
     for (const m of audience(job, member.peer)) send(m.conn, { type: 'peer-left', job: jobId, peer: member.peer, reason });
     log(`metaserver: job ${jobId}: ${member.peer.role} ${member.peer.id} left (${reason}; ${count(job, 'trainer')} trainers)`);
     events.emit('left', { job: jobId, peer: member.peer, reason });
@@ -115,7 +120,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
     let jobId = '';
 
     conn.on('pong', () => {
-      if (member) member.alive = true;
+      if (member) heartbeat.answered(member);
     });
     conn.on('message', (data, isBinary) => {
       const d = isBinary ? decode(toMetaserver, frameBytes(data)) : ({ ok: false, code: 'FEDSLICE_ERR_FRAME', error: 'text frame; send binary msgpack frames' } as const);
@@ -165,7 +170,7 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
           job.members.delete(msg.id); // a reconnect replaces the old connection silently
           previous.conn.close(1000, 'replaced by a new connection');
         }
-        member = { peer, conn, alive: true };
+        member = { jobId, peer, conn };
         job.members.set(peer.id, member);
         server.admit(req);
         const visible = [...job.members.values()]
@@ -192,27 +197,23 @@ export async function startMetaserver(o: MetaserverOptions = {}): Promise<Metase
     conn.on('error', (e) => log(`metaserver: connection ${member?.peer.id ?? from}: ${e.message}`));
   }
 
-  const pinger = setInterval(() => {
-    for (const [jobId, job] of jobs) {
-      for (const m of [...job.members.values()]) {
-        if (!m.alive) {
-          removeMember(jobId, m, 'timeout');
-          m.conn.terminate();
-          continue;
-        }
-        m.alive = false;
-        m.conn.ping();
-      }
-    }
-  }, o.pingIntervalMs ?? 5000);
-  pinger.unref();
+  const heartbeat = new Heartbeat<Member>({
+    intervalMs: o.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+    maxMissed: o.maxMissedPongs ?? DEFAULT_MAX_MISSED_PONGS,
+    members: () => [...jobs.values()].flatMap((job) => [...job.members.values()]),
+    ping: (m) => m.conn.ping(),
+    drop: (m) => {
+      removeMember(m.jobId, m, 'timeout');
+      m.conn.terminate();
+    },
+  });
 
   return Object.assign(events, {
     url: wsUrl(server.scheme, host, server.port),
     port: server.port,
     jobs: () => new Map([...jobs].map(([id, j]) => [id, [...j.members.values()].map((m) => m.peer)])),
     close: () => {
-      clearInterval(pinger);
+      heartbeat.stop();
       return server.close();
     },
   });

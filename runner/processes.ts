@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../core/package-root.ts';
 import { withStorageErrors } from '../core/results/storage-error.ts';
 
-export const FEDSLICE_BIN = fileURLToPath(new URL('../bin/fedslice.js', import.meta.url));
+export const FEDSLICE_BIN = packagePath('bin', 'fedslice.js');
 
 export interface RoleProcess {
   name: string;

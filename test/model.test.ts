@@ -81,6 +81,26 @@ describe('model', () => {
     });
   });
 
+  it("'kaiming' gives He-uniform weights where a ReLU follows, PyTorch's bound on the output layer, zero biases, and the same seed the same values", () => {
+    const layers = alexnetLayers({ width: 1 / 8, numClasses: 10 });
+    const k = initialWeights(layers, 42, 'kaiming');
+    expect(k.map((t) => [t.name, t.shape])).toEqual(initialWeights(layers, 42).map((t) => [t.name, t.shape]));
+    initialWeights(layers, 42, 'kaiming').forEach((t, i) => expect(Buffer.from(t.data.buffer).equals(Buffer.from(k[i].data.buffer))).toBe(true));
+    const last = layers[layers.length - 1];
+    for (const t of k) {
+      const layer = layers.find((l) => t.name.startsWith(`${l.name}.`))!;
+      const max = t.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      if (t.name.endsWith('.bias')) {
+        expect(max).toBe(0);
+        continue;
+      }
+      const bound = layer === last ? 1 / Math.sqrt(fanIn(layer)) : Math.sqrt(6 / fanIn(layer));
+      expect(layer.reluAfter).toBe(layer !== last);
+      expect(max).toBeLessThanOrEqual(bound);
+      expect(max).toBeGreaterThan(0.9 * bound);
+    }
+  });
+
   it('forward gives [batch, classes] log-probabilities at full width', () => {
     const layers = alexnetLayers({ width: 1, numClasses: 100 });
     const params = paramTensors(initialWeights(layers, 1));

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
-import { loadExperiment } from '../core/config.ts';
 import { resolveToken } from '../core/wire/token.ts';
 import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
 import { loadClientTls } from '../core/wire/tls.ts';
@@ -18,6 +17,7 @@ export function register(program: Command): void {
     .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu');
   clientTlsOptions(cmd).action(async (opts) => {
     const tls = loadClientTls(opts);
+    const { loadExperiment } = await import('../core/config.ts'); // zod: loaded on use, like the role itself
     const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
     const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
     const { runTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js

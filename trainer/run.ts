@@ -8,7 +8,7 @@ import type { Experiment } from '../core/config.ts';
 import { alexnetLayers, parameterCount, type LayerSpec } from '../core/model/spec.ts';
 import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
 import { subtractWeights } from '../core/model/tensor.ts';
-import { initBackend } from '../core/compute/backend.ts';
+import { currentBackend, initBackend } from '../core/compute/backend.ts';
 import { stepsPerCall, trainLocal } from '../core/training/train.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
@@ -196,7 +196,7 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
       trainSeconds: seconds,
       samplesPerSecond: result.numSamples / seconds,
       steps: result.steps,
-      stats: result.stats,
+      stats: { ...result.stats, threads: currentBackend()?.threads ?? null },
     },
   });
   o.log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);

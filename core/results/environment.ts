@@ -1,11 +1,12 @@
 /** What a run ran on, recorded with every run. */
 import { hostname, platform, arch } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { packagePath } from '../package-root.ts';
 import type { RunEnvironment } from './types.ts';
 
 const ownVersion = (() => {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    return (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
   } catch {
     return 'unknown';
   }
@@ -15,9 +16,10 @@ export function fedsliceVersion(): string {
   return ownVersion;
 }
 
-export function runEnvironment(backend: { name: string; tfjsVersion: string }): RunEnvironment {
+export function runEnvironment(backend: { name: string; tfjsVersion: string; threads: number | null }): RunEnvironment {
   return {
     backend: backend.name,
+    threads: backend.threads,
     node: process.version,
     tfjs: backend.tfjsVersion,
     fedslice: ownVersion,

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+/**
+ * The build of the CLI: cli.ts and every source it imports, bundled by esbuild into dist/, split
+ * at each lazy import so that a command loads only what it uses (packages stay in node_modules).
+ * `npm install` makes it (the prepare script) and `npm test` remakes it. bin/fedslice.js runs
+ * dist/ only while buildIsCurrent() holds, so an edited checkout always runs its own sources.
+ *
+ *   node bin/build.js
+ */
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+// What a build was made from (every source file it read, and this script) and when it started.
+const STAMP = 'build.json';
+
+/** True when `out` holds a build that started after the last change to every file it was made from. */
+export function buildIsCurrent(root = ROOT, out = join(root, 'dist')) {
+  let stamp;
+  try {
+    stamp = JSON.parse(readFileSync(join(out, STAMP), 'utf8'));
+  } catch {
+    return false;
+  }
+  try {
+    return stamp.inputs.every((f) => statSync(join(root, f)).mtimeMs < stamp.startedAt);
+  } catch {
+    return false; // a source was moved or deleted
+  }
+}
+
+/**
+ * Bundles cli.ts into `out`, which must sit directly in the package root (the code finds the
+ * package's own files one folder up, see core/package-root.ts). Returns how many sources it read.
+ */
+export async function build(out = join(ROOT, 'dist')) {
+  const { build: esbuild } = await import('esbuild');
+  const startedAt = Date.now();
+  rmSync(out, { recursive: true, force: true });
+  const result = await esbuild({
+    absWorkingDir: ROOT,
+    entryPoints: ['cli.ts'],
+    outdir: out,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    packages: 'external',
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/'));
+  inputs.push(relative(ROOT, fileURLToPath(import.meta.url)));
+  // written last: a process that starts mid-build finds no stamp and runs the sources
+  writeFileSync(join(out, STAMP), `${JSON.stringify({ startedAt, inputs }, null, 1)}\n`);
+  return inputs.length;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const t0 = performance.now();
+  const n = await build();
+  process.stderr.write(`fedslice: built dist/ from ${n} sources in ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
+}

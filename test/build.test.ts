@@ -1,0 +1,56 @@
+/** The build in dist/: when bin/fedslice.js may run it instead of the sources, and that the bundle finds the package's own files. */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { build, buildIsCurrent } from '../bin/build.js';
+
+const REPO = join(import.meta.dirname, '..');
+
+describe('buildIsCurrent', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fedslice-build-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  const out = join(root, 'dist');
+  const stamp = (startedAt: number, inputs: string[]) => {
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'build.json'), JSON.stringify({ startedAt, inputs }));
+  };
+  const at = (file: string, ms: number) => utimesSync(join(root, file), ms / 1000, ms / 1000);
+
+  it('holds while every input is older than the build, and not once one changes, goes missing, or the stamp does', () => {
+    mkdirSync(join(root, 'core'), { recursive: true });
+    writeFileSync(join(root, 'cli.ts'), '');
+    writeFileSync(join(root, 'core', 'a.ts'), '');
+    at('cli.ts', 1_000_000);
+    at('core/a.ts', 1_000_000);
+    expect(buildIsCurrent(root, out)).toBe(false); // no build yet
+    stamp(2_000_000, ['cli.ts', 'core/a.ts']);
+    expect(buildIsCurrent(root, out)).toBe(true);
+    at('core/a.ts', 2_000_001); // edited after the build started
+    expect(buildIsCurrent(root, out)).toBe(false);
+    at('core/a.ts', 1_000_000);
+    stamp(2_000_000, ['cli.ts', 'core/a.ts', 'core/gone.ts']);
+    expect(buildIsCurrent(root, out)).toBe(false);
+    writeFileSync(join(out, 'build.json'), '{"startedAt": 2000');
+    expect(buildIsCurrent(root, out)).toBe(false);
+  });
+});
+
+describe('the bundle', () => {
+  // one folder below the package root, like dist/
+  const out = join(REPO, `dist-test-${process.pid}`);
+  afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+  it('runs the CLI and finds the package files from its own folder', async () => {
+    const sources = await build(out);
+    const stamped = JSON.parse(readFileSync(join(out, 'build.json'), 'utf8')) as { inputs: string[] };
+    expect(stamped.inputs).toEqual(expect.arrayContaining(['cli.ts', 'core/package-root.ts', 'bin/build.js']));
+    expect(stamped.inputs).toHaveLength(sources);
+    expect(buildIsCurrent(REPO, out)).toBe(true);
+    const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    expect(execFileSync(process.execPath, [join(out, 'cli.js'), '--version'], { encoding: 'utf8' }).trim()).toBe(version);
+    const help = (...entry: string[]) => execFileSync(process.execPath, [...entry, 'runner', 'sweep', '--help'], { encoding: 'utf8', cwd: REPO });
+    expect(help(join(out, 'cli.js'))).toBe(help('--import', 'tsx', join(REPO, 'cli.ts')));
+  });
+});
