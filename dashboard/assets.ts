@@ -5,19 +5,19 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT, packagePath } from '../core/package-root.ts';
 
 export interface Asset {
   file: string;
   type: string;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-const page = (name: string, type: string): Asset => ({ file: join(here, 'page', name), type });
+// read from the sources' folder also when the CLI runs from its build (dist/)
+const page = (name: string, type: string): Asset => ({ file: packagePath('dashboard', 'page', name), type });
 
-/** Where Node would find an installed package from this folder: the nearest node_modules/<name>. */
+/** Where Node would find an installed package from our root: the nearest node_modules/<name>. */
 function packageDir(name: string): string {
-  for (let dir = here; ; dir = dirname(dir)) {
+  for (let dir = PACKAGE_ROOT; ; dir = dirname(dir)) {
     const candidate = join(dir, 'node_modules', name);
     if (existsSync(join(candidate, 'package.json'))) return candidate;
     if (dirname(dir) === dir) throw new Error(`the dashboard needs the package ${name}: run npm install`);
