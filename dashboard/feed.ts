@@ -6,8 +6,9 @@
  * busy step log costs a bounded amount of CPU, and a record shows within about a second.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { LiveStore } from './live-store.ts';
-import { overviewOf } from './overview.ts';
+import { LiveStore, type StoreChanges } from './live-store.ts';
+import { type RoundsView, overviewOf, roundsView, stepsChart } from './overview.ts';
+import type { ChartDef } from '../analysis/charts.ts';
 
 const POLL_MS = 1000;
 const MIN_GAP_MS = 500;
@@ -23,9 +24,16 @@ export class OverviewFeed {
   private lastRun = 0;
   private readError: string | null = null;
 
+  // the overview's parts, each rebuilt only when its files changed: a step-log append, the most
+  // frequent, leaves the runs table and the round charts as they are
+  private rounds: RoundsView;
+  private steps: ChartDef | null;
+
   constructor(dir: string) {
     this.live = new LiveStore(dir);
     this.live.refresh();
+    this.rounds = roundsView(this.live);
+    this.steps = stepsChart(this.live, this.rounds.shown);
     this.json = this.build();
   }
 
@@ -63,10 +71,11 @@ export class OverviewFeed {
   private update(): void {
     this.pending = null;
     this.lastRun = Date.now();
+    let changes: StoreChanges = { runs: false, rounds: false, steps: false };
     let changed: boolean;
     try {
-      changed = this.live.refresh();
-      if (this.readError !== null) changed = true;
+      changes = this.live.refresh();
+      changed = changes.runs || changes.rounds || changes.steps || this.readError !== null;
       this.readError = null;
     } catch (e) {
       // a store that cannot be read right now (permissions, a disk gone) keeps the last view
@@ -75,12 +84,14 @@ export class OverviewFeed {
       this.readError = message;
     }
     if (!changed) return;
+    if (changes.runs || changes.rounds) this.rounds = roundsView(this.live);
+    if (changes.runs || changes.steps) this.steps = stepsChart(this.live, this.rounds.shown);
     this.json = this.build();
     for (const l of this.listeners) l(this.json);
   }
 
   private build(): string {
-    const overview = overviewOf(this.live);
+    const overview = overviewOf(this.live, this.rounds, this.steps);
     if (this.readError !== null) overview.warnings.unshift(this.readError);
     return JSON.stringify(overview);
   }

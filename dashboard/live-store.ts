@@ -12,6 +12,12 @@ import { ResultsStore } from '../core/results/store.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { StepPointSet, type StepRun } from '../analysis/steps.ts';
 
+export interface StoreChanges {
+  runs: boolean;
+  rounds: boolean;
+  steps: boolean;
+}
+
 export class LiveStore {
   readonly store: ResultsStore;
   private readonly runsTail: JsonLinesTail<RunRecord>;
@@ -31,8 +37,8 @@ export class LiveStore {
     this.stepsTail = new JsonLinesTail(this.store.stepsPath);
   }
 
-  /** Reads what writers appended since the last call; true when anything changed. */
-  refresh(): boolean {
+  /** Reads what writers appended since the last call; says which files brought something. */
+  refresh(): StoreChanges {
     const runs = this.runsTail.read();
     if (runs.restarted) this.runRecords = [];
     this.runRecords.push(...runs.records);
@@ -48,7 +54,7 @@ export class LiveStore {
     }
     for (const s of steps.records) this.steps.add(s);
     this.stepLines += steps.records.length;
-    return runsChanged || rounds.restarted || rounds.records.length > 0 || steps.restarted || steps.records.length > 0;
+    return { runs: runsChanged, rounds: rounds.restarted || rounds.records.length > 0, steps: steps.restarted || steps.records.length > 0 };
   }
 
   /** The latest record of each run id, in the order the runs started. */

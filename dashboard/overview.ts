@@ -48,7 +48,30 @@ export interface Overview {
   warnings: string[];
 }
 
-export function overviewOf(live: LiveStore): Overview {
+/** The part of the overview that follows runs.jsonl and rounds.jsonl (the step log changes more often). */
+export interface RoundsView {
+  counts: Record<RunState, number>;
+  runs: RunRow[];
+  charts: ChartDef[];
+  warnings: string[];
+  shown: ConfigField[];
+}
+
+export function overviewOf(live: LiveStore, rounds: RoundsView = roundsView(live), steps: ChartDef | null = stepsChart(live, rounds.shown)): Overview {
+  const first = rounds.charts.filter((c) => c.name === 'learning-curves');
+  const rest = rounds.charts.filter((c) => c.name !== 'learning-curves');
+  return {
+    results: live.dir,
+    updatedAt: new Date().toISOString(),
+    counts: rounds.counts,
+    runs: rounds.runs,
+    // the learning curves, the running runs' loss, then time per round
+    charts: [...first, ...(steps ? [steps] : []), ...rest],
+    warnings: [...live.tornWarnings(), ...rounds.warnings],
+  };
+}
+
+export function roundsView(live: LiveStore): RoundsView {
   const latest = [...live.latestRuns().values()].filter((r) => keyFieldsOf(r.keyFields) !== null);
   const tables = storeTables({ records: live.runRecords, torn: [] }, { records: live.roundRecords, torn: [] });
   const keys = latest.map((r) => keyFieldsOf(r.keyFields)).filter((k): k is RunKey => k !== null);
@@ -62,14 +85,13 @@ export function overviewOf(live: LiveStore): Overview {
   }
   const runs = latest.map((r) => runRow(r, (roundsByRun.get(r.runId) ?? []).sort((a, b) => a.round - b.round), shown, seeds));
   const counts = Object.fromEntries(RUN_STATES.map((s) => [s, runs.filter((r) => r.state === s).length])) as Record<RunState, number>;
-  return {
-    results: live.dir,
-    updatedAt: new Date().toISOString(),
-    counts,
-    runs,
-    charts: chartsOf(tables.rounds, live, shown),
-    warnings: [...live.tornWarnings(), ...tables.warnings],
-  };
+  return { counts, runs, charts: roundCharts(tables.rounds, shown), warnings: tables.warnings, shown };
+}
+
+/** Training loss against step of the running runs; null while none has step-log points. */
+export function stepsChart(live: LiveStore, shown: readonly ConfigField[]): ChartDef | null {
+  const steps = stepTablesOf(live.steps.points, live.stepLines, []);
+  return steps.lossByStep.length > 0 ? { name: 'loss-by-step', title: 'Training loss against step (running runs)', spec: lossByStepChart(steps.lossByStep, shown) } : null;
 }
 
 function runRow(r: RunRecord, rounds: readonly RoundRecord[], shown: readonly ConfigField[], seeds: boolean): RunRow {
@@ -103,12 +125,10 @@ function withSubtitle(spec: TopLevelSpec, subtitle: string): TopLevelSpec {
   return { ...spec, title: { ...title, subtitle } };
 }
 
-function chartsOf(rounds: ReturnType<typeof storeTables>['rounds'], live: LiveStore, shown: readonly ConfigField[]): ChartDef[] {
+function roundCharts(rounds: ReturnType<typeof storeTables>['rounds'], shown: readonly ConfigField[]): ChartDef[] {
   const charts: ChartDef[] = [];
   const curves = seedCurves(rounds);
   if (curves.length > 0) charts.push({ name: 'learning-curves', title: 'Test accuracy against round', spec: withSubtitle(learningCurvesChart(curves), 'test accuracy per round so far, running runs included: mean over seeds, band = mean ± 1 std; one panel per world size W') });
-  const steps = stepTablesOf(live.steps.points, live.stepLines, []);
-  if (steps.lossByStep.length > 0) charts.push({ name: 'loss-by-step', title: 'Training loss against step (running runs)', spec: lossByStepChart(steps.lossByStep, shown) });
   const timing = roundTimingStats(rounds);
   if (timing.length > 0) charts.push({ name: 'time-breakdown', title: 'Time per round by phase', spec: withSubtitle(timeBreakdownChart(timing, shown), 'mean seconds per training round so far, running runs included; train = slowest trainer') });
   return charts;

@@ -6,7 +6,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
-import { PROFILE_FILE, logsDir, type RunProfile } from '../core/results/profile.ts';
+import { PROFILE_FILE, logsDir } from '../core/results/profile.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { latestRounds } from '../core/results/latest.ts';
 import { roleLogs, runLayout, type NamedLog } from '../runner/run-layout.ts';
@@ -26,7 +26,8 @@ export interface LogTail {
 export interface RunDetail {
   record: RunRecord;
   rounds: RoundRecord[];
-  profile: RunProfile | null;
+  /** profile.json as the run wrote it (passed to the page as it is); null before the run ends. */
+  profile: unknown;
   logs: LogTail[];
 }
 
@@ -50,9 +51,9 @@ export function runDir(results: string, key: unknown): string | null {
   return rel === key && !isAbsolute(rel) ? dir : null;
 }
 
-function readProfile(path: string): RunProfile | null {
+function readProfile(path: string): unknown {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as RunProfile;
+    return JSON.parse(readFileSync(path, 'utf8'));
   } catch {
     return null; // not written yet: the run has not ended (it is written whole when it does)
   }
