@@ -4,8 +4,11 @@
  * measured in the same run; the merge of W = 8 slices at full width; a fedavg round's transfers with
  * W = 8 loopback trainers; and the levers of the wire, each row against the same copy.
  *
- *   node --import tsx bench/transfer.ts [--repeats 3] [--width 1] [--no-levers]
+ *   GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node --import tsx bench/transfer.ts [--repeats 3] [--width 1] [--no-levers]
  *   WS_NO_BUFFER_UTIL=1 node --import tsx bench/transfer.ts   # the same without ws's native masking
+ *
+ * The tunable is what the runner starts roles with (runner/processes.ts); without it the table is
+ * that of plain malloc, and the malloc lever's rows show the other setting either way.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
