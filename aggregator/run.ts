@@ -85,7 +85,8 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     outbox,
     log,
     evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: config.eval.batchSize }),
-    commit: (weights, draft, ev) => recorder.commit(weights, draft, ev),
+    checkpoint: (weights, draft) => recorder.checkpoint(weights, draft),
+    record: (trained, ev, overlapSeconds) => recorder.record(trained, ev, overlapSeconds),
   });
 
   const server = await startTrainerServer({
