@@ -9,6 +9,7 @@
  * for it (drain) overlapped the next round's training; the rest is counted in the round's seconds.
  */
 import type { Weights } from '../core/model/tensor.ts';
+import { markMemory } from '../core/compute/memory-probe.ts';
 import type { RoundRecord } from '../core/results/types.ts';
 import { evaluateAndRecord, type LoopContext } from './federation-loop.ts';
 import { secondsNow, type Evaluation, type TrainedRound } from './round-record.ts';
@@ -45,7 +46,10 @@ export class OverlappedEvaluation<C> {
       // Only what ran before the loop waited overlapped the next round's training.
       record: (trained: TrainedRound, ev: Evaluation) => this.ctx.record(trained, ev, (clock.drainedAt ?? secondsNow()) - startedAt),
     };
-    const done = evaluateAndRecord(ctx, q.weights, q.trained);
+    const done = evaluateAndRecord(ctx, q.weights, q.trained).then((record) => {
+      markMemory('aggregator', record.round, 'evaluated');
+      return record;
+    });
     // A failure is reported by drain() or settle(), never as an unhandled rejection meanwhile.
     done.catch(() => {});
     this.running = { round: q.trained.round, startedAt, clock, done };

@@ -18,6 +18,7 @@ import { initialDraft, secondsNow, type RoundDraft, type TimedUpdate } from './r
 import type { FederationLoop, LoopContext, LoopStart } from './federation-loop.ts';
 import { OverlappedEvaluation } from './overlapped-evaluation.ts';
 import { abortable, interruptedBy } from './waits.ts';
+import { markMemory } from '../core/compute/memory-probe.ts';
 
 interface RoundUpdate extends TimedUpdate, Update {}
 
@@ -109,6 +110,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     for (const h of ctx.registry.connected()) this.send(h);
     const sentMB = (ctx.outbox.traffic().sent - before.sent) / 1e6;
     ctx.log(`aggregator: round ${round}/${ctx.config.federation.rounds}: sent ${ctx.registry.connected().length} tasks (${sentMB.toFixed(1)} MB)`);
+    markMemory('aggregator', round, 'tasks sent');
     sent();
     let outcome;
     try {
@@ -119,11 +121,13 @@ export class SyncLoop<C> implements FederationLoop<C> {
     if (outcome.missing.length) {
       ctx.log(`aggregator: round ${round}: proceeding with ${outcome.updates.size}/${ctx.config.federation.worldSize} updates; missing slots ${outcome.missing.join(', ')} keep their old values`);
     }
+    markMemory('aggregator', round, 'updates received');
     const updates = [...outcome.updates.values()];
     for (const u of updates) this.taskTimes.add(u.slot, u.trainSeconds);
     const mergeStart = secondsNow();
     this.global = this.rule.combine(this.global, updates);
     const mergeSeconds = secondsNow() - mergeStart;
+    markMemory('aggregator', round, 'merged');
     ctx.log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s`);
     const after = ctx.outbox.traffic();
     return { round, startedAt, updates, mergeSeconds, bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received };

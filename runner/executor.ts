@@ -6,6 +6,7 @@
 import type { StatusMessage } from '../core/wire/schema.ts';
 import type { PlannedRun } from './grid.ts';
 import type { NamedLog, RunLayout } from './run-layout.ts';
+import type { ThreadBudget } from './thread-budget.ts';
 
 /**
  * How an attempt ended. `storeError`: the results store could not be written (a full disk, ...):
@@ -18,6 +19,8 @@ export interface Schedule {
   capacity: number;
   cost: (run: PlannedRun) => number;
   describe: string;
+  /** Each role's compute threads, where the executor shares out this machine's cores. */
+  threads?: ThreadBudget;
 }
 
 /** What an attempt tells the sweep while it runs. */
@@ -48,12 +51,13 @@ export interface Attempt {
   startedAt: string;
   signal: AbortSignal;
   hooks: RunHooks;
+  threads?: ThreadBudget;
 }
 
 export interface Executor {
   /** Throws one clear error when this executor cannot work here (e.g. no sbatch on PATH). */
   check(): void;
-  schedule(pending: number): Schedule;
+  schedule(pending: readonly PlannedRun[]): Schedule;
   /** Runs the attempt to its end; writing its run record is the caller's job. */
   run(a: Attempt): Promise<RunOutcome>;
   /** The logs whose tails a failed attempt's record keeps. */

@@ -3,7 +3,9 @@
  * one spawns them, the Slurm one writes them into the batch script. A setting every role process
  * needs belongs here, so both executors pass it on.
  */
+import { THREADS_ENV } from '../core/compute/backend-names.ts';
 import type { PlannedRun } from './grid.ts';
+import type { ThreadBudget } from './thread-budget.ts';
 
 export interface LaunchOptions {
   run: PlannedRun;
@@ -13,6 +15,8 @@ export interface LaunchOptions {
   force: boolean;
   /** How roles get the job's token: in their environment, or from a file (never in a batch script). */
   token: { value: string } | { file: string };
+  /** Each role's compute threads; absent, every role uses every core it sees. */
+  threads?: ThreadBudget;
 }
 
 export interface Launch {
@@ -22,6 +26,8 @@ export interface Launch {
   trainer: string[];
   /** Added to the environment of every role. */
   env: Record<string, string>;
+  /** Added to the aggregator's environment, and to every trainer's: their thread counts. */
+  roleEnv: { aggregator: Record<string, string>; trainer: Record<string, string> };
 }
 
 export function launchOf(o: LaunchOptions): Launch {
@@ -31,6 +37,9 @@ export function launchOf(o: LaunchOptions): Launch {
     aggregator: ['aggregator', ...common, '--results', o.results, '--resume', ...(o.force ? ['--force'] : [])],
     trainer: ['trainer', ...common],
     env: 'value' in o.token ? { FEDSLICE_TOKEN: o.token.value } : {},
+    roleEnv: o.threads
+      ? { aggregator: { [THREADS_ENV]: String(o.threads.aggregator) }, trainer: { [THREADS_ENV]: String(o.threads.trainer) } }
+      : { aggregator: {}, trainer: {} },
   };
 }
 

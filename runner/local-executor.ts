@@ -5,20 +5,32 @@
  * ended before the attempt returns. Never by sleeping.
  */
 import { availableParallelism } from 'node:os';
+import { THREADS_ENV } from '../core/compute/backend-names.ts';
 import { minTrainersOf } from '../core/config.ts';
 import { STORAGE_EXIT_CODE } from '../core/results/storage-error.ts';
 import { attemptFailure } from './attempt-record.ts';
 import { firstEnd, timedOut, type EndCause } from './attempt-end.ts';
 import type { Attempt, Executor, RunOutcome, Schedule } from './executor.ts';
+import type { PlannedRun } from './grid.ts';
 import { launchOf, trainerSlot } from './launch.ts';
 import { endAll, endRole, spawnRole, tail, type RoleProcess } from './processes.ts';
 import { roleLogs, type NamedLog } from './run-layout.ts';
+import { threadBudget } from './thread-budget.ts';
 
-/** How many runs go at once: `--parallel N` runs, or by default as many as fit the cores. */
-export function scheduleFor(parallel: number | undefined, cores = availableParallelism()): Schedule {
-  if (parallel !== undefined) return { capacity: parallel, cost: () => 1, describe: `${parallel} at a time` };
-  // A trainer on the wasm backend keeps one core busy; the aggregator mostly waits while they train.
-  return { capacity: cores, cost: (r) => r.config.federation.worldSize, describe: `as many at a time as fit ${cores} cores (one per trainer; --parallel N overrides)` };
+/**
+ * How many runs go at once: `--parallel N` runs, or by default as many as fit the cores (one core
+ * per trainer: the aggregator mostly waits while they train). The cores are then shared out among
+ * the roles (runner/thread-budget.ts), unless FEDSLICE_WASM_THREADS, set for the sweep, fixes
+ * every role's threads.
+ */
+export function scheduleFor(parallel: number | undefined, pending: readonly PlannedRun[], cores = availableParallelism(), env = process.env): Schedule {
+  const schedule: Schedule =
+    parallel !== undefined
+      ? { capacity: parallel, cost: () => 1, describe: `${parallel} at a time` }
+      : { capacity: cores, cost: (r) => r.config.federation.worldSize, describe: `as many at a time as fit ${cores} cores (one per trainer; --parallel N overrides)` };
+  if (env[THREADS_ENV] !== undefined) return { ...schedule, describe: `${schedule.describe}, ${THREADS_ENV}=${env[THREADS_ENV]} for every role` };
+  const runs = pending.map((r) => ({ trainers: r.config.federation.worldSize, cost: schedule.cost(r) }));
+  return { ...schedule, threads: threadBudget(cores, schedule.capacity, runs) };
 }
 
 /** Whether a run that lost `crashed` of its `worldSize` trainers can no longer reach its quorum. */
@@ -40,8 +52,8 @@ export class LocalExecutor implements Executor {
 
   check(): void {}
 
-  schedule(): Schedule {
-    return scheduleFor(this.parallel);
+  schedule(pending: readonly PlannedRun[]): Schedule {
+    return scheduleFor(this.parallel, pending);
   }
 
   logs(a: Attempt): NamedLog[] {
@@ -65,13 +77,14 @@ export class LocalExecutor implements Executor {
   }
 
   private async start(a: Attempt): Promise<Roles> {
-    const launch = launchOf({ run: a.run, configFile: a.layout.configFile, results: a.layout.results, metaserver: a.metaserver, force: a.force, token: { value: a.token } });
+    const launch = launchOf({ run: a.run, configFile: a.layout.configFile, results: a.layout.results, metaserver: a.metaserver, force: a.force, token: { value: a.token }, ...(a.threads ? { threads: a.threads } : {}) });
     const [aggregator, ...trainers] = this.logs(a);
     const started: RoleProcess[] = [];
     try {
       // A log that cannot be opened (too many open files) stops the attempt; what started is ended.
-      started.push(spawnRole(aggregator.name, launch.aggregator, launch.env, aggregator.logFile));
-      trainers.forEach((t, i) => started.push(spawnRole(t.name, [...launch.trainer, ...trainerSlot(a.run.key, i)], launch.env, t.logFile)));
+      started.push(spawnRole(aggregator.name, launch.aggregator, { ...launch.env, ...launch.roleEnv.aggregator }, aggregator.logFile));
+      const trainerEnv = { ...launch.env, ...launch.roleEnv.trainer };
+      trainers.forEach((t, i) => started.push(spawnRole(t.name, [...launch.trainer, ...trainerSlot(a.run.key, i)], trainerEnv, t.logFile)));
     } catch (e) {
       await Promise.all(started.map((p) => endRole(p)));
       throw e;

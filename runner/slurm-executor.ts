@@ -9,6 +9,7 @@ import { dirname } from 'node:path';
 import { attemptFailure, attemptRecord } from './attempt-record.ts';
 import { firstEnd, timedOut } from './attempt-end.ts';
 import type { Attempt, Executor, RunOutcome, Schedule } from './executor.ts';
+import type { PlannedRun } from './grid.ts';
 import { FEDSLICE_BIN } from './processes.ts';
 import { STORAGE_EXIT_CODE } from '../core/results/storage-error.ts';
 import { roleLogs, type NamedLog } from './run-layout.ts';
@@ -38,8 +39,8 @@ export class SlurmExecutor implements Executor {
     checkSlurm();
   }
 
-  schedule(pending: number): Schedule {
-    return slurmSchedule(this.o.parallel, pending);
+  schedule(pending: readonly PlannedRun[]): Schedule {
+    return slurmSchedule(this.o.parallel, pending.length);
   }
 
   logs(a: Attempt): NamedLog[] {

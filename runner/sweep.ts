@@ -21,6 +21,7 @@ import { tryLock } from './lock.ts';
 import { fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
 import { runPool } from './pool.ts';
 import { logsDir, metaserverLog, runLayout } from './run-layout.ts';
+import { describeBudget, type ThreadBudget } from './thread-budget.ts';
 
 export interface SweepOptions {
   config: string;
@@ -76,7 +77,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   }
 
   o.executor.check();
-  const schedule = o.executor.schedule(pending.length);
+  const schedule = o.executor.schedule(pending);
   withStorageErrors(logsDir(o.results), () => mkdirSync(logsDir(o.results), { recursive: true }), 'write', o.results);
   const bindHost = o.metaserverHost ?? '127.0.0.1';
   // Every role of every running run connects from this machine (or a few nodes) at about the same
@@ -84,8 +85,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const admission = { maxPendingPerAddress: DEFAULT_ADMISSION.maxPending };
   const metaserver = await startMetaserver({ host: bindHost, port: 0, admission, log: bestEffortLog(metaserverLog(o.results)) });
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
-  const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost));
-  progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}; logs in ${logsDir(o.results)}`);
+  const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost), schedule.threads);
+  progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}${schedule.threads ? `, ${describeBudget(schedule.threads)}` : ''}; logs in ${logsDir(o.results)}`);
   for (const [file, read] of [[store.runsPath, store.readRuns()], [store.roundsPath, store.readRounds()]] as const) {
     for (const line of tornLineWarnings(file, read.torn)) progress.event(`note  ${line}`);
   }
@@ -120,6 +121,7 @@ class Sweeper {
     private readonly progress: Progress,
     private readonly pending: number,
     private readonly metaserverUrl: string,
+    private readonly threads?: ThreadBudget,
   ) {
     this.store = new ResultsStore(o.results);
   }
@@ -183,6 +185,7 @@ class Sweeper {
         startedAt: new Date().toISOString(),
         signal: this.o.signal,
         hooks: this.hooks(view),
+        ...(this.threads ? { threads: this.threads } : {}),
       };
       try {
         outcome = await runAttempt(this.o.executor, attempt);

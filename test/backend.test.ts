@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { currentBackend, initBackend, nativeBindingProblem } from '../core/compute/backend.ts';
+import { requestedWasmThreads } from '../core/compute/wasm-threads.ts';
 import { isFedsliceError } from '../core/errors.ts';
 
 const nodeMissing = nativeBindingProblem('@tensorflow/tfjs-node') !== null && nativeBindingProblem('@tensorflow/tfjs-node-gpu') !== null;
@@ -28,7 +29,10 @@ describe('initBackend', () => {
     if (nodeMissing) {
       expect(info.name).toBe('wasm');
       expect(tf.getBackend()).toBe('wasm');
-      expect(info.detail).toMatch(/^simd, 1 thread/);
+      // alone in its process, it takes every core unless FEDSLICE_WASM_THREADS says otherwise
+      const threads = requestedWasmThreads();
+      expect(info.threads).toBe(threads);
+      expect(info.detail).toBe(`simd, ${threads} thread${threads === 1 ? '' : 's'}`);
     } else {
       expect(info.name).toMatch(/^tensorflow/);
     }

@@ -159,6 +159,13 @@ describe('run layout and launch', () => {
     expect(JSON.stringify(byEnv)).not.toContain('--token-file');
     expect(trainerSlot(run.key, 2)).toEqual(['--id', `${run.key}-t2`, '--shard', '2']);
   });
+
+  it('tells each role its threads when given a budget, and nothing otherwise', () => {
+    const o = { run, configFile: '/c.json', results: '/r', metaserver: 'ws://h:1', force: false, token: { value: 's' } };
+    expect(launchOf(o).roleEnv).toEqual({ aggregator: {}, trainer: {} });
+    const threads = { trainer: 3, aggregator: 2, cores: 8, trainersAtOnce: 2, runsAtOnce: 1 };
+    expect(launchOf({ ...o, threads }).roleEnv).toEqual({ aggregator: { FEDSLICE_WASM_THREADS: '2' }, trainer: { FEDSLICE_WASM_THREADS: '3' } });
+  });
 });
 
 describe('executor rules', () => {

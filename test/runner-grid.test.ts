@@ -6,6 +6,7 @@ import { parseSweep, readJsonFile, type SweepFile } from '../core/config.ts';
 import { expandSweep } from '../runner/grid.ts';
 import { runPool } from '../runner/pool.ts';
 import { scheduleFor } from '../runner/local-executor.ts';
+import { threadBudget } from '../runner/thread-budget.ts';
 import { REPO, startRole, tempDir, writeJson } from './helpers/roles.ts';
 
 const base = { dataset: { name: 'synthetic' }, model: { width: 0.125, numClasses: 10 }, federation: { rounds: 2 } };
@@ -140,12 +141,31 @@ describe('scheduling', () => {
   const run = (worldSize: number) => expandSweep(sweepOf({ 'federation.worldSize': [worldSize] }))[0];
 
   it('by default fits runs to the cores at one core per trainer; --parallel N counts runs', () => {
-    const d = scheduleFor(undefined, 2);
+    const d = scheduleFor(undefined, [run(1)], 2, {});
     expect(d.capacity).toBe(2);
     expect([1, 2, 4].map((w) => d.cost(run(w)))).toEqual([1, 2, 4]);
-    const n = scheduleFor(3, 2);
+    const n = scheduleFor(3, [run(1)], 2, {});
     expect(n.capacity).toBe(3);
     expect(n.cost(run(4))).toBe(1);
+  });
+
+  it('shares the cores among the trainers at once, leaving the aggregators what is free, unless FEDSLICE_WASM_THREADS fixes them', () => {
+    const threads = (parallel: number | undefined, widths: number[], cores: number) => scheduleFor(parallel, widths.map(run), cores, {}).threads;
+    // one run alone on the machine: its trainers split every core
+    expect(threads(undefined, [1], 2)).toMatchObject({ trainer: 2, aggregator: 1, trainersAtOnce: 1 });
+    expect(threads(undefined, [2], 8)).toMatchObject({ trainer: 4, aggregator: 1 });
+    expect(threadBudget(8, 8, [{ trainers: 3, cost: 3 }])).toMatchObject({ trainer: 2, aggregator: 2 });
+    expect(threadBudget(64, 64, [{ trainers: 1, cost: 1 }])).toMatchObject({ trainer: 8, aggregator: 8 });
+    // the smoke sweep's shape on 2 cores: two W=1 runs or one W=2 run at a time, one core per trainer
+    expect(threads(undefined, [1, 1, 2, 2, 2, 2], 2)).toMatchObject({ trainer: 1, aggregator: 1, trainersAtOnce: 2 });
+    // --parallel 2 with W=1 and W=2 runs: two W=2 runs can go together
+    expect(threads(2, [1, 2, 1, 2], 8)).toMatchObject({ trainer: 2, aggregator: 1, trainersAtOnce: 4, runsAtOnce: 2 });
+    expect(threads(1, [1, 1], 8)).toMatchObject({ trainer: 8, aggregator: 1 });
+    // wider than the machine: one thread each, never none
+    expect(threads(undefined, [4], 2)).toMatchObject({ trainer: 1, aggregator: 1, trainersAtOnce: 4 });
+    const fixed = scheduleFor(undefined, [run(1)], 2, { FEDSLICE_WASM_THREADS: '1' });
+    expect(fixed.threads).toBeUndefined();
+    expect(fixed.describe).toMatch(/FEDSLICE_WASM_THREADS=1 for every role/);
   });
 
   /** Jobs that finish when the test says so; records what ran at once. */

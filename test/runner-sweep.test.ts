@@ -2,11 +2,16 @@
 // running, records a crashed run and carries on, and shares a results directory safely.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { startRole, stopAll, tempDir, writeJson, jsonl } from './helpers/roles.ts';
 import { makeTestData } from './helpers/experiment.ts';
+import { parseSweep, readJsonFile } from '../core/config.ts';
+import { expandSweep } from '../runner/grid.ts';
+import { scheduleFor } from '../runner/local-executor.ts';
+import { describeBudget } from '../runner/thread-budget.ts';
 
 let dir: string;
 let dataDir: string;
@@ -72,6 +77,14 @@ describe('runner sweep', () => {
     expect(first.output().match(/ready \S+: aggregator waiting for (1 trainer|2 trainers)$/gm)).toHaveLength(4);
     expect(first.output().match(/round \S+: 2\/2 recorded/g)).toHaveLength(4);
     checkRoundsOnce(results, 2);
+    // Each role computed with its share of the cores, as the runner's budget gives it (a role
+    // started by hand would have taken every core).
+    const budget = scheduleFor(2, expandSweep(parseSweep(readJsonFile(file), file), file), availableParallelism(), {}).threads!;
+    expect(first.output()).toContain(describeBudget(budget));
+    expect(new Set(jsonl<RunRecord>(join(results, 'runs.jsonl')).map((r) => r.environment.threads))).toEqual(new Set([budget.aggregator]));
+    const trained = jsonl<RoundRecord>(join(results, 'rounds.jsonl')).flatMap((r) => r.trainers ?? []);
+    expect(trained.length).toBeGreaterThan(0);
+    expect(new Set(trained.map((t) => t.threads))).toEqual(new Set([budget.trainer]));
     for (const key of jsonl<RunRecord>(join(results, 'runs.jsonl')).map((r) => r.key)) {
       expect(readFileSync(join(results, 'logs', key, 'aggregator.log'), 'utf8')).toMatch(/completed/);
       expect(readFileSync(join(results, 'logs', key, 'trainer-0.log'), 'utf8')).toMatch(/run completed/);

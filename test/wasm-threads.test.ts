@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { requestedWasmThreads } from '../core/compute/wasm-threads.ts';
@@ -40,7 +40,9 @@ console.log(JSON.stringify({ detail: info.detail, sum: Array.from(z.dataSync()).
 
 describe('wasm threads', () => {
   it('parses FEDSLICE_WASM_THREADS', () => {
-    expect(requestedWasmThreads({})).toBe(1);
+    // a role started by hand is alone on the machine: every core, up to 8
+    expect(requestedWasmThreads({})).toBe(Math.min(8, availableParallelism()));
+    expect(requestedWasmThreads({ FEDSLICE_WASM_THREADS: '1' })).toBe(1);
     expect(requestedWasmThreads({ FEDSLICE_WASM_THREADS: '2' })).toBe(2);
     expect(requestedWasmThreads({ FEDSLICE_WASM_THREADS: 'auto' })).toBeGreaterThanOrEqual(1);
     expect(requestedWasmThreads({ FEDSLICE_WASM_THREADS: 'two' })).toMatch(/FEDSLICE_WASM_THREADS must be "auto" or a whole number from 1 to 8, got 'two'/);

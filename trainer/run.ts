@@ -7,14 +7,15 @@ import WebSocket from 'ws';
 import type { Experiment } from '../core/config.ts';
 import { alexnetLayers, parameterCount, type LayerSpec } from '../core/model/spec.ts';
 import { FedsliceError, isFatalForTrainer } from '../core/errors.ts';
-import { subtractWeights } from '../core/model/tensor.ts';
-import { initBackend } from '../core/compute/backend.ts';
-import { stepsPerCall, trainLocal } from '../core/training/train.ts';
+import { currentBackend, initBackend } from '../core/compute/backend.ts';
+import { stepsPerCall, trainModel } from '../core/training/train.ts';
+import { LocalModel } from '../core/training/local-model.ts';
+import { markMemory } from '../core/compute/memory-probe.ts';
 import { loadForExperiment, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
-import { frameBytes, receiveFragments, sendToAggregator, unmaskedFrames } from '../core/wire/socket.ts';
+import { frameBytes, receiveFragments, sendToAggregator, unmaskedFrames, type OnWritten } from '../core/wire/socket.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
@@ -40,7 +41,11 @@ interface Trainer {
   layers: LayerSpec[];
   train: ImageSet;
   maxPayload: number;
+  /** Variables and optimizer state, allocated once and reused by every task. */
+  model: LocalModel;
 }
+
+type Send = (m: TrainerToAggregator, onWritten?: OnWritten) => void;
 
 export async function runTrainer(o: TrainerOptions): Promise<void> {
   const { config, log } = o;
@@ -48,7 +53,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
   const layers = alexnetLayers(config.model);
   const { train } = loadForExperiment(config.dataset, config.seed);
   // fedavg tasks carry the full model: size frames for it.
-  const t: Trainer = { o, layers, train, maxPayload: maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT) };
+  const t: Trainer = { o, layers, train, maxPayload: maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT), model: new LocalModel() };
   const waitS = config.federation.roundTimeoutS;
 
   const meta = await connectMetaserver({ url: o.metaserver, job: o.job, role: 'trainer', id: o.id, token: o.token, ...(o.tls ? { tls: o.tls } : {}) });
@@ -80,6 +85,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
     }
   } finally {
     meta.close();
+    t.model.dispose();
   }
 }
 
@@ -96,7 +102,7 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
       resolve(e);
       ws.close();
     };
-    const send = (m: TrainerToAggregator) => void sendToAggregator(ws, m);
+    const send: Send = (m, onWritten) => void sendToAggregator(ws, m, onWritten);
     const onMessage = messageHandler(t, send, end);
     o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
@@ -116,7 +122,7 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
 }
 
 /** What a session does with each frame from the aggregator: join, train tasks in order, end. */
-function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end: (e: SessionEnd) => void): (frame: Uint8Array[]) => void {
+function messageHandler(t: Trainer, send: Send, end: (e: SessionEnd) => void): (frame: Uint8Array[]) => void {
   const { o } = t;
   const { config, log } = o;
   let shard: number | null = null;
@@ -155,17 +161,23 @@ function messageHandler(t: Trainer, send: (m: TrainerToAggregator) => void, end:
   };
 }
 
-/** Trains one task on this trainer's shard and sends the update. */
-async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | null, indices: Int32Array | null, send: (m: TrainerToAggregator) => void): Promise<void> {
+/**
+ * Trains one task on this trainer's shard and sends the update. The delta is written over the task's
+ * own weight arrays (views over the received frame) and sent from there, so a task costs the frame,
+ * the model's variables and Adam's moments, and nothing is kept once the update is written out.
+ */
+async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | null, indices: Int32Array | null, send: Send): Promise<void> {
   const { o } = t;
   if (shard === null || !indices) throw new Error('task before joined');
+  const who = `trainer ${o.id}`;
+  markMemory(who, task.round, 'received');
   const which = task.seq !== undefined ? `round ${task.round} task ${task.seq}` : `round ${task.round}`;
   o.log(`trainer ${o.id}: ${which}: training rank ${task.rank} of ${task.worldSize} (${task.mode}) on shard ${shard}`);
   const ids = { round: task.round, ...(task.seq !== undefined ? { seq: task.seq } : {}), rank: task.rank };
   // the slot's steps before this task: tasks are numbered from 1 (sync: the round; async: seq)
   const stepsBefore = ((task.seq ?? task.round) - 1) * stepsPerCall(task.hyper, indices.length);
   const everySteps = o.config.log.everySteps;
-  const result = await trainLocal({
+  const result = await trainModel(t.model, {
     layers: t.layers,
     weights: task.weights,
     data: t.train,
@@ -179,26 +191,29 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
       ...(everySteps !== undefined ? { everySteps } : {}),
       onReport: (point) => send({ type: 'steps', job: o.job, ...ids, globalStep: stepsBefore + point.step, point }),
     },
+    onPhase: (phase) => markMemory(who, task.round, phase),
   });
   // A simulated straggler (federation.stragglers): idle so the task takes `slowdown` times as long.
   const slowdown = task.hyper.slowdown ?? 1;
   if (slowdown > 1) await idle((slowdown - 1) * result.seconds * 1000, o.signal);
   const seconds = result.seconds * slowdown;
+  const delta = t.model.deltaInPlace(task.weights);
+  markMemory(who, task.round, 'delta');
   send({
     type: 'update',
     job: o.job,
     ...ids,
     ...(task.version !== undefined ? { version: task.version } : {}),
-    delta: subtractWeights(result.weights, task.weights),
+    delta,
     numSamples: result.numSamples,
     metrics: {
       trainLoss: result.trainLoss,
       trainSeconds: seconds,
       samplesPerSecond: result.numSamples / seconds,
       steps: result.steps,
-      stats: result.stats,
+      stats: { ...result.stats, threads: currentBackend()?.threads ?? null },
     },
-  });
+  }, () => markMemory(who, task.round, 'sent'));
   o.log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
 }
 

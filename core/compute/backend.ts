@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendName } from '../config.ts';
+import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
@@ -19,7 +20,11 @@ export interface BackendInfo {
   name: ChosenBackend;
   detail: string;
   tfjsVersion: string;
+  /** Compute threads this process uses; null where the backend picks them itself (tfjs-node). */
+  threads: number | null;
 }
+
+type Tried = string | { detail: string; threads: number | null };
 
 let current: BackendInfo | null = null;
 let printed: ChosenBackend | null = null;
@@ -56,20 +61,20 @@ async function importQuietly(pkg: string): Promise<void> {
   }
 }
 
-async function tryNode(which: 'tensorflow-gpu' | 'tensorflow'): Promise<string | { detail: string }> {
+async function tryNode(which: 'tensorflow-gpu' | 'tensorflow'): Promise<Tried> {
   const pkg = NODE_PACKAGES[which];
   const problem = nativeBindingProblem(pkg);
   if (problem) return problem;
   try {
     await importQuietly(pkg);
     if (!(await tf.setBackend('tensorflow'))) return `${pkg} loaded but its backend did not initialise`;
-    return { detail: pkg };
+    return { detail: pkg, threads: null };
   } catch (e) {
     return `${pkg} failed to load: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
   }
 }
 
-async function tryWasm(): Promise<string | { detail: string }> {
+async function tryWasm(): Promise<Tried> {
   const asked = requestedWasmThreads();
   if (typeof asked === 'string') throw new FedsliceError('FEDSLICE_ERR_BACKEND', asked);
   try {
@@ -79,20 +84,20 @@ async function tryWasm(): Promise<string | { detail: string }> {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const threads = wasm.getThreadsCount();
     const threadText = threads > 1 ? `${threads} threads` : `1 thread${asked > 1 ? ` (${asked} asked)` : ''}`;
-    return { detail: `${simd ? 'simd' : 'no simd'}, ${threadText}` };
+    return { detail: `${simd ? 'simd' : 'no simd'}, ${threadText}`, threads };
   } catch (e) {
     return `@tensorflow/tfjs-backend-wasm failed to load: ${String((e as Error)?.message ?? e).split('\n')[0]}`;
   }
 }
 
-async function tryCpu(): Promise<string | { detail: string }> {
+async function tryCpu(): Promise<Tried> {
   if (!(await tf.setBackend('cpu'))) return 'the cpu backend did not initialise';
   // the cpu backend otherwise prints a multi-line "install tfjs-node" banner on first use
   (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
-  return { detail: 'pure JavaScript' };
+  return { detail: 'pure JavaScript', threads: 1 };
 }
 
-const TRY: Record<ChosenBackend, () => Promise<string | { detail: string }>> = {
+const TRY: Record<ChosenBackend, () => Promise<Tried>> = {
   'tensorflow-gpu': () => tryNode('tensorflow-gpu'),
   tensorflow: () => tryNode('tensorflow'),
   wasm: tryWasm,
@@ -121,9 +126,10 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
     }
-    current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs };
+    current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs, threads: r.threads };
     if (printed !== name) {
-      process.stderr.write(`fedslice: backend ${name} (${r.detail})\n`);
+      const budget = name !== 'wasm' ? '' : process.env[THREADS_ENV] === undefined ? '; every core' : `; ${THREADS_ENV}=${process.env[THREADS_ENV]}`;
+      process.stderr.write(`fedslice: backend ${name} (${r.detail}${budget})\n`);
       printed = name;
     }
     return current;

@@ -10,15 +10,19 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { packagePath } from '../package-root.ts';
+import { MAX_WASM_THREADS, THREADS_ENV } from './backend-names.ts';
 
 const WORKER_FILE = packagePath('core', 'compute', 'wasm-pthread-worker.cjs');
 
-/** Threads to ask for: FEDSLICE_WASM_THREADS (a count, or "auto" for every core), default 1. */
+/**
+ * Threads to ask for: FEDSLICE_WASM_THREADS (a count, or "auto"), which the sweep runner sets to
+ * each role's share of the cores; unset or "auto", every core (a role started by hand is alone).
+ */
 export function requestedWasmThreads(env: NodeJS.ProcessEnv = process.env): number | string {
-  const raw = (env.FEDSLICE_WASM_THREADS ?? '1').trim();
-  if (raw === 'auto') return Math.max(1, os.availableParallelism());
+  const raw = (env[THREADS_ENV] ?? 'auto').trim();
+  if (raw === 'auto') return Math.min(MAX_WASM_THREADS, Math.max(1, os.availableParallelism()));
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 8) return `FEDSLICE_WASM_THREADS must be "auto" or a whole number from 1 to 8, got '${raw}'`;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WASM_THREADS) return `${THREADS_ENV} must be "auto" or a whole number from 1 to ${MAX_WASM_THREADS}, got '${raw}'`;
   return n;
 }
 

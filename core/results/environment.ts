@@ -16,9 +16,10 @@ export function fedsliceVersion(): string {
   return ownVersion;
 }
 
-export function runEnvironment(backend: { name: string; tfjsVersion: string }): RunEnvironment {
+export function runEnvironment(backend: { name: string; tfjsVersion: string; threads: number | null }): RunEnvironment {
   return {
     backend: backend.name,
+    threads: backend.threads,
     node: process.version,
     tfjs: backend.tfjsVersion,
     fedslice: ownVersion,

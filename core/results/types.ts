@@ -13,6 +13,8 @@ export interface RunEnvironment {
   fedslice: string;
   host: string;
   platform: string;
+  /** The aggregator's compute threads (null: the backend picks them); missing in older records. */
+  threads?: number | null;
 }
 
 /** One line of runs.jsonl: written when a run starts and again when it ends. */

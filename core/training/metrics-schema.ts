@@ -42,5 +42,7 @@ export const TrainerRoundStatsSchema = z.object({
   tensorCount: count,
   /** Bytes on the GPU where the backend reports them (webgl); null elsewhere. */
   gpuBytes: count.nullable(),
+  /** The trainer's compute threads (null: the backend picks them); missing from older trainers. */
+  threads: z.int().min(1).nullable().optional(),
 });
 export type TrainerRoundStats = z.output<typeof TrainerRoundStatsSchema>;

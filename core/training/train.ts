@@ -1,8 +1,9 @@
 /**
- * Local training, the reference recipe: Adam re-created every call (moments reset each round), L2
+ * Local training, the reference recipe: Adam reset every call (moments zeroed each round), L2
  * weight decay added to the gradient, seeded shuffling per (seed, round), `epochs` passes over the
- * shard with a final partial batch. Weights come in and go out as Float32Array; the input is not
- * modified and no tensor outlives the call.
+ * shard with a final partial batch. `trainModel` trains a LocalModel a trainer keeps for its whole
+ * life (the weights stay in it); `trainLocal` is the same on a model of its own, with weights in and
+ * out as Float32Array: the input is not modified and no tensor outlives the call.
  */
 import * as tf from '@tensorflow/tfjs';
 import { allocBatch, epochOrder, fillBatch } from '../data/batches.ts';
@@ -13,6 +14,7 @@ import { forward, nllLoss } from '../model/network.ts';
 import { Rng } from '../rng.ts';
 import type { Weights } from '../model/tensor.ts';
 import type { TrainConfig } from '../config.ts';
+import { LocalModel } from './local-model.ts';
 import { StepMeter, autoEverySteps, type StepReport, type TrainerRoundStats } from './step-meter.ts';
 
 /** The config's train section as training uses it (Adam is the only optimizer). */
@@ -34,12 +36,16 @@ export interface TrainArgs {
   seed: number;
   round: number;
   onProgress?: (p: TrainProgress) => void;
+  /**
+   * Called at the phase boundaries of the call: 'variables' (weights loaded), 'first step' (inside
+   * the first step, its gradients and Adam's moments alive), 'trained'. For the memory probe.
+   */
+  onPhase?: (phase: 'variables' | 'first step' | 'trained') => void;
   /** The step log: called every `everySteps` steps (default: about 30 points per call) and at the last step. */
   stepLog?: { everySteps?: number; onReport: (r: StepReport) => void };
 }
 
-export interface TrainResult {
-  weights: Weights;
+export interface TrainSummary {
   numSamples: number;
   /** Mean loss over the samples of the last epoch. */
   trainLoss: number;
@@ -50,8 +56,9 @@ export interface TrainResult {
   stats: TrainerRoundStats;
 }
 
-/** PyTorch's Adam defaults (tfjs would otherwise use epsilon 1e-7). */
-const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
+export interface TrainResult extends TrainSummary {
+  weights: Weights;
+}
 
 const FLOATS_PER_IMAGE = IMAGE_SIDE * IMAGE_SIDE * IMAGE_CHANNELS;
 
@@ -80,14 +87,24 @@ export function stepsPerCall(hyper: TrainHyper, shardSize: number): number {
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
+  const model = new LocalModel();
+  try {
+    const summary = await trainModel(model, args);
+    return { ...summary, weights: model.weights() };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Loads `args.weights` into `model` and trains it; the trained weights stay in the model. */
+export async function trainModel(model: LocalModel, args: TrainArgs): Promise<TrainSummary> {
   checkArgs(args);
   const { layers, weights, data, indices, hyper, seed, round } = args;
   const started = performance.now();
-  const names = weights.map((t) => t.name);
-  // inside tidy so the initial-value tensors are released (a variable only shares their data)
-  const vars = weights.map((t) => tf.tidy(() => tf.variable(tf.tensor(t.data, t.shape, 'float32'), true)));
-  const byName = new Map(names.map((n, i) => [n, vars[i] as tf.Tensor]));
-  const optimizer = tf.train.adam(hyper.learningRate, ADAM.beta1, ADAM.beta2, ADAM.epsilon);
+  model.load(weights);
+  args.onPhase?.('variables');
+  const vars = model.variables;
+  const byName = model.params();
   const shuffleRng = Rng.derive(seed, `shuffle/round${round}`);
   const augmentRng = hyper.augment ? Rng.derive(seed, `augment/round${round}`) : null;
   const dropoutRng = Rng.derive(seed, `dropout/round${round}`);
@@ -104,54 +121,44 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
   let steps = 0;
   let epochLoss = 0;
   let epochSamples = 0;
-  try {
-    for (let epoch = 0; epoch < hyper.epochs; epoch++) {
-      const order = epochOrder(indices, shuffleRng);
-      epochLoss = 0;
-      epochSamples = 0;
-      for (let step = 0; step < epochSteps; step++) {
-        const start = step * hyper.batchSize;
-        const size = Math.min(hyper.batchSize, order.length - start);
-        meter.startStep();
-        fillBatch(data, order, start, size, augmentRng, batch);
-        meter.batchReady();
-        const loss = tf.tidy(() => {
-          const x = tf.tensor4d(batch.x.subarray(0, size * FLOATS_PER_IMAGE), [size, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
-          const y = tf.tensor1d(batch.y.subarray(0, size), 'int32');
-          const { value, grads } = tf.variableGrads(() => nllLoss(forward(layers, byName, x, { dropout: dropoutRng }), y), vars);
-          const decayed = names.map((_, i) => {
-            const v = vars[i];
-            const g = grads[v.name];
-            return { name: v.name, tensor: hyper.weightDecay > 0 ? tf.add(g, tf.mul(v, hyper.weightDecay)) : g };
-          });
-          optimizer.applyGradients(decayed);
-          meter.inStep();
-          return value;
-        });
-        const lossValue = (await loss.data())[0];
-        loss.dispose();
-        if (!Number.isFinite(lossValue)) {
-          throw new FedsliceError('FEDSLICE_ERR_TRAIN_DIVERGED', `training loss became ${lossValue} at round ${round}, epoch ${epoch}, step ${step}; lower the learning rate`);
-        }
-        epochLoss += lossValue * size;
-        epochSamples += size;
-        numSamples += size;
-        steps++;
-        meter.endStep(epoch, lossValue, size);
-        args.onProgress?.({ epoch, step, steps: epochSteps, loss: lossValue });
-        await yieldToEventLoop();
+  for (let epoch = 0; epoch < hyper.epochs; epoch++) {
+    const order = epochOrder(indices, shuffleRng);
+    epochLoss = 0;
+    epochSamples = 0;
+    for (let step = 0; step < epochSteps; step++) {
+      const start = step * hyper.batchSize;
+      const size = Math.min(hyper.batchSize, order.length - start);
+      meter.startStep();
+      fillBatch(data, order, start, size, augmentRng, batch);
+      meter.batchReady();
+      const loss = tf.tidy(() => {
+        const x = tf.tensor4d(batch.x.subarray(0, size * FLOATS_PER_IMAGE), [size, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
+        const y = tf.tensor1d(batch.y.subarray(0, size), 'int32');
+        const { value, grads } = tf.variableGrads(() => nllLoss(forward(layers, byName, x, { dropout: dropoutRng }), y), vars);
+        model.step(
+          vars.map((v) => grads[v.name]),
+          hyper,
+        );
+        meter.inStep();
+        if (steps === 0) args.onPhase?.('first step');
+        return value;
+      });
+      const lossValue = (await loss.data())[0];
+      loss.dispose();
+      if (!Number.isFinite(lossValue)) {
+        throw new FedsliceError('FEDSLICE_ERR_TRAIN_DIVERGED', `training loss became ${lossValue} at round ${round}, epoch ${epoch}, step ${step}; lower the learning rate`);
       }
+      epochLoss += lossValue * size;
+      epochSamples += size;
+      numSamples += size;
+      steps++;
+      meter.endStep(epoch, lossValue, size);
+      args.onProgress?.({ epoch, step, steps: epochSteps, loss: lossValue });
+      await yieldToEventLoop();
     }
-    const trained: Weights = weights.map((t, i) => ({
-      name: t.name,
-      shape: [...t.shape],
-      data: new Float32Array(vars[i].dataSync() as Float32Array),
-    }));
-    const stats = meter.finish();
-    const seconds = (performance.now() - started) / 1000;
-    return { weights: trained, numSamples, trainLoss: epochLoss / epochSamples, seconds, samplesPerSecond: numSamples / seconds, steps, stats };
-  } finally {
-    optimizer.dispose();
-    tf.dispose(vars);
   }
+  args.onPhase?.('trained');
+  const stats = meter.finish();
+  const seconds = (performance.now() - started) / 1000;
+  return { numSamples, trainLoss: epochLoss / epochSamples, seconds, samplesPerSecond: numSamples / seconds, steps, stats };
 }

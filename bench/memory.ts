@@ -1,0 +1,277 @@
+/**
+ * Where a round's memory goes: real fedslice roles (metaserver, aggregator, trainers as processes
+ * over real sockets) with the memory probe on (FEDSLICE_MEMORY_PROBE, core/compute/memory-probe.ts),
+ * printed beside the same training recipe in PyTorch measured in the same run
+ * (bench/torch_memory.py: the full model, Adam, a few steps of batch 32, a copy of the starting
+ * weights and the delta).
+ *
+ *   nice -n 10 node --import tsx bench/memory.ts                  # full width: GBs, minutes
+ *   nice -n 10 node --import tsx bench/memory.ts --width 0.125    # a quick look
+ *   options: --rounds 10 (fedavg run, growth from round 2 to the last) --steps 2 (per round)
+ *            --echo 8 (trainers of the aggregator row) --no-torch
+ * PyTorch is /usr/bin/python3 or $FEDSLICE_PYTHON; without torch its column says so and is skipped.
+ *
+ * Runs: slice W=2 (2 rounds), fedavg W=2 (--rounds), and an aggregator with --echo fedavg trainers
+ * that answer each task with a zero delta without training (3 rounds). Each process's peak is the
+ * largest per-phase peak of its probe lines (the probe resets the kernel's high-water mark at each
+ * phase boundary, so a line's peak is its phase's). Prints the load average before and after.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+import { MEMORY_PROBE_ENV, type MemoryMark } from '../core/compute/memory-probe.ts';
+import { writeSynthetic } from '../core/data/synthetic.ts';
+import { alexnetLayers, parameterCount } from '../core/model/spec.ts';
+import { decode, maxFrameBytes } from '../core/wire/codec.ts';
+import { aggregatorToTrainer } from '../core/wire/schema.ts';
+import { frameBytes, receiveFragments, sendToAggregator, unmaskedFrames } from '../core/wire/socket.ts';
+import { credentialHeaders } from '../core/wire/token.ts';
+import { connectMetaserver } from '../metaserver/client.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(REPO, 'bin', 'fedslice.js');
+const TOKEN = 'bench-memory';
+const GB = 1e9;
+
+const { values } = parseArgs({
+  options: {
+    width: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '10' },
+    steps: { type: 'string', default: '2' },
+    echo: { type: 'string', default: '8' },
+    'no-torch': { type: 'boolean', default: false },
+    // internal: this file run as the echo trainers of the aggregator row
+    'echo-for': { type: 'string' },
+    job: { type: 'string' },
+  },
+});
+
+const width = Number(values.width);
+const modelBytes = parameterCount(alexnetLayers({ width, numClasses: 100 })) * 4;
+if (values['echo-for']) {
+  await echoTrainers(values['echo-for'], values.job ?? '', Number(values.echo));
+  process.exit(0);
+}
+
+const rounds = Number(values.rounds);
+const steps = Number(values.steps);
+const echoCount = Number(values.echo);
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const loadBefore = load();
+const dir = mkdtempSync(join(tmpdir(), 'fedslice-memory-'));
+const dataDir = join(dir, 'data');
+writeSynthetic(dataDir, { numClasses: 100, trainCount: 8 * 32 * steps, testCount: 500, seed: 0 });
+
+const torch = values['no-torch'] ? { skipped: 'skipped (--no-torch)' } : runTorch();
+try {
+  const slice = await runFederation('slice', { mode: 'slice', worldSize: 2, rounds: 2, trainers: 'real' });
+  const fedavg = await runFederation('fedavg', { mode: 'fedavg', worldSize: 2, rounds, trainers: 'real' });
+  const echo = await runFederation('echo', { mode: 'fedavg', worldSize: echoCount, rounds: 3, trainers: 'echo' });
+  report({ slice, fedavg, echo, torch });
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+// ---- the runs --------------------------------------------------------------------------------
+
+interface RunSpec {
+  mode: 'slice' | 'fedavg';
+  worldSize: number;
+  rounds: number;
+  trainers: 'real' | 'echo';
+}
+
+/** Probe lines by process ("aggregator", "trainer t0", ...). */
+type Marks = Map<string, MemoryMark[]>;
+
+async function runFederation(name: string, spec: RunSpec): Promise<Marks> {
+  const probe = join(dir, `${name}.probe.jsonl`);
+  writeFileSync(probe, '');
+  const config = join(dir, `${name}.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      name,
+      dataset: { name: 'synthetic', dir: dataDir },
+      model: { width, numClasses: 100 },
+      federation: { worldSize: spec.worldSize, mode: spec.mode, rounds: spec.rounds, roundTimeoutS: 3600 },
+      train: { learningRate: 1e-4, batchSize: 32, epochs: 1, maxStepsPerEpoch: steps },
+      seed: 1,
+    }),
+  );
+  const env = { FEDSLICE_TOKEN: TOKEN, [MEMORY_PROBE_ENV]: probe };
+  const meta = role(['metaserver', '--port', '0'], {});
+  const url = await meta.line(/listening on (ws:\/\/\S+)/);
+  const children = [meta.child];
+  try {
+    const agg = role(['aggregator', '--config', config, '--metaserver', url, '--job', name, '--results', join(dir, `results-${name}`)], env);
+    children.push(agg.child);
+    if (spec.trainers === 'real') {
+      for (let i = 0; i < spec.worldSize; i++) children.push(role(['trainer', '--config', config, '--metaserver', url, '--job', name, '--id', `t${i}`], env).child);
+    } else {
+      const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--echo-for', url, '--job', name, '--echo', String(spec.worldSize), '--width', String(width)];
+      children.push(spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, FEDSLICE_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] }));
+    }
+    const code = await agg.exit;
+    if (code !== 0) throw new Error(`the ${name} run's aggregator exited with ${code}:\n${agg.output()}`);
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  }
+  const marks: Marks = new Map();
+  for (const line of readFileSync(probe, 'utf8').split('\n').filter(Boolean)) {
+    const m: MemoryMark = JSON.parse(line);
+    marks.set(m.who, [...(marks.get(m.who) ?? []), m]);
+  }
+  return marks;
+}
+
+function role(args: string[], env: Record<string, string>): { child: ChildProcess; exit: Promise<number | null>; line: (re: RegExp) => Promise<string>; output: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  const listeners: (() => void)[] = [];
+  const onData = (d: Buffer) => {
+    text = (text + d.toString()).slice(-20_000);
+    for (const l of listeners) l();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const line = (re: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(text);
+        if (m) resolve(m[1]);
+      };
+      listeners.push(check);
+      check();
+      void exit.then(() => reject(new Error(`exited before printing ${re}:\n${text}`)));
+    });
+  return { child, exit, line, output: () => text };
+}
+
+/** `count` trainers that answer every task at once with a zero delta (the received arrays, zeroed). */
+async function echoTrainers(metaUrl: string, job: string, count: number): Promise<void> {
+  const meta = await connectMetaserver({ url: metaUrl, job, role: 'trainer', id: 'echo', token: TOKEN });
+  const address = await meta.waitForAggregator(600_000);
+  const maxPayload = maxFrameBytes(modelBytes);
+  await Promise.all(
+    Array.from({ length: count }, (_, i) => {
+      const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(job, TOKEN), ...unmaskedFrames });
+      receiveFragments(ws);
+      ws.on('open', () => sendToAggregator(ws, { type: 'join', job, id: `echo${i}` }));
+      ws.on('message', (data) => {
+        const d = decode(aggregatorToTrainer, frameBytes(data));
+        if (!d.ok || d.msg.type !== 'task') return;
+        const t = d.msg;
+        for (const w of t.weights) w.data.fill(0);
+        const metrics = { trainLoss: 1, trainSeconds: 0.001, samplesPerSecond: 1000, steps: 1 };
+        sendToAggregator(ws, { type: 'update', job, round: t.round, rank: t.rank, delta: t.weights, numSamples: 1, metrics });
+      });
+      return new Promise<void>((resolve) => ws.on('close', () => resolve()));
+    }),
+  );
+  meta.close();
+}
+
+interface TorchFigures {
+  peakRssBytes: number;
+  phases: Record<string, number>;
+  torch: string;
+}
+
+function runTorch(): TorchFigures | { skipped: string } {
+  const python = process.env.FEDSLICE_PYTHON ?? '/usr/bin/python3';
+  const r = spawnSync(python, [join(REPO, 'bench', 'torch_memory.py'), '--width', String(width), '--steps', String(steps + 1)], { encoding: 'utf8', cwd: join(REPO, 'bench') });
+  if (r.error || r.status !== 0) return { skipped: `skipped: ${python} cannot run torch (${(r.error?.message ?? r.stderr.trim().split('\n').pop() ?? '').slice(0, 120)})` };
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+// ---- the report ------------------------------------------------------------------------------
+
+function peakOf(marks: MemoryMark[], round?: number): number {
+  return Math.max(0, ...marks.filter((m) => round === undefined || m.round === round).map((m) => m.peakRssBytes));
+}
+
+function gb(n: number | null | undefined): string {
+  return n === null || n === undefined ? '-' : (n / GB).toFixed(2);
+}
+
+function table(head: string[], rows: string[][]): void {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+  console.log('');
+}
+
+function phaseRows(marks: MemoryMark[], round: number): string[][] {
+  return marks
+    .filter((m) => m.round === round)
+    .map((m) => [m.phase, gb(m.peakRssBytes), gb(m.rssBytes), gb(m.wasmHeapBytes), gb(m.tensorBytes), String(m.tensorCount), gb(m.arrayBuffersBytes), gb(m.heapUsedBytes)]);
+}
+
+/** The aggregator's evaluation working set: the evaluation phase's peak over the resident memory before it. */
+function evalWorkingSet(marks: MemoryMark[]): number {
+  let most = 0;
+  marks.forEach((m, i) => {
+    if (m.phase === 'evaluated' && i > 0) most = Math.max(most, m.peakRssBytes - marks[i - 1].rssBytes);
+  });
+  return most;
+}
+
+function report(r: { slice: Marks; fedavg: Marks; echo: Marks; torch: TorchFigures | { skipped: string } }): void {
+  const torchPeak = 'peakRssBytes' in r.torch ? r.torch.peakRssBytes : null;
+  const vsTorch = (n: number) => (torchPeak ? `${(n / torchPeak).toFixed(2)}x` : '-');
+  console.log(`fedslice memory, width ${width} (${(modelBytes / 1e6).toFixed(0)} MB of weights), ${steps} steps of batch 32 a round`);
+  console.log(`load average before: ${loadBefore}\n`);
+  const rows: string[][] = [];
+  for (const [name, marks] of [['slice W=2', r.slice], [`fedavg W=2`, r.fedavg], [`fedavg W=${echoCount} echo trainers`, r.echo]] as const) {
+    for (const [who, ms] of [...marks].sort(([a], [b]) => a.localeCompare(b))) rows.push([name, who, gb(peakOf(ms)), vsTorch(peakOf(ms))]);
+  }
+  rows.push(['PyTorch', `trainer (${'torch' in r.torch ? r.torch.torch : 'absent'})`, torchPeak ? gb(torchPeak) : '-', torchPeak ? '1.00x' : '-']);
+  console.log('Peak RSS per process (GB), against PyTorch for the same training');
+  table(['run', 'process', 'peak GB', 'vs torch'], rows);
+  if ('skipped' in r.torch) console.log(`PyTorch: ${r.torch.skipped}\n`);
+
+  const trainer = r.fedavg.get('trainer t0') ?? [];
+  const last = Math.max(...trainer.map((m) => m.round));
+  const head = ['phase (ends at)', 'peak GB', 'rss GB', 'wasm GB', 'tfjs GB', 'tensors', 'buffers GB', 'js heap GB'];
+  console.log(`fedavg trainer t0, round 2 by phase (peak: the phase's; the rest: at its end)`);
+  table(head, phaseRows(trainer, 2));
+  console.log(`fedavg trainer t0, round ${last}`);
+  table(head, phaseRows(trainer, last));
+  if ('phases' in r.torch) {
+    console.log('PyTorch, RSS at each phase boundary');
+    table(['phase', 'rss GB'], [...Object.entries(r.torch.phases).map(([p, v]) => [p, gb(v)]), ['peak', gb(r.torch.peakRssBytes)]]);
+  }
+  const agg = r.echo.get('aggregator') ?? [];
+  console.log(`aggregator with ${echoCount} echo trainers, round 2 by phase`);
+  table(head, phaseRows(agg, 2));
+
+  console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2)');
+  const growth: string[][] = [];
+  let worstGrowth = 0;
+  for (const [who, ms] of r.fedavg) {
+    const lastRound = Math.max(...ms.map((m) => m.round));
+    const g = peakOf(ms, lastRound) / peakOf(ms, 2) - 1;
+    worstGrowth = Math.max(worstGrowth, g);
+    growth.push([who, gb(peakOf(ms, 2)), `${gb(peakOf(ms, lastRound))} (round ${lastRound})`, `${(100 * g).toFixed(1)}%`]);
+  }
+  table(['process', 'round 2 GB', 'last GB', 'growth'], growth);
+
+  const trainerPeak = Math.max(...[...r.fedavg].filter(([w]) => w.startsWith('trainer')).map(([, ms]) => peakOf(ms)));
+  const aggPeak = peakOf(agg);
+  const evalSet = evalWorkingSet(agg);
+  const aggBudget = 3 * modelBytes + evalSet;
+  console.log('Goals');
+  console.log(`  fedavg trainer peak ${gb(trainerPeak)} GB = ${vsTorch(trainerPeak)} PyTorch's (goal <= 1.25x)${torchPeak ? (trainerPeak <= 1.25 * torchPeak ? '  met' : '  NOT met') : ''}`);
+  console.log(
+    `  aggregator with ${echoCount} trainers peak ${gb(aggPeak)} GB; 3x model ${gb(3 * modelBytes)} GB + evaluation working set ${gb(evalSet)} GB = ${gb(aggBudget)} GB${aggPeak <= aggBudget ? '  met' : '  NOT met'}`,
+  );
+  console.log(`  growth from round 2 to the last: worst ${(100 * worstGrowth).toFixed(1)}% (goal < 5%)${worstGrowth < 0.05 ? '  met' : '  NOT met'}`);
+  console.log(`load average after: ${load()}`);
+}

@@ -1,0 +1,127 @@
+/**
+ * Adam with L2 weight decay added to the gradient, one parameter at a time. It computes exactly what
+ * `tf.train.adam` does after `grad + decay * weight` (the same float32 operations in the same order:
+ * every intermediate rounded with Math.fround), but updates the moments in place and writes the new
+ * weights into one new tensor per parameter, instead of the ~11 model-sized temporaries per parameter
+ * that tfjs keeps alive until the whole step ends.
+ *
+ * The weights get a new tensor rather than an in-place write because the wasm backend caches
+ * xnnpack operators (with the weights packed inside) by tensor id: a weight changed under the same
+ * id would be read stale by the next convolution. The variable takes the new tensor's storage and
+ * frees the old one, so the heap reuses the same block every step.
+ *
+ * Where the backend hides tensor storage (see floatView) the same maths runs as tf ops, one parameter
+ * at a time so only one parameter's temporaries are alive.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { floatView } from '../compute/tensor-views.ts';
+
+/** PyTorch's Adam defaults (tfjs would otherwise use epsilon 1e-7). */
+export const ADAM = { beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
+
+const f = Math.fround;
+
+export interface AdamHyper {
+  learningRate: number;
+  weightDecay: number;
+}
+
+/** One parameter: its weights and its two moments, all the same shape. */
+export interface AdamSlot {
+  weight: tf.Variable;
+  m: tf.Variable;
+  v: tf.Variable;
+}
+
+/** The step's scalars, rounded to float32 as tfjs's scalar tensors would be. */
+interface StepScalars {
+  b1: number;
+  b2: number;
+  oneMinusB1: number;
+  oneMinusB2: number;
+  oneMinusAccB1: number;
+  oneMinusAccB2: number;
+  eps: number;
+  negLr: number;
+  decay: number;
+}
+
+/** Adam's running beta powers; reset at `reset()` (the reference resets the optimizer each round). */
+export class AdamState {
+  private accB1 = f(ADAM.beta1);
+  private accB2 = f(ADAM.beta2);
+
+  reset(): void {
+    this.accB1 = f(ADAM.beta1);
+    this.accB2 = f(ADAM.beta2);
+  }
+
+  /** Applies one step to every slot; `grads[i]` is slot i's gradient (not modified, not disposed). */
+  step(slots: readonly AdamSlot[], grads: readonly tf.Tensor[], hyper: AdamHyper): void {
+    const s: StepScalars = {
+      b1: f(ADAM.beta1),
+      b2: f(ADAM.beta2),
+      oneMinusB1: f(1 - ADAM.beta1),
+      oneMinusB2: f(1 - ADAM.beta2),
+      oneMinusAccB1: f(1 - this.accB1),
+      oneMinusAccB2: f(1 - this.accB2),
+      eps: f(ADAM.epsilon),
+      negLr: f(-hyper.learningRate),
+      decay: f(hyper.weightDecay),
+    };
+    slots.forEach((slot, i) => {
+      if (!stepViews(slot, grads[i], s)) adamOps(slot, grads[i], s);
+    });
+    this.accB1 = f(this.accB1 * f(ADAM.beta1));
+    this.accB2 = f(this.accB2 * f(ADAM.beta2));
+  }
+}
+
+/** The step over typed-array views; false when the backend gives no views. */
+function stepViews(slot: AdamSlot, grad: tf.Tensor, s: StepScalars): boolean {
+  const next = tf.zerosLike(slot.weight);
+  // no tfjs allocation between taking the views and using them: the wasm heap may move when it grows
+  const w = floatView(slot.weight);
+  const out = floatView(next);
+  const m = floatView(slot.m);
+  const v = floatView(slot.v);
+  const g = floatView(grad);
+  const viewed = w !== null && out !== null && m !== null && v !== null && g !== null;
+  if (viewed) {
+    adamOverViews(w, g, m, v, out, s);
+    slot.weight.assign(next);
+  }
+  next.dispose();
+  return viewed;
+}
+
+function adamOverViews(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, out: Float32Array, s: StepScalars): void {
+  const { b1, b2, oneMinusB1, oneMinusB2, oneMinusAccB1, oneMinusAccB2, eps, negLr, decay } = s;
+  const decayed = s.decay > 0;
+  for (let k = 0; k < w.length; k++) {
+    const wk = w[k];
+    const gk = decayed ? f(g[k] + f(wk * decay)) : g[k];
+    const mk = f(f(m[k] * b1) + f(gk * oneMinusB1));
+    const vk = f(f(v[k] * b2) + f(f(gk * gk) * oneMinusB2));
+    m[k] = mk;
+    v[k] = vk;
+    const bc1 = f(mk / oneMinusAccB1);
+    const bc2 = f(vk / oneMinusAccB2);
+    out[k] = f(f(f(bc1 / f(f(Math.sqrt(bc2)) + eps)) * negLr) + wk);
+  }
+}
+
+/** The same step as tf ops (backends whose storage JS cannot reach). */
+function adamOps(slot: AdamSlot, grad: tf.Tensor, s: StepScalars): void {
+  const { weight, m, v } = slot;
+  tf.tidy(() => {
+    const g = s.decay > 0 ? tf.add(grad, tf.mul(weight, s.decay)) : grad;
+    const newM = tf.add(tf.mul(m, s.b1), tf.mul(g, s.oneMinusB1));
+    const newV = tf.add(tf.mul(v, s.b2), tf.mul(tf.square(g), s.oneMinusB2));
+    const bc1 = tf.div(newM, s.oneMinusAccB1);
+    const bc2 = tf.div(newV, s.oneMinusAccB2);
+    m.assign(newM);
+    v.assign(newV);
+    weight.assign(tf.add(tf.mul(tf.div(bc1, tf.add(tf.sqrt(bc2), s.eps)), s.negLr), weight));
+  });
+}

@@ -1,0 +1,75 @@
+/**
+ * A trainer's memory is flat over rounds: with one LocalModel kept across tasks (as the trainer
+ * keeps it), ten rounds of load, train, delta in place and evaluate leave tfjs's tensor count and
+ * bytes and the wasm heap exactly where round 2 left them. A tensor not disposed, or a buffer
+ * allocated afresh each round that the heap cannot reuse, makes them grow.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../core/compute/backend.ts';
+import { wasmHeapBytes } from '../core/compute/tensor-views.ts';
+import { generateSynthetic } from '../core/data/synthetic.ts';
+import type { TrainTestSets } from '../core/data/types.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
+import { cloneWeights, type Weights } from '../core/model/tensor.ts';
+import { range } from '../core/rng.ts';
+import { evaluate } from '../core/training/evaluate.ts';
+import { LocalModel } from '../core/training/local-model.ts';
+import { trainLocal, trainModel, type TrainHyper } from '../core/training/train.ts';
+
+const NUM_CLASSES = 10;
+const hyper: TrainHyper = { learningRate: 1e-3, weightDecay: 1e-4, batchSize: 16, epochs: 1, augment: true, maxStepsPerEpoch: 2 };
+
+interface AfterRound {
+  tensors: number;
+  bytes: number;
+  heap: number | null;
+}
+
+describe('memory over rounds', () => {
+  let sets: TrainTestSets;
+  beforeAll(async () => {
+    await initBackend('wasm');
+    sets = generateSynthetic({ numClasses: NUM_CLASSES, trainCount: 200, testCount: 100, seed: 3 });
+  });
+
+  it('ten rounds of a trainer leave tensors, tensor bytes and the wasm heap as round 2 left them', async () => {
+    const layers = alexnetLayers({ width: 1 / 16, numClasses: NUM_CLASSES });
+    let global = initialWeights(layers, 5);
+    const model = new LocalModel();
+    const after: AfterRound[] = [];
+    for (let round = 1; round <= 10; round++) {
+      // the task's weights, as a trainer receives them: its own arrays, overwritten by the delta
+      const task = cloneWeights(global);
+      await trainModel(model, { layers, weights: task, data: sets.train, indices: range(64), hyper, seed: 5, round });
+      const delta = model.deltaInPlace(task);
+      global = global.map((t, i) => ({ ...t, data: t.data.map((x, k) => x + delta[i].data[k]) }));
+      await evaluate({ layers, weights: global, data: sets.test, batchSize: 50 });
+      const m = tf.memory();
+      after.push({ tensors: m.numTensors, bytes: m.numBytes, heap: wasmHeapBytes() });
+    }
+    model.dispose();
+    expect(after[1].heap).not.toBeNull();
+    for (let r = 2; r < after.length; r++) expect(after[r], `after round ${r + 1}`).toEqual(after[1]);
+  }, 300_000);
+
+  it('the delta computed in place equals trained minus starting weights, and matches trainLocal', async () => {
+    const layers = alexnetLayers({ width: 1 / 16, numClasses: NUM_CLASSES });
+    const start = initialWeights(layers, 6);
+    const args = { layers, data: sets.train, indices: range(48), hyper, seed: 6, round: 2 };
+    const plain = await trainLocal({ ...args, weights: start });
+    const model = new LocalModel();
+    const task: Weights = cloneWeights(start);
+    await trainModel(model, { ...args, weights: task });
+    const trained = model.weights();
+    const delta = model.deltaInPlace(task);
+    model.dispose();
+    expect(delta).toBe(task);
+    trained.forEach((t, i) => {
+      expect(Buffer.from(t.data.buffer).equals(Buffer.from(plain.weights[i].data.buffer)), t.name).toBe(true);
+      const expected = t.data.map((x, k) => x - start[i].data[k]);
+      expect(Buffer.from(delta[i].data.buffer).equals(Buffer.from(expected.buffer)), `${t.name} delta`).toBe(true);
+    });
+  }, 300_000);
+});
