@@ -28,7 +28,7 @@ function trainer(config: string, job: string, id: string) {
   return startRole(`trainer ${id}`, ['trainer', '--config', config, '--metaserver', meta.url, '--job', job, '--id', id], { FEDSLICE_TOKEN: TOKEN });
 }
 
-const options = (name: string) => ({ dataDir, worldSize: 1, rounds: 3, steps: 3, fraction: 0.5, name });
+const options = (name: string) => ({ dataDir, worldSize: 1, rounds: 3, steps: 3, fraction: 0.5, roundTimeoutS: 600, name });
 const figures = (rounds: RoundRecord[]) => rounds.map((r) => [r.round, r.testAccuracy, r.testLoss, r.trainLoss, r.samplesSeen]);
 
 beforeAll(async () => {
@@ -73,8 +73,8 @@ describe('a SIGKILLed aggregator resumed with --resume loses and repeats no roun
     expect(ckpt.metadata.round).toBe(String(checkpointed));
 
     const second = aggregator(cfg, job, results, {}, ['--resume']);
-    expect((await second.exited).code).toBe(0);
-    expect((await t.exited).code).toBe(0);
+    const [agg, tr] = [await second.exited, await t.exited];
+    expect([agg.code, tr.code], `aggregator:\n${second.output()}\ntrainer:\n${t.output()}`).toEqual([0, 0]);
     const unrecorded = !recordedAtKill.includes(checkpointed);
     const resumed = `resuming run \\S+ after round ${checkpointed}${unrecorded ? ', whose evaluation is not recorded: evaluating it again' : '\n'}`;
     expect(second.output()).toMatch(new RegExp(resumed));
