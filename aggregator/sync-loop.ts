@@ -5,7 +5,7 @@
  * and committing it (evaluate, checkpoint, record) are separate steps.
  */
 import { minTrainersOf } from '../core/config.ts';
-import type { AggregationRule, Assignment, Update } from '../core/aggregation/rules.ts';
+import type { AggregationRule, Assignment, RoundMerge } from '../core/aggregation/rules.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import type { MessageOf } from '../core/wire/schema.ts';
 import type { TaskSeconds } from '../core/results/summary.ts';
@@ -18,12 +18,16 @@ import { evaluateAndCommit, type FederationLoop, type LoopContext, type LoopStar
 import { abortable, interruptedBy } from './waits.ts';
 import { markMemory } from '../core/compute/memory-probe.ts';
 
-interface RoundUpdate extends TimedUpdate, Update {}
-
-/** The round being collected: each slot's task, and the tasks sent and not yet answered. */
+/**
+ * The round being collected: each slot's task, the tasks sent and not yet answered, and the merge
+ * every accepted update is added to as it arrives (no update's delta is kept after that).
+ */
 interface OpenRound {
   round: number;
-  collector: RoundCollector<RoundUpdate>;
+  collector: RoundCollector<TimedUpdate>;
+  merge: RoundMerge;
+  /** Seconds spent adding updates to the merge so far. */
+  mergeSeconds: number;
   tasks: Map<number, { msg: MessageOf<'task'>; assignment: Assignment }>;
   open: Map<number, OpenTask>;
 }
@@ -57,10 +61,8 @@ export class SyncLoop<C> implements FederationLoop<C> {
     if (reason !== null || !r || !task) return reason ?? 'no round is running';
     r.open.delete(h.slot);
     const m = msg.metrics;
-    r.collector.accept(h.slot, {
+    const accepted = r.collector.accept(h.slot, {
       slot: h.slot,
-      assignment: task.assignment,
-      delta: msg.delta,
       numSamples: msg.numSamples,
       trainLoss: m.trainLoss,
       trainSeconds: m.trainSeconds,
@@ -68,6 +70,11 @@ export class SyncLoop<C> implements FederationLoop<C> {
       receivedAt: secondsNow(),
       ...(m.stats ? { stats: m.stats } : {}),
     });
+    if (!accepted) return 'the round is over';
+    // The round's end awaits the collector in a later microtask, so this add comes before result().
+    const t0 = secondsNow();
+    r.merge.add({ assignment: task.assignment, delta: msg.delta, numSamples: msg.numSamples });
+    r.mergeSeconds += secondsNow() - t0;
     this.ctx.log(`aggregator: round ${r.round}: update from rank ${msg.rank} (${h.id}, ${msg.numSamples} samples, loss ${m.trainLoss.toFixed(4)}, ${m.trainSeconds.toFixed(1)} s)`);
     return null;
   }
@@ -111,10 +118,10 @@ export class SyncLoop<C> implements FederationLoop<C> {
     const updates = [...outcome.updates.values()];
     for (const u of updates) this.taskTimes.add(u.slot, u.trainSeconds);
     const mergeStart = secondsNow();
-    this.global = this.rule.combine(this.global, updates);
-    const mergeSeconds = secondsNow() - mergeStart;
+    this.global = r.merge.result();
+    const mergeSeconds = r.mergeSeconds + secondsNow() - mergeStart;
     markMemory('aggregator', round, 'merged');
-    ctx.log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s`);
+    ctx.log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s (${r.mergeSeconds.toFixed(3)} s of it as updates arrived)`);
     const after = ctx.outbox.traffic();
     return { round, startedAt, updates, mergeSeconds, bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received };
   }
@@ -129,8 +136,9 @@ export class SyncLoop<C> implements FederationLoop<C> {
     }
     const describe = (missing: number[]) =>
       missing.map((s) => `slot ${s} (${registry.bySlot(s)?.id ?? 'never joined'}${registry.bySlot(s)?.conn ? '' : ', disconnected'})`).join(', ');
-    const collector = new RoundCollector<RoundUpdate>(round, fed.worldSize, minTrainersOf(config), fed.roundTimeoutS, describe);
-    this.current = { round, collector, tasks, open: new Map() };
+    const collector = new RoundCollector<TimedUpdate>(round, fed.worldSize, minTrainersOf(config), fed.roundTimeoutS, describe);
+    const merge = this.rule.startMerge(this.global, [...tasks.values()].map((t) => t.assignment));
+    this.current = { round, collector, tasks, open: new Map(), merge, mergeSeconds: 0 };
     return this.current;
   }
 

@@ -4,10 +4,15 @@
  * measured in the same run; the merge of W = 8 slices at full width; a fedavg round's transfers with
  * W = 8 loopback trainers; and the levers of the wire, each row against the same copy.
  *
- *   node --import tsx bench/transfer.ts [--repeats 3] [--width 1] [--no-levers]
+ *   GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node --import tsx bench/transfer.ts [--repeats 3] [--width 1] [--no-levers]
  *   WS_NO_BUFFER_UTIL=1 node --import tsx bench/transfer.ts   # the same without ws's native masking
+ *
+ * The tunable is what the runner starts roles with (runner/processes.ts); without it the table is
+ * that of plain malloc, and the malloc lever's rows show the other setting either way.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
@@ -18,10 +23,19 @@ import { tensorReads } from '../core/wire/frame.ts';
 import { aggregatorToTrainer, trainerToAggregator, type MessageOf } from '../core/wire/schema.ts';
 import { frameBytes, receiveFragments, sendToAggregator, sendToTrainer, unmaskedFrames } from '../core/wire/socket.ts';
 import { sizeOf, totalBytes, type Weights } from '../core/model/tensor.ts';
-import { slicePlan } from '../core/model/slice-plan.ts';
-import { cutWeights, mergeInto } from '../core/aggregation/cut-merge.ts';
+import { fullPlan, slicePlan } from '../core/model/slice-plan.ts';
+import { cutWeights } from '../core/aggregation/cut-merge.ts';
+import { RunningMerge } from '../core/aggregation/running-merge.ts';
 
-const { values } = parseArgs({ options: { repeats: { type: 'string', default: '3' }, width: { type: 'string', default: '1' }, 'no-levers': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    repeats: { type: 'string', default: '3' },
+    width: { type: 'string', default: '1' },
+    'no-levers': { type: 'boolean', default: false },
+    // internal: the malloc lever's child process prints its fresh copy and round trip as JSON
+    'trip-only': { type: 'boolean', default: false },
+  },
+});
 const repeats = Number(values.repeats);
 const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const layers = alexnetLayers({ width: Number(values.width), numClasses: 100 });
@@ -49,15 +63,20 @@ const task: MessageOf<'task'> = {
 };
 const echo = (t: MessageOf<'task'>): MessageOf<'update'> => ({ type: 'update', job: 'bench', round: t.round, rank: t.rank, delta: t.weights, numSamples: 1, metrics });
 
-// Baseline: one copy of the same bytes in memory.
-const copy = await bestOf(() => {
-  const out = Buffer.allocUnsafe(bytes);
+// Baseline: memcpy of the model's bytes into memory that is already mapped (allocated and written
+// once before timing). Copying into a fresh allocation, as the first row after it does, also pays a
+// page fault and the kernel's zeroing for every 4 KB page the copy touches first; that row is printed
+// because every receive into a new buffer pays the same.
+const copyInto = (out: Buffer) => () => {
   let off = 0;
   for (const t of weights) {
     out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), off);
     off += t.data.byteLength;
   }
-});
+};
+const warm = Buffer.alloc(bytes, 1);
+const copy = await bestOf(copyInto(warm));
+const copyFresh = await bestOf(() => copyInto(Buffer.allocUnsafe(bytes))());
 
 function must<M>(r: { ok: true; msg: M } | { ok: false; error: string }): M {
   if (!r.ok) throw new Error(r.error);
@@ -72,6 +91,8 @@ interface Way {
   concat?: boolean;
   /** Client frames with ws's default random mask instead of the trainer's all-zero one. */
   randomMask?: boolean;
+  /** Add each update to a fedavg merge as it arrives, as the aggregator does. */
+  merge?: boolean;
 }
 
 const limit = maxFrameBytes(bytes);
@@ -109,14 +130,20 @@ async function serveRound(trainers: number, way: Way): Promise<{ conns: WebSocke
   });
   const clients = await Promise.all(Array.from({ length: trainers }, () => loopbackTrainer(way)));
   await connected;
+  const plan = fullPlan(layers);
   const round = () =>
     new Promise<void>((resolve) => {
       let left = trainers;
+      const merge = way.merge ? new RunningMerge(weights, conns.map(() => plan), true) : null;
       conns.forEach((c, rank) => {
         c.once('message', (data: RawData) => {
           const u = must(decode(trainerToAggregator, frameBytes(data)));
           if (u.type !== 'update' || u.rank !== rank) throw new Error('bad update');
-          if (--left === 0) resolve();
+          merge?.add({ plan, tensors: u.delta, weight: u.numSamples });
+          if (--left === 0) {
+            merge?.result();
+            resolve();
+          }
         });
         const t = { ...task, rank, worldSize: trainers };
         if (way.joined) c.send(encode(t));
@@ -139,23 +166,38 @@ const decodes = await bestOf(() => must(decode(aggregatorToTrainer, frame)));
 const before = { ...tensorReads };
 const trip = await roundSeconds(1, {});
 const readsInTrip = { views: tensorReads.views - before.views, copies: tensorReads.copies - before.copies };
+if (values['trip-only']) {
+  console.log(JSON.stringify({ copyFresh, trip }));
+  wss.close();
+  process.exit(0);
+}
 
 const W = 8;
 const contributions = Array.from({ length: W }, (_, r) => {
   const plan = slicePlan(layers, { rank: r, worldSize: W });
   return { plan, tensors: cutWeights(weights, plan), weight: 6250 };
 });
-const merge = await bestOf(() => mergeInto(weights, contributions, true));
-const fedavg = await roundSeconds(W, {});
+// The aggregator adds each update to the round's merge as it arrives; the round's end only finishes it.
+let mergeEnd = Infinity;
+const merge = await bestOf(() => {
+  const m = new RunningMerge(weights, contributions.map((c) => c.plan), true);
+  for (const c of contributions) m.add(c);
+  const t0 = performance.now();
+  m.result();
+  mergeEnd = Math.min(mergeEnd, seconds(t0));
+});
+const fedavg = await roundSeconds(W, { merge: true });
 
 type Row = [string, number, number];
 const rows: Row[] = [
-  ['Buffer copy (baseline)', copy, mb],
+  ['Buffer copy (baseline, warm memory)', copy, mb],
+  ['Buffer copy into a fresh allocation', copyFresh, mb],
   ['encode (one buffer)', encodes, mb],
   ['decode + validate', decodes, mb],
   ['loopback task + update round trip', trip, 2 * mb],
-  [`merge W=${W} slices`, merge, mb],
-  [`fedavg round, W=${W} loopback trainers`, fedavg, 2 * W * mb],
+  [`merge W=${W} slices (adds + round end)`, merge, mb],
+  [`merge W=${W} slices: round end only`, mergeEnd, mb],
+  [`fedavg round, W=${W} echo trainers, merged`, fedavg, 2 * W * mb],
 ];
 if (!values['no-levers']) {
   rows.push(
@@ -164,6 +206,8 @@ if (!values['no-levers']) {
     ['lever: round trip, ws joins fragments', await roundSeconds(1, { concat: true }), 2 * mb],
     ['lever: round trip, random client mask', await roundSeconds(1, { randomMask: true }), 2 * mb],
   );
+  const other = mallocLever();
+  rows.push([`lever: fresh copy, ${other.name}`, other.copyFresh, mb], [`lever: round trip, ${other.name}`, other.trip, 2 * mb]);
 }
 wss.close();
 
@@ -176,7 +220,25 @@ const bufferutil = (() => {
     return 'not installed';
   }
 })();
+/**
+ * The same fresh copy and round trip in a child process with glibc's malloc asked for transparent
+ * huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1), or without when this process has it: a large
+ * buffer is a fresh mmap, and each first touch of a 4 KB page is a fault (in a VM, an expensive one).
+ */
+function mallocLever(): { name: string; copyFresh: number; trip: number } {
+  const on = /glibc\.malloc\.hugetlb=1/.test(process.env.GLIBC_TUNABLES ?? '');
+  const env = { ...process.env, GLIBC_TUNABLES: on ? '' : 'glibc.malloc.hugetlb=1' };
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--trip-only', '--repeats', String(repeats), '--width', String(values.width)];
+  const out = execFileSync(process.execPath, args, { env, encoding: 'utf8' });
+  const r: unknown = JSON.parse(out.trim().split('\n').pop() ?? '');
+  if (typeof r !== 'object' || r === null || !('copyFresh' in r) || !('trip' in r) || typeof r.copyFresh !== 'number' || typeof r.trip !== 'number') {
+    throw new Error(`malloc lever: the child printed ${out.slice(0, 200)}`);
+  }
+  return { name: on ? 'malloc THP off' : 'malloc THP on', copyFresh: r.copyFresh, trip: r.trip };
+}
+
 const copyRate = mb / copy;
+console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? ''}`);
 console.log(`model: ${(weights.reduce((n, t) => n + t.data.length, 0) / 1e6).toFixed(1)} M parameters, ${mb.toFixed(0)} MB (width ${values.width}); best of ${repeats}; bufferutil ${bufferutil}`);
 console.log(`load average before: ${loadBefore}; after: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
 console.log(`round trip tensor reads: ${readsInTrip.views} views, ${readsInTrip.copies} copies`);

@@ -8,7 +8,8 @@ import type { LayerSpec } from '../model/spec.ts';
 import type { Weights } from '../model/tensor.ts';
 import type { SlicePlan } from '../model/slice-plan.ts';
 import { fullPlan, inputRankForRound, rankForRound, slicePlan } from '../model/slice-plan.ts';
-import { cutWeights, mergeInto } from './cut-merge.ts';
+import { cutWeights } from './cut-merge.ts';
+import { RunningMerge } from './running-merge.ts';
 import { cutShape } from '../model/slice-plan.ts';
 
 export interface Assignment {
@@ -30,8 +31,20 @@ export interface AggregationRule {
   taskWeights(global: Weights, a: Assignment): Weights;
   /** Names and shapes an update for this assignment must carry. */
   expectedShapes(a: Assignment): { name: string; shape: number[] }[];
-  /** The next global model: old + merged deltas; parts nobody updated keep their values. */
+  /**
+   * A round's merge into `global`, for the updates of `assignments` (whether they all arrive or
+   * not): add each update as it arrives, then take the next global model from result().
+   */
+  startMerge(global: Weights, assignments: readonly Assignment[]): RoundMerge;
+  /** The next global model from all of a round's updates at once: startMerge, add each, result. */
   combine(global: Weights, updates: Update[]): Weights;
+}
+
+/** A round's merge in progress; updates may be added in any order with the same result. */
+export interface RoundMerge {
+  add(u: Update): void;
+  /** old + merged deltas; parts nobody updated keep their values. */
+  result(): Weights;
 }
 
 abstract class RuleBase implements AggregationRule {
@@ -45,12 +58,18 @@ abstract class RuleBase implements AggregationRule {
     return a.plan.cuts.map((c) => ({ name: c.name, shape: cutShape(c) }));
   }
 
+  startMerge(global: Weights, assignments: readonly Assignment[]): RoundMerge {
+    const merge = new RunningMerge(global, assignments.map((a) => a.plan), true);
+    return {
+      add: (u) => merge.add({ plan: u.assignment.plan, tensors: u.delta, weight: u.numSamples }),
+      result: () => merge.result(),
+    };
+  }
+
   combine(global: Weights, updates: Update[]): Weights {
-    return mergeInto(
-      global,
-      updates.map((u) => ({ plan: u.assignment.plan, tensors: u.delta, weight: u.numSamples })),
-      true,
-    );
+    const merge = this.startMerge(global, updates.map((u) => u.assignment));
+    for (const u of updates) merge.add(u);
+    return merge.result();
   }
 }
 
