@@ -7,6 +7,7 @@ import { register as registerTrainer } from './trainer/command.ts';
 import { register as registerRunner } from './runner/command.ts';
 import { register as registerAnalysis } from './analysis/command.ts';
 import { register as registerCerts } from './certs/command.ts';
+import { register as registerDashboard } from './dashboard/command.ts';
 import { isFedsliceError } from './core/errors.ts';
 import { fedsliceVersion } from './core/results/environment.ts';
 import { isStorageFault, storageErrorOf } from './core/results/storage-error.ts';
@@ -33,6 +34,7 @@ registerAggregator(program);
 registerTrainer(program);
 registerRunner(program);
 registerAnalysis(program);
+registerDashboard(program);
 registerData(program);
 registerCerts(program);
 

@@ -8,7 +8,7 @@ import type { ColumnTable } from 'arquero';
 import { existsSync } from 'node:fs';
 import { FedsliceError } from '../core/errors.ts';
 import { ROUNDS_FILE, RUNS_FILE, ResultsStore } from '../core/results/store.ts';
-import { tornLineWarnings } from '../core/results/jsonl.ts';
+import { type JsonLines, tornLineWarnings } from '../core/results/jsonl.ts';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { latestByRun, latestRounds } from '../core/results/latest.ts';
 import { SUMMARY_COLUMNS } from '../core/results/summary.ts';
@@ -62,7 +62,14 @@ export function loadStore(dir: string): LoadedStore {
   const runsRead = store.readRuns();
   const roundsRead = store.readRounds();
   if (runsRead.records.length === 0 && roundsRead.records.length === 0) throw noResultsError(dir);
+  return { dir, ...storeTables(runsRead, roundsRead) };
+}
 
+/**
+ * The runs and rounds tables of the records read from runs.jsonl and rounds.jsonl (whole files, or
+ * what a live reader has seen so far), with the warnings about what was skipped.
+ */
+export function storeTables(runsRead: JsonLines<RunRecord>, roundsRead: JsonLines<RoundRecord>): Omit<LoadedStore, 'dir'> {
   const warnings: string[] = [];
   for (const [file, read] of [
     [RUNS_FILE, runsRead],
@@ -106,7 +113,6 @@ export function loadStore(dir: string): LoadedStore {
     .sort((a, b) => cmp(a.runId as string, b.runId as string) || (a.round as number) - (b.round as number));
 
   return {
-    dir,
     runs: runRows.length > 0 ? aq.from(runRows) : emptyTable(['runId', 'status', ...KEY_FIELDS, 'config', 'wallSeconds', 'error', ...SUMMARY_COLUMNS]),
     rounds: roundRows.length > 0 ? aq.from(roundRows) : emptyTable(['runId', ...KEY_FIELDS, 'config', ...ROUND_COLUMNS, 'status', 'finalRound']),
     warnings,

@@ -77,7 +77,7 @@ class Column {
   }
 }
 
-class RunPoints {
+export class RunPoints {
   readonly slot = new Column();
   readonly step = new Column();
   readonly loss = new Column();
@@ -93,15 +93,20 @@ function numberAt(o: object, k: string): number | undefined {
 }
 
 /**
- * Streams steps.jsonl of `dir` into per-run columns, keeping the runs in `runs` (runs left out:
- * unfinished, or filtered out by --where, are skipped without a warning).
+ * Step-log points per run, added record by record (a whole file, or the lines a live reader has
+ * seen so far). Only runs in `runs` are kept (others: unfinished, or filtered out by --where, are
+ * skipped without a warning); the map may change between calls.
  */
-export function readStepPoints(dir: string, runs: ReadonlyMap<string, StepRun>): { points: Map<string, RunPoints>; lines: number; warnings: string[] } {
-  const points = new Map<string, RunPoints>();
-  let malformed = 0;
-  const scan = scanJsonLines(join(dir, STEPS_FILE), (r) => {
+export class StepPointSet {
+  readonly points = new Map<string, RunPoints>();
+  /** Records without the fields a point needs. */
+  malformed = 0;
+
+  constructor(private readonly runs: ReadonlyMap<string, StepRun>) {}
+
+  add(r: unknown): void {
     if (typeof r !== 'object' || r === null) {
-      malformed++;
+      this.malformed++;
       return;
     }
     const runId: unknown = Reflect.get(r, 'runId');
@@ -111,23 +116,30 @@ export function readStepPoints(dir: string, runs: ReadonlyMap<string, StepRun>):
     const elapsed = numberAt(r, 'elapsedSeconds');
     const sps = numberAt(r, 'samplesPerSecond');
     if (typeof runId !== 'string' || slot === undefined || step === undefined || loss === undefined || elapsed === undefined || sps === undefined) {
-      malformed++;
+      this.malformed++;
       return;
     }
-    const run = runs.get(runId);
+    const run = this.runs.get(runId);
     if (!run) return;
-    let p = points.get(runId);
-    if (!p) points.set(runId, (p = new RunPoints(run)));
+    let p = this.points.get(runId);
+    if (!p) this.points.set(runId, (p = new RunPoints(run)));
     p.slot.push(slot);
     p.step.push(step);
     p.loss.push(loss);
     p.elapsed.push(elapsed);
     p.sps.push(sps);
-  });
-  const warnings: string[] = [];
-  warnings.push(...tornLineWarnings(STEPS_FILE, scan.torn));
-  if (malformed > 0) warnings.push(`${STEPS_FILE}: skipped ${malformed} record(s) without runId, slot, globalStep, loss, elapsedSeconds and samplesPerSecond`);
-  return { points, lines: scan.records, warnings };
+  }
+
+  warnings(): string[] {
+    return this.malformed > 0 ? [`${STEPS_FILE}: skipped ${this.malformed} record(s) without runId, slot, globalStep, loss, elapsedSeconds and samplesPerSecond`] : [];
+  }
+}
+
+/** Streams steps.jsonl of `dir` into per-run columns, keeping the runs in `runs`. */
+export function readStepPoints(dir: string, runs: ReadonlyMap<string, StepRun>): { points: Map<string, RunPoints>; lines: number; warnings: string[] } {
+  const set = new StepPointSet(runs);
+  const scan = scanJsonLines(join(dir, STEPS_FILE), (r) => set.add(r));
+  return { points: set.points, lines: scan.records, warnings: [...tornLineWarnings(STEPS_FILE, scan.torn), ...set.warnings()] };
 }
 
 /** Mean and sample std over seeds of one bin. */
@@ -223,6 +235,11 @@ function summaryOf(runs: readonly RunPoints[]): StepSummary {
 /** The step-log tables of the runs in `runs` (completed runs after any --where filter). */
 export function stepTables(dir: string, runs: ReadonlyMap<string, StepRun>): StepTables {
   const { points, lines, warnings } = readStepPoints(dir, runs);
+  return stepTablesOf(points, lines, warnings);
+}
+
+/** The step-log tables of points already read (`lines` and `warnings` are passed through). */
+export function stepTablesOf(points: ReadonlyMap<string, RunPoints>, lines: number, warnings: string[]): StepTables {
   const byConfig = new Map<string, RunPoints[]>();
   for (const p of points.values()) {
     if (p.loss.length === 0) continue;

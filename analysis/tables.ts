@@ -191,9 +191,14 @@ export function swapComparison(stats: readonly ConfigStats[]): SwapComparison[] 
     .objects() as SwapComparison[];
 }
 
-/** Mean seconds per training round, split by phase, with samples/s and speedup over W=1. */
+/** Mean seconds per training round of finished runs, split by phase, with samples/s and speedup over W=1. */
 export function timingStats(rounds: ColumnTable): TimingStats[] {
-  const training = finishedRounds(rounds).filter((d: any) => d.round >= 1);
+  return roundTimingStats(finishedRounds(rounds));
+}
+
+/** timingStats over the given rounds, finished or not (a live view counts the rounds so far). */
+export function roundTimingStats(rounds: ColumnTable): TimingStats[] {
+  const training = rounds.filter((d: any) => d.round >= 1);
   if (training.numRows() === 0) return [];
   const rows = training
     .groupby(...configCols, 'config')
@@ -230,7 +235,11 @@ export function baselineOf<T extends ConfigKey>(r: ConfigKey, rows: readonly T[]
 
 /** Test accuracy per configuration and round: mean and std over seeds of finished runs. */
 export function curvePoints(rounds: ColumnTable): CurvePoint[] {
-  const done = finishedRounds(rounds);
+  return seedCurves(finishedRounds(rounds));
+}
+
+/** curvePoints over the given rounds, finished or not (a live view counts the rounds so far). */
+export function seedCurves(done: ColumnTable): CurvePoint[] {
   if (done.numRows() === 0) return [];
   const rows = done
     .groupby(...configCols, 'config', 'round')

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { abortOnSignals, intOption, signalExitCode } from '../core/cli-options.ts';
+import { DEFAULT_DASHBOARD_PORT } from '../dashboard/command.ts';
 import { createExecutor, EXECUTOR_NAMES, isExecutorName, type ExecutorName } from './executors.ts';
 
 function executorOption(v: string): ExecutorName {
@@ -43,6 +44,7 @@ export function register(program: Command): void {
     .option('--dry-run', 'list the runs and how many are already done; run nothing')
     .option('--executor <name>', 'where runs go: local (child processes here) or slurm (one Slurm job per run)', executorOption, 'local')
     .option('--slurm-args <args>', 'extra sbatch options for every job, e.g. "--partition=gpu --time=02:00:00 --account=proj" (--executor slurm)')
+    .option('--dashboard [port]', `serve the live dashboard of the results store beside the sweep, on 127.0.0.1 (port ${DEFAULT_DASHBOARD_PORT} unless given; 0: any free port), and print its URL`, intOption('--dashboard', 0))
     .option('--metaserver-host <addr>', "interface the sweep's metaserver binds; 0.0.0.0 lets compute nodes reach it (they get this machine's hostname)", '127.0.0.1')
     .addHelpText(
       'after',
@@ -75,6 +77,7 @@ Examples:
         dryRun: Boolean(opts.dryRun),
         executor,
         metaserverHost: opts.metaserverHost,
+        dashboardPort: opts.dashboard === undefined ? undefined : opts.dashboard === true ? DEFAULT_DASHBOARD_PORT : opts.dashboard,
         signal,
         tty: Boolean(process.stdout.isTTY) && !process.env.CI,
       });

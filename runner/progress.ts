@@ -29,8 +29,16 @@ export function fmtDuration(s: number): string {
   return `${s.toFixed(0)}s`;
 }
 
+/**
+ * Seconds left when `remaining` more items (runs of a sweep, rounds of a run) go at the pace of
+ * the `done` ones that took `elapsedS`; null before the first is done.
+ */
+export function etaSeconds(remaining: number, done: number, elapsedS: number): number | null {
+  return done > 0 ? (Math.max(0, remaining) * elapsedS) / done : null;
+}
+
 /** A running run in a few words: who is still missing, or which round is under way. */
-export function describeState(r: RunningView): string {
+export function describeState(r: Pick<RunningView, 'state' | 'round' | 'rounds' | 'trainers' | 'worldSize'>): string {
   switch (r.state) {
     case 'starting':
     case 'waiting':

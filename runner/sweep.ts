@@ -18,7 +18,7 @@ import { runAttempt } from './attempt.ts';
 import type { Attempt, Executor, RunHooks, RunOutcome } from './executor.ts';
 import { describePoint, expandSweep, type PlannedRun } from './grid.ts';
 import { tryLock } from './lock.ts';
-import { fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
+import { etaSeconds, fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
 import { runPool } from './pool.ts';
 import { logsDir, metaserverLog, runLayout } from './run-layout.ts';
 import { describeBudget, type ThreadBudget } from './thread-budget.ts';
@@ -34,6 +34,8 @@ export interface SweepOptions {
   executor: Executor;
   /** Interface the sweep's metaserver binds (default 127.0.0.1); jobs get the hostname when it is 0.0.0.0. */
   metaserverHost?: string;
+  /** Serve the dashboard of the results store on this port of 127.0.0.1 while the sweep runs (0: any free port). */
+  dashboardPort?: number;
   signal: AbortSignal;
   tty: boolean;
   out?: NodeJS.WriteStream;
@@ -84,7 +86,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   // time: bound the connections waiting to say hello in total only, not per address.
   const admission = { maxPendingPerAddress: DEFAULT_ADMISSION.maxPending };
   const metaserver = await startMetaserver({ host: bindHost, port: 0, admission, log: bestEffortLog(metaserverLog(o.results)) });
+  const dashboard = o.dashboardPort === undefined ? null : await startSweepDashboard(o.results, o.dashboardPort, metaserver.close);
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
+  if (dashboard) progress.event(`dashboard: ${dashboard.url}`);
   const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost), schedule.threads);
   progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}${schedule.threads ? `, ${describeBudget(schedule.threads)}` : ''}; logs in ${logsDir(o.results)}`);
   for (const [file, read] of [[store.runsPath, store.readRuns()], [store.roundsPath, store.readRounds()]] as const) {
@@ -99,12 +103,24 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
     o.signal.removeEventListener('abort', onAbort);
     await o.executor.cancel();
     progress.close();
+    await dashboard?.close();
     await metaserver.close();
   }
   summary.wallSeconds = (Date.now() - sweeper.started) / 1000;
   printSummary(out, sweep.name, summary, o.signal.aborted);
   if (sweeper.storeError !== null) throw new FedsliceError('FEDSLICE_ERR_STORE_UNWRITABLE', sweeper.storeError, STORAGE_EXIT_CODE);
   return summary;
+}
+
+/** The dashboard beside the sweep; the metaserver is closed when it cannot start. */
+async function startSweepDashboard(results: string, port: number, closeMetaserver: () => Promise<void>): Promise<{ url: string; close(): Promise<void> }> {
+  const { startDashboard } = await import('../dashboard/server.ts');
+  try {
+    return await startDashboard({ results, host: '127.0.0.1', port });
+  } catch (e) {
+    await closeMetaserver();
+    throw e;
+  }
 }
 
 /** The runs of a sweep under way: locks, attempts, the live view and the tally. */
@@ -258,7 +274,7 @@ class Sweeper {
   private refresh(): void {
     const s = this.summary;
     const finished = s.completed + s.failed.length;
-    const eta = finished ? ((this.pending - finished - s.elsewhere) * (Date.now() - this.started)) / 1000 / finished : null;
+    const eta = etaSeconds(this.pending - finished - s.elsewhere, finished, (Date.now() - this.started) / 1000);
     this.progress.update([...this.running.values()], { done: s.completed, failed: s.failed.length, skipped: s.elsewhere, total: this.pending }, eta);
   }
 }
