@@ -4,6 +4,7 @@
  * recorded. SyncLoop runs rounds (every trainer, then merge); AsyncLoop applies each update as it
  * arrives. Both evaluate and record through the same context.
  */
+import { markMemory } from '../core/compute/memory-probe.ts';
 import type { Experiment } from '../core/config.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import type { RoundRecord } from '../core/results/types.ts';
@@ -49,5 +50,8 @@ export interface LoopStart {
 /** Evaluates and commits a round: the step a loop runs once a round's model is merged. */
 export async function evaluateAndCommit<C>(ctx: LoopContext<C>, weights: Weights, draft: RoundDraft): Promise<RoundRecord> {
   const ev = await ctx.evaluate(weights);
-  return ctx.commit(weights, draft, ev);
+  markMemory('aggregator', draft.round, 'evaluated');
+  const record = await ctx.commit(weights, draft, ev);
+  markMemory('aggregator', draft.round, 'committed');
+  return record;
 }

@@ -85,7 +85,6 @@ export class SyncLoop<C> implements FederationLoop<C> {
     for (let round = Math.max(1, this.start.firstRound); round <= rounds; round++) {
       const draft = await this.train(round, signal);
       await evaluateAndCommit(this.ctx, this.global, draft);
-      markMemory('aggregator', round, 'evaluated');
     }
     return this.global;
   }
