@@ -16,7 +16,7 @@ import type { SlotHolder } from './registry.ts';
 import { TaskTimes } from './task-times.ts';
 import { checkUpdate, taskMessage, type OpenTask } from './tasks.ts';
 import { initialDraft, secondsNow, type TimedUpdate } from './round-record.ts';
-import { evaluateAndCommit, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
+import { commitRound, evaluateAndRecord, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
 import type { Traffic } from './outbox.ts';
 import { interruptedBy } from './waits.ts';
 
@@ -127,7 +127,8 @@ export class AsyncLoop<C> implements FederationLoop<C> {
     const stop = () => this.cancel(interruptedBy(signal));
     signal.addEventListener('abort', stop, { once: true });
     try {
-      if (this.start.firstRound === 0) await evaluateAndCommit(this.ctx, this.global, initialDraft(0));
+      if (this.start.unrecorded) await evaluateAndRecord(this.ctx, this.global, this.start.unrecorded);
+      else if (this.start.firstRound === 0) await commitRound(this.ctx, this.global, initialDraft(0));
       await this.applyAll();
       return this.global;
     } finally {
@@ -220,7 +221,7 @@ export class AsyncLoop<C> implements FederationLoop<C> {
     const { progress, ctx } = this;
     progress.round++;
     const traffic = ctx.outbox.traffic();
-    const record = await evaluateAndCommit(ctx, this.global, {
+    const record = await commitRound(ctx, this.global, {
       round: progress.round,
       startedAt: window.startedAt,
       updates: window.updates,

@@ -1,10 +1,10 @@
 /**
  * The round loop behind one interface (Flower's Server.fit over a Strategy): the trainer server
  * hands it joins, departures and updates; run() trains until the run's last evaluation is
- * recorded. SyncLoop runs rounds (every trainer, then merge); AsyncLoop applies each update as it
- * arrives. Both evaluate and record through the same context.
+ * recorded. SyncLoop runs rounds (every trainer, then merge) and evaluates each round while the
+ * next one trains; AsyncLoop applies each update as it arrives. Both checkpoint, evaluate and
+ * record through the same context.
  */
-import { markMemory } from '../core/compute/memory-probe.ts';
 import type { Experiment } from '../core/config.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import type { RoundRecord } from '../core/results/types.ts';
@@ -13,7 +13,8 @@ import type { MessageOf } from '../core/wire/schema.ts';
 import type { SlotHolder, TrainerRegistry } from './registry.ts';
 import type { Outbox } from './outbox.ts';
 import type { RunTotals } from './plan.ts';
-import type { Evaluation, RoundDraft } from './round-record.ts';
+import type { Evaluation, RoundDraft, TrainedRound } from './round-record.ts';
+import { crashPoint } from './crash-point.ts';
 
 export interface FederationLoop<C> {
   /** A trainer joined or came back (registry already updated). */
@@ -36,22 +37,29 @@ export interface LoopContext<C> {
   log: (line: string) => void;
   /** Evaluates a model on the test set. */
   evaluate(weights: Weights): Promise<Evaluation>;
-  /** Checkpoints the model and records the round (RunRecorder.commit). */
-  commit(weights: Weights, draft: RoundDraft, ev: Evaluation): Promise<RoundRecord>;
+  /** Checkpoints a merged model with its round's figures so far (RunRecorder.checkpoint). */
+  checkpoint(weights: Weights, draft: RoundDraft): Promise<TrainedRound>;
+  /** Appends a checkpointed round's record with its evaluation (RunRecorder.record). */
+  record(trained: TrainedRound, ev: Evaluation, overlapSeconds: number): RoundRecord;
 }
 
-/** Where the loop starts: the model, the first evaluation index still to record, the totals so far. */
+/** Where the loop starts: the model, the first round still to train, the totals so far. */
 export interface LoopStart {
   weights: Weights;
   firstRound: number;
   totals: RunTotals;
+  /** A checkpointed round the store has no record of: `weights` is its model, to evaluate again. */
+  unrecorded: TrainedRound | null;
 }
 
-/** Evaluates and commits a round: the step a loop runs once a round's model is merged. */
-export async function evaluateAndCommit<C>(ctx: LoopContext<C>, weights: Weights, draft: RoundDraft): Promise<RoundRecord> {
-  const ev = await ctx.evaluate(weights);
-  markMemory('aggregator', draft.round, 'evaluated');
-  const record = await ctx.commit(weights, draft, ev);
-  markMemory('aggregator', draft.round, 'committed');
-  return record;
+/** Evaluates a checkpointed round and appends its record, nothing overlapped. */
+export async function evaluateAndRecord<C>(ctx: LoopContext<C>, weights: Weights, trained: TrainedRound): Promise<RoundRecord> {
+  const evaluation = ctx.evaluate(weights);
+  crashPoint('evaluating', trained.round, ctx.log);
+  return ctx.record(trained, await evaluation, 0);
+}
+
+/** Checkpoints, evaluates and records a round in turn: a loop that does not overlap evaluation. */
+export async function commitRound<C>(ctx: LoopContext<C>, weights: Weights, draft: RoundDraft): Promise<RoundRecord> {
+  return evaluateAndRecord(ctx, weights, await ctx.checkpoint(weights, draft));
 }

@@ -13,7 +13,8 @@ import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { readCheckpoint } from '../core/results/checkpoint.ts';
 import type { ResultsStore } from '../core/results/store.ts';
 import { runKey } from '../core/results/schema.ts';
-import type { RoundRecord, RunRecord } from '../core/results/types.ts';
+import type { RunRecord } from '../core/results/types.ts';
+import type { TrainedRound } from './round-record.ts';
 
 export function checkpointPath(results: string, key: string): string {
   return join(results, 'checkpoints', `${key}.safetensors`);
@@ -33,15 +34,19 @@ export interface RunStart {
   runId: string;
   key: string;
   weights: Weights;
-  /** The first evaluation index still to record: 0 (the model before training) unless resumed. */
+  /** The first round still to train (0: the model before training, evaluated only) unless resumed. */
   firstRound: number;
   /** The last evaluation index the run will record. */
   plannedRounds: number;
   /** Trainer id -> slot, so trainers that come back get their slots back. */
   slots: Record<string, number>;
   totals: RunTotals;
-  /** The round record stored in the checkpoint: the store lacks it if the last process died in between. */
-  lastRecord: RoundRecord | null;
+  /**
+   * The checkpoint's round when the store has no record of it (the last process died after the
+   * checkpoint, before the evaluation's record): its model is `weights`; it is evaluated again,
+   * not trained again.
+   */
+  unrecorded: TrainedRound | null;
 }
 
 export type RunPlan = { kind: 'already-completed' } | RunStart;
@@ -81,7 +86,7 @@ export async function planRun(o: PlanOptions): Promise<RunPlan> {
     plannedRounds: plannedRounds(o.config.federation),
     slots: {},
     totals: { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 },
-    lastRecord: null,
+    unrecorded: null,
   };
 }
 
@@ -92,8 +97,9 @@ async function resumeFrom(ckptPath: string, unfinished: RunRecord, o: PlanOption
     o.log(`aggregator: checkpoint ${ckptPath} belongs to run ${ckpt.metadata.runId}, not ${unfinished.runId}; starting afresh`);
     return null;
   }
-  const last = parseJson<RoundRecord>(ckpt.metadata.record, ckptPath, 'record');
-  o.log(`aggregator: resuming run ${unfinished.runId} after round ${last.round}`);
+  const last = parseJson<TrainedRound>(ckpt.metadata.record, ckptPath, 'record');
+  const recorded = o.store.roundsOf(unfinished.runId).some((r) => r.round === last.round);
+  o.log(`aggregator: resuming run ${unfinished.runId} after round ${last.round}${recorded ? '' : `, whose evaluation is not recorded: evaluating it again`}`);
   return {
     kind: 'resume',
     runId: unfinished.runId,
@@ -108,7 +114,8 @@ async function resumeFrom(ckptPath: string, unfinished: RunRecord, o: PlanOption
       updatesApplied: last.updatesApplied ?? 0,
       version: last.version ?? 0,
     },
-    lastRecord: last,
+    // Checkpoints written before they held a round's own sample count give it as 0.
+    unrecorded: recorded ? null : { ...last, samples: last.samples ?? 0 },
   };
 }
 

@@ -1,8 +1,9 @@
 /**
- * A run's bookkeeping: its run record (start and end), its running totals, and each round's commit:
- * the checkpoint written atomically first, then the round record, so a crash in between loses
- * nothing (resume restores the record from the checkpoint). It also tells the metaserver where
- * the run stands.
+ * A run's bookkeeping: its run record (start and end), its running totals, and each round's two
+ * commits: the checkpoint (model and the round's figures so far, written atomically) as soon as the
+ * round is merged, then the round record once its evaluation ends. A crash in between loses
+ * nothing: resume finds the checkpointed round missing from the store and evaluates it again. It
+ * also tells the metaserver where the run stands.
  */
 import type { Experiment } from '../core/config.ts';
 import type { LayerSpec } from '../core/model/spec.ts';
@@ -19,7 +20,8 @@ import type { DataStatistics } from '../core/data/statistics.ts';
 import { peakRssBytes } from '../core/results/environment.ts';
 import { buildProfile, writeProfile } from '../core/results/profile.ts';
 import { checkpointPath, type RunStart, type RunTotals } from './plan.ts';
-import { roundFigures, samplesOf, secondsNow, type Evaluation, type RoundDraft } from './round-record.ts';
+import { evaluatedFigures, samplesOf, secondsNow, trainedFigures, type Evaluation, type RoundDraft, type TrainedRound } from './round-record.ts';
+import { crashPoint } from './crash-point.ts';
 
 export interface RunStatus {
   state: RunState;
@@ -55,7 +57,7 @@ export class RunRecorder {
 
   constructor(private readonly o: RecorderOptions) {
     const { start, config } = o;
-    for (const name of removeStaleTemps(this.checkpoint)) o.log(`aggregator: removed ${name}, a checkpoint write left unfinished by a process that is gone`);
+    for (const name of removeStaleTemps(this.checkpointFile)) o.log(`aggregator: removed ${name}, a checkpoint write left unfinished by a process that is gone`);
     this.totals = { ...start.totals };
     this.elapsedOffset = start.totals.elapsedSeconds - secondsNow();
     this.lastRound = Math.max(0, start.firstRound - 1);
@@ -76,47 +78,62 @@ export class RunRecorder {
     return this.run.runId;
   }
 
-  private get checkpoint(): string {
+  private get checkpointFile(): string {
     return checkpointPath(this.o.store.dir, this.o.start.key);
   }
 
-  /**
-   * Records that the run started (on resume, first restores the checkpoint's round record if the
-   * store lacks it); from now on the run's status also goes to `report`.
-   */
+  /** Records that the run started; from now on the run's status also goes to `report`. */
   start(report: (s: RunStatus) => void): void {
-    const { store } = this.o;
     // Reporting first: when the store cannot take the start (a full disk), the failure still goes out.
     this.report = report;
-    const last = this.o.start.lastRecord;
-    if (last && !store.roundsOf(last.runId).some((r) => r.round === last.round)) store.appendRound(last);
-    store.appendRun(this.run);
+    this.o.store.appendRun(this.run);
     this.status('waiting');
   }
 
-  /** Checkpoints `weights` with the round's record, then appends the record; resolves with it. */
-  async commit(weights: Weights, draft: RoundDraft, ev: Evaluation): Promise<RoundRecord> {
+  /**
+   * Checkpoints `weights` with the round's figures so far (totals included), atomically, and
+   * resolves with those figures: the round record still to write once the model is evaluated.
+   */
+  async checkpoint(weights: Weights, draft: RoundDraft): Promise<TrainedRound> {
     const { o, totals } = this;
     totals.updatesApplied += draft.updates.length;
     totals.samplesSeen += samplesOf(draft.updates);
     if (draft.version !== undefined) totals.version = draft.version;
-    const record: RoundRecord = {
+    const writeStart = secondsNow();
+    const trained: TrainedRound = {
       kind: 'round',
       runId: this.run.runId,
       ...runKeyFields(o.config),
-      ...roundFigures(draft, ev, secondsNow()),
-      time: new Date().toISOString(),
-      elapsedSeconds: this.elapsedOffset + secondsNow(),
+      ...trainedFigures(draft, writeStart),
+      elapsedSeconds: this.elapsedOffset + writeStart,
       samplesSeen: totals.samplesSeen,
       updatesApplied: totals.updatesApplied,
+    };
+    const metadata = { runId: this.run.runId, key: this.run.key, round: String(trained.round), slots: JSON.stringify(o.slots()), record: JSON.stringify(trained) };
+    // A failed write names the results directory, as a failed append does.
+    await writeCheckpoint(this.checkpointFile, o.layers, weights, metadata).catch((e) => Promise.reject(e instanceof StorageError ? e.naming(o.store.dir) : e));
+    crashPoint('checkpointed', trained.round, o.log);
+    // The write is part of the round's time (the stored figures, written before it, lack it).
+    return { ...trained, roundSeconds: trained.roundSeconds + secondsNow() - writeStart };
+  }
+
+  /**
+   * Appends the record of a checkpointed round with its evaluation; `overlapSeconds` of the
+   * evaluation ran while the next round trained.
+   */
+  record(trained: TrainedRound, ev: Evaluation, overlapSeconds: number): RoundRecord {
+    const { samples: _, ...figures } = trained;
+    const record: RoundRecord = {
+      ...figures,
+      ...evaluatedFigures(trained, ev, overlapSeconds),
+      time: new Date().toISOString(),
       aggregatorPeakRssBytes: peakRssBytes(),
     };
-    const metadata = { runId: this.run.runId, key: this.run.key, round: String(record.round), slots: JSON.stringify(o.slots()), record: JSON.stringify(record) };
-    // A failed write names the results directory, as a failed append does.
-    await writeCheckpoint(this.checkpoint, o.layers, weights, metadata).catch((e) => Promise.reject(e instanceof StorageError ? e.naming(o.store.dir) : e));
-    o.store.appendRound(record);
+    this.o.store.appendRound(record);
     this.lastRound = record.round;
-    o.log(`aggregator: round ${record.round}: test accuracy ${record.testAccuracy.toFixed(4)}, loss ${record.testLoss.toFixed(4)} (eval ${record.evalSeconds.toFixed(1)} s)`);
+    const overlap = record.evalOverlapSeconds ? `, ${record.evalOverlapSeconds.toFixed(1)} s of it while round ${record.round + 1} trained` : '';
+    this.o.log(`aggregator: round ${record.round}: test accuracy ${record.testAccuracy.toFixed(4)}, loss ${record.testLoss.toFixed(4)} (eval ${record.evalSeconds.toFixed(1)} s${overlap})`);
+    crashPoint('recorded', record.round, this.o.log);
     this.status('training');
     return record;
   }

@@ -36,7 +36,7 @@ export interface TimedUpdate {
 /** What a loop knows of a round once its model is merged, before it is evaluated. */
 export interface RoundDraft {
   round: number;
-  /** When the round started (secondsNow). */
+  /** When the round started (secondsNow): its tasks went out. */
   startedAt: number;
   updates: TimedUpdate[];
   mergeSeconds: number;
@@ -44,32 +44,63 @@ export interface RoundDraft {
   bytesReceived: number;
   /** async mode: the model version this round evaluates. */
   version?: number;
+  /**
+   * Seconds the round waited, merged, for the previous round's record before its own checkpoint:
+   * the previous evaluation's time, counted in that round's roundSeconds, not in this one's.
+   */
+  waitedSeconds?: number;
 }
+
+/** The figures only an evaluation gives; a checkpointed round still lacks them. */
+type EvaluationField = 'testLoss' | 'testAccuracy' | 'evalSeconds' | 'evalOverlapSeconds' | 'samplesPerSecond';
 
 /** The fields of a round record a round's own events decide (the recorder adds the rest). */
 export type RoundFigures = Omit<RoundRecord, 'kind' | 'runId' | keyof RunKey | 'time' | 'elapsedSeconds' | 'samplesSeen' | 'updatesApplied'>;
 
-export function roundFigures(d: RoundDraft, ev: Evaluation, endedAt: number): RoundFigures {
+/**
+ * A round merged and checkpointed, not yet evaluated: its record without the evaluation's figures,
+ * and the samples its updates trained on. `roundSeconds` here runs from its start to its
+ * checkpoint; the record adds the evaluation seconds that did not overlap the next round.
+ */
+export type TrainedFigures = Omit<RoundFigures, EvaluationField> & { samples: number };
+
+/** A checkpointed round's record so far: what its checkpoint stores for a resumed run to evaluate. */
+export type TrainedRound = Omit<RoundRecord, EvaluationField | 'time' | 'aggregatorPeakRssBytes'> & { samples: number };
+
+export function trainedFigures(d: RoundDraft, checkpointedAt: number): TrainedFigures {
   const u = d.updates;
   const samples = samplesOf(u);
-  const roundSeconds = Math.max(0, endedAt - d.startedAt);
   return {
     round: d.round,
-    testLoss: ev.loss,
-    testAccuracy: ev.accuracy,
     trainLoss: samples ? u.reduce((s, x) => s + x.trainLoss * x.numSamples, 0) / samples : null,
-    roundSeconds,
+    roundSeconds: Math.max(0, checkpointedAt - d.startedAt - (d.waitedSeconds ?? 0)),
     trainSeconds: u.reduce((m, x) => Math.max(m, x.trainSeconds), 0),
     transferSeconds: mean(u, (x) => Math.max(0, x.receivedAt - x.sentAt - x.trainSeconds)),
     mergeSeconds: d.mergeSeconds,
-    evalSeconds: ev.seconds,
     bytesSent: d.bytesSent,
     bytesReceived: d.bytesReceived,
-    samplesPerSecond: roundSeconds > 0 ? samples / roundSeconds : 0,
     trainersReporting: new Set(u.map((x) => x.slot)).size,
+    samples,
     ...(d.version !== undefined ? { version: d.version } : {}),
     ...stalenessFigures(u),
     ...trainerFigures(u),
+  };
+}
+
+/**
+ * The figures an evaluation adds to a trained round. `overlapSeconds`: how much of the evaluation
+ * ran while the next round trained; only the rest joins the round's seconds.
+ */
+export function evaluatedFigures(t: Pick<TrainedFigures, 'roundSeconds' | 'samples'>, ev: Evaluation, overlapSeconds: number): Pick<RoundRecord, EvaluationField | 'roundSeconds'> {
+  const evalOverlapSeconds = Math.min(ev.seconds, Math.max(0, overlapSeconds));
+  const roundSeconds = t.roundSeconds + ev.seconds - evalOverlapSeconds;
+  return {
+    testLoss: ev.loss,
+    testAccuracy: ev.accuracy,
+    evalSeconds: ev.seconds,
+    evalOverlapSeconds,
+    roundSeconds,
+    samplesPerSecond: roundSeconds > 0 ? t.samples / roundSeconds : 0,
   };
 }
 

@@ -1,8 +1,9 @@
 /**
  * Synchronous rounds (slice and fedavg modes): round r sends every trainer its task, collects the
  * updates under the round timeout (RoundCollector: failures as data, minTrainers), merges them
- * with the aggregation rule, then evaluates and records. Training a round (send, collect, merge)
- * and committing it (evaluate, checkpoint, record) are separate steps.
+ * with the aggregation rule and checkpoints the model. Round r+1's tasks then go out at once, and
+ * round r is evaluated while the trainers train (OverlappedEvaluation); its record is appended
+ * when the evaluation ends, always before round r+1's checkpoint.
  */
 import { minTrainersOf } from '../core/config.ts';
 import type { AggregationRule, Assignment, RoundMerge } from '../core/aggregation/rules.ts';
@@ -14,7 +15,8 @@ import { RoundCollector } from './round-collector.ts';
 import { TaskTimes } from './task-times.ts';
 import { checkUpdate, taskMessage, taskWeightsPerPlan, type OpenTask } from './tasks.ts';
 import { initialDraft, secondsNow, type RoundDraft, type TimedUpdate } from './round-record.ts';
-import { evaluateAndCommit, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
+import type { FederationLoop, LoopContext, LoopStart } from './federation-loop.ts';
+import { OverlappedEvaluation } from './overlapped-evaluation.ts';
 import { abortable, interruptedBy } from './waits.ts';
 import { markMemory } from '../core/compute/memory-probe.ts';
 
@@ -80,11 +82,20 @@ export class SyncLoop<C> implements FederationLoop<C> {
   }
 
   async run(signal: AbortSignal): Promise<Weights> {
-    if (this.start.firstRound === 0) await evaluateAndCommit(this.ctx, this.global, initialDraft());
-    const rounds = this.ctx.config.federation.rounds;
-    for (let round = Math.max(1, this.start.firstRound); round <= rounds; round++) {
-      const draft = await this.train(round, signal);
-      await evaluateAndCommit(this.ctx, this.global, draft);
+    const { ctx, start } = this;
+    const evaluation = new OverlappedEvaluation(ctx);
+    try {
+      if (start.unrecorded) evaluation.queue(start.unrecorded, this.global);
+      else if (start.firstRound === 0) evaluation.queue(await ctx.checkpoint(this.global, initialDraft()), this.global);
+      for (let round = Math.max(1, start.firstRound); round <= ctx.config.federation.rounds; round++) {
+        const draft = await this.train(round, signal, () => evaluation.start());
+        // The previous round's record first: this checkpoint replaces the one it would resume from.
+        draft.waitedSeconds = await evaluation.drain();
+        evaluation.queue(await ctx.checkpoint(this.global, draft), this.global);
+      }
+      await evaluation.drain();
+    } finally {
+      await evaluation.settle();
     }
     return this.global;
   }
@@ -93,8 +104,11 @@ export class SyncLoop<C> implements FederationLoop<C> {
     return this.taskTimes.summary();
   }
 
-  /** Sends round `round`'s tasks, waits for the updates and merges them into the global model. */
-  private async train(round: number, signal: AbortSignal): Promise<RoundDraft> {
+  /**
+   * Sends round `round`'s tasks, calls `sent` (the previous round's evaluation may start), waits
+   * for the updates and merges them into the global model.
+   */
+  private async train(round: number, signal: AbortSignal, sent: () => void): Promise<RoundDraft> {
     const { ctx } = this;
     if (signal.aborted) throw interruptedBy(signal);
     const startedAt = secondsNow();
@@ -104,6 +118,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     const sentMB = (ctx.outbox.traffic().sent - before.sent) / 1e6;
     ctx.log(`aggregator: round ${round}/${ctx.config.federation.rounds}: sent ${ctx.registry.connected().length} tasks (${sentMB.toFixed(1)} MB)`);
     markMemory('aggregator', round, 'tasks sent');
+    sent();
     let outcome;
     try {
       outcome = await abortable(r.collector.done, signal, () => r.collector.cancel(interruptedBy(signal)));

@@ -154,12 +154,13 @@ export function timingView(rows: readonly TimingStats[], fields: readonly (keyof
       { header: 'transfer', align: 'right', cell: (r) => fmtSeconds(r.transferSeconds) },
       { header: 'merge', align: 'right', cell: (r) => fmtSeconds(r.mergeSeconds) },
       { header: 'eval', align: 'right', cell: (r) => fmtSeconds(r.evalSeconds) },
+      { header: 'eval overlapped', align: 'right', cell: (r) => fmtSeconds(r.evalOverlapSeconds) },
       { header: 'samples/s', align: 'right', cell: (r) => fmt(r.samplesPerSecond, 1) },
       { header: 'speedup vs W=1', align: 'right', cell: (r) => fmt(r.speedup, 2) },
     ],
     rows,
     'no training round of a finished run yet',
-    "speedup = s/round at W=1 / s/round at W, otherwise equal settings; '-' without a W=1 run.",
+    "eval overlapped: evaluation seconds that ran while the next round trained (sync mode); s/round counts only the rest. speedup = s/round at W=1 / s/round at W, otherwise equal settings; '-' without a W=1 run.",
   );
 }
 

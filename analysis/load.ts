@@ -35,6 +35,7 @@ const ROUND_COLUMNS = [
   'transferSeconds',
   'mergeSeconds',
   'evalSeconds',
+  'evalOverlapSeconds',
   'samplesPerSecond',
   'bytesSent',
   'bytesReceived',

@@ -210,6 +210,7 @@ export function roundTimingStats(rounds: ColumnTable): TimingStats[] {
       transferSeconds: op.mean('transferSeconds'),
       mergeSeconds: op.mean('mergeSeconds'),
       evalSeconds: op.mean('evalSeconds'),
+      evalOverlapSeconds: op.mean('evalOverlapSeconds'),
       samplesPerSecond: op.mean('samplesPerSecond'),
     })
     .orderby(...configCols)

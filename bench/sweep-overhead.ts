@@ -32,7 +32,8 @@ const store = new ResultsStore(results);
 const rounds = store.readRounds().records;
 const completed = store.readRuns().records.filter((x) => x.status === 'completed');
 const runs = completed.length;
-const work = rounds.reduce((s, x) => s + x.trainSeconds + x.mergeSeconds + x.evalSeconds, 0);
+// Evaluation that overlapped the next round's training already lies inside that round's training.
+const work = rounds.reduce((s, x) => s + x.trainSeconds + x.mergeSeconds + x.evalSeconds - (x.evalOverlapSeconds ?? 0), 0);
 const transfer = rounds.reduce((s, x) => s + x.transferSeconds, 0);
 // The aggregator's own wall time starts once its backend and data are loaded.
 const aggregatorWall = completed.reduce((s, x) => s + (x.wallSeconds ?? 0), 0);

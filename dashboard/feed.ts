@@ -9,9 +9,11 @@ import { watch, type FSWatcher } from 'node:fs';
 import { LiveStore, type StoreChanges } from './live-store.ts';
 import { type RoundsView, overviewOf, roundsView, stepsChart } from './overview.ts';
 import type { ChartDef } from '../analysis/charts.ts';
+import { lockAbandoned } from '../runner/lock.ts';
 
 const POLL_MS = 1000;
 const MIN_GAP_MS = 500;
+const LOCK_LOOK_TICKS = 5;
 
 export class OverviewFeed {
   readonly live: LiveStore;
@@ -23,6 +25,8 @@ export class OverviewFeed {
   private pending: NodeJS.Timeout | null = null;
   private lastRun = 0;
   private readError: string | null = null;
+  /** A running run's sweep is gone: its row must say interrupted. */
+  private runsStale = false;
 
   // the overview's parts, each rebuilt only when its files changed: a step-log append, the most
   // frequent, leaves the runs table and the round charts as they are
@@ -37,6 +41,8 @@ export class OverviewFeed {
     this.json = this.build();
   }
 
+  private ticks = 0;
+
   start(): void {
     try {
       this.watcher = watch(this.live.dir, () => this.schedule());
@@ -47,7 +53,11 @@ export class OverviewFeed {
     } catch {
       /* no inotify here: the poll alone keeps the page current */
     }
-    this.poll = setInterval(() => this.schedule(), POLL_MS);
+    this.poll = setInterval(() => {
+      // a sweep killed outright writes nothing: look at its runs' locks now and then
+      if (++this.ticks % LOCK_LOOK_TICKS === 0 && this.rounds.runs.some((r) => r.state === 'running' && lockAbandoned(this.live.dir, r.key))) this.runsStale = true;
+      this.schedule();
+    }, POLL_MS);
   }
 
   stop(): void {
@@ -75,6 +85,8 @@ export class OverviewFeed {
     let changed: boolean;
     try {
       changes = this.live.refresh();
+      if (this.runsStale) changes.runs = true;
+      this.runsStale = false;
       changed = changes.runs || changes.rounds || changes.steps || this.readError !== null;
       this.readError = null;
     } catch (e) {

@@ -15,9 +15,13 @@ import { type ConfigField, type RunKey, keyFieldsOf } from '../core/results/sche
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { plannedRounds } from '../core/aggregation/async-rule.ts';
 import { describeState, etaSeconds, fmtDuration } from '../runner/progress.ts';
+import { lockAbandoned } from '../runner/lock.ts';
 import type { LiveStore } from './live-store.ts';
 
-/** A run record's status as the page shows it: a run that started and has not ended is running. */
+/**
+ * A run record's status as the page shows it: a run that started and has not ended is running,
+ * unless the sweep that ran it died without saying so (its lock names a process that is gone).
+ */
 export type RunState = 'running' | 'completed' | 'failed' | 'interrupted';
 export const RUN_STATES: readonly RunState[] = ['running', 'completed', 'failed', 'interrupted'];
 
@@ -83,7 +87,8 @@ export function roundsView(live: LiveStore): RoundsView {
     list.push(r);
     roundsByRun.set(r.runId, list);
   }
-  const runs = latest.map((r) => runRow(r, (roundsByRun.get(r.runId) ?? []).sort((a, b) => a.round - b.round), shown, seeds));
+  const abandoned = (key: string) => lockAbandoned(live.dir, key);
+  const runs = latest.map((r) => runRow(r, (roundsByRun.get(r.runId) ?? []).sort((a, b) => a.round - b.round), shown, seeds, abandoned));
   const counts = Object.fromEntries(RUN_STATES.map((s) => [s, runs.filter((r) => r.state === s).length])) as Record<RunState, number>;
   return { counts, runs, charts: roundCharts(tables.rounds, shown), warnings: tables.warnings, shown };
 }
@@ -94,9 +99,9 @@ export function stepsChart(live: LiveStore, shown: readonly ConfigField[]): Char
   return steps.lossByStep.length > 0 ? { name: 'loss-by-step', title: 'Training loss against step (running runs)', spec: lossByStepChart(steps.lossByStep, shown) } : null;
 }
 
-function runRow(r: RunRecord, rounds: readonly RoundRecord[], shown: readonly ConfigField[], seeds: boolean): RunRow {
+function runRow(r: RunRecord, rounds: readonly RoundRecord[], shown: readonly ConfigField[], seeds: boolean, abandoned: (key: string) => boolean): RunRow {
   const key = keyFieldsOf(r.keyFields)!;
-  const state: RunState = r.status === 'started' ? 'running' : r.status;
+  const state: RunState = r.status !== 'started' ? r.status : abandoned(r.key) ? 'interrupted' : 'running';
   const last = rounds.at(-1);
   const total = r.plannedRounds ?? (r.config?.federation ? plannedRounds(r.config.federation) : key.rounds);
   const training = rounds.filter((x) => x.round >= 1);

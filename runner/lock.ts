@@ -18,6 +18,28 @@ export function tryLock(results: string, key: string): RunLock | null {
   return withStorageErrors(path, () => takeLock(path));
 }
 
+/**
+ * True when `key`'s lock was left by a process of this host that is gone: the sweep that ran it
+ * died without recording how the run ended (SIGKILL, a crash of the machine's session).
+ */
+export function lockAbandoned(results: string, key: string): boolean {
+  const owner = lockOwner(join(results, 'locks', `${key}.lock`));
+  return owner !== null && ownerGone(owner);
+}
+
+function ownerGone(owner: { pid?: number; host?: string }): boolean {
+  return owner.host === hostname() && owner.pid !== undefined && !isAlive(owner.pid);
+}
+
+/** The owner a lock file names; null when there is no lock or it is half-written. */
+function lockOwner(path: string): { pid?: number; host?: string } | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
 function takeLock(path: string): RunLock | null {
   mkdirSync(dirname(path), { recursive: true });
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -45,14 +67,9 @@ function takeLock(path: string): RunLock | null {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let owner: { pid?: number; host?: string } = {};
-      try {
-        owner = JSON.parse(readFileSync(path, 'utf8'));
-      } catch {
-        /* half-written: treat as held, the writer is alive */
-        return null;
-      }
-      if (owner.host === hostname() && owner.pid !== undefined && !isAlive(owner.pid)) {
+      const owner = lockOwner(path);
+      if (owner === null) return null; // half-written: treat as held, the writer is alive
+      if (ownerGone(owner)) {
         try {
           unlinkSync(path); // stale: its sweep died without cleaning up
         } catch {

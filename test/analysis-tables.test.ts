@@ -204,7 +204,7 @@ describe('timing per configuration', () => {
     const t = timingStats(applyWhere(store.rounds, parseWhere('worldSize=2')));
     expect(t).toHaveLength(4);
     expect(t.every((x) => x.speedup === null)).toBe(true);
-    expect(renderText(timingView(t, ['worldSize', 'learningRate', 'swap']))).toMatch(/ 1\.40\s+250\.0\s+-\n/);
+    expect(renderText(timingView(t, ['worldSize', 'learningRate', 'swap']))).toMatch(/ 1\.40\s+-\s+250\.0\s+-\n/);
   });
 });
 

@@ -2,25 +2,17 @@
 // holds, how updates are checked and applied, what each evaluation records, timeouts and Ctrl-C.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AsyncLoop } from '../aggregator/async-loop.ts';
-import type { LoopContext } from '../aggregator/federation-loop.ts';
-import type { Outbox } from '../aggregator/outbox.ts';
-import { TrainerRegistry } from '../aggregator/registry.ts';
-import { roundFigures, type RoundDraft } from '../aggregator/round-record.ts';
 import { FedAvgRule } from '../core/aggregation/rules.ts';
 import { parseExperiment } from '../core/config.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import type { Weights } from '../core/model/tensor.ts';
-import { runKeyFields } from '../core/results/schema.ts';
-import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
+import { testConfig } from './helpers/experiment.ts';
+import { fakeLoop, type FakeConn } from './helpers/fake-loop.ts';
 
 type TaskMessage = MessageOf<'task'>;
 type UpdateMessage = MessageOf<'update'>;
-import { testConfig } from './helpers/experiment.ts';
-
-interface FakeConn {
-  inbox: AggregatorToTrainer[];
-}
 
 const JOB = 'async-unit';
 
@@ -38,33 +30,9 @@ function setup(o: { evalEvery?: number; roundTimeoutS?: number; rounds?: number 
   );
   const layers = alexnetLayers(config.model);
   const start = initialWeights(layers, config.seed);
-  const registry = new TrainerRegistry<FakeConn>(2);
-  let sent = 0;
-  const outbox: Outbox<FakeConn> = {
-    send: (conn, msg) => {
-      conn.inbox.push(msg);
-      return ++sent && 1;
-    },
-    traffic: () => ({ sent, received: 0 }),
-  };
-  const drafts: RoundDraft[] = [];
-  const ctx: LoopContext<FakeConn> = {
-    config,
-    job: JOB,
-    registry,
-    outbox,
-    log: () => {},
-    evaluate: async () => ({ loss: 1, accuracy: 0.5, seconds: 0 }),
-    commit: async (_w, draft, ev) => {
-      drafts.push(draft);
-      return { kind: 'round', runId: 'r', ...runKeyFields(config), ...roundFigures(draft, ev, draft.startedAt), time: '' };
-    },
-  };
-  const loop = new AsyncLoop(ctx, new FedAvgRule(layers), { weights: start, firstRound: 0, totals: { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 } });
-  const conns = [{ inbox: [] }, { inbox: [] }] as FakeConn[];
-  registry.join('t0', conns[0]);
-  registry.join('t1', conns[1]);
-  return { loop, registry, conns, drafts, start };
+  const f = fakeLoop(config);
+  const loop = new AsyncLoop(f.ctx, new FedAvgRule(layers), { weights: start, firstRound: 0, totals: { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 }, unrecorded: null });
+  return { loop, ...f, start };
 }
 
 function lastTask(c: FakeConn): TaskMessage {

@@ -2,7 +2,9 @@
 // live stream (Server-Sent Events) while records are appended, torn and half-written lines, the
 // token off loopback, and that it serves nothing but its own routes.
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { request, type IncomingMessage } from 'node:http';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from 'vega-lite';
@@ -139,6 +141,31 @@ describe('dashboard server', () => {
     appendFileSync(join(results, 'rounds.jsonl'), `${line.slice(40)}\n`);
     const r1 = await stream.next((o) => o.runs.find((x) => x.runId === runId)?.round === 1);
     expect(r1.runs.find((x) => x.runId === runId)).toMatchObject({ activity: 'training round 2', eta: '20s', testAccuracy: 0.2 });
+
+    // lines that parse but are no records of ours are passed over
+    for (const file of ['runs.jsonl', 'rounds.jsonl', 'steps.jsonl']) appendFileSync(join(results, file), 'null\n[]\n7\n{"runId":"junk","round":"x","keyFields":1}\n');
+    store.appendRun({ ...started, runId: 'live-run-3' });
+    const after = await stream.next((o) => o.runs.some((x) => x.runId === 'live-run-3'));
+    expect(after.runs.find((x) => x.runId === runId)?.round).toBe(1);
+    expect(after.runs.some((x) => x.runId === 'junk')).toBe(false);
+    expect((await get(port, '/api/overview')).status).toBe(200);
+    stream.close();
+  });
+
+  it('shows a run whose sweep died without recording its end as interrupted', async () => {
+    const stream = openStream(port);
+    await stream.ready;
+    const runId = 'orphan-run';
+    const key = 'orphan-key';
+    new ResultsStore(results).appendRun({ ...runs()[0], runId, key, status: 'started' });
+    const before = await stream.next((o) => o.runs.some((x) => x.runId === runId));
+    expect(before.runs.find((x) => x.runId === runId)?.state).toBe('running');
+    // the lock its sweep held names a process that is gone (as after a SIGKILL)
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    mkdirSync(join(results, 'locks'), { recursive: true });
+    writeFileSync(join(results, 'locks', `${key}.lock`), JSON.stringify({ pid: dead, host: hostname(), at: new Date().toISOString() }));
+    const after = await stream.next((o) => o.runs.find((x) => x.runId === runId)?.state === 'interrupted');
+    expect(after.counts.interrupted).toBe(1);
     stream.close();
   });
 

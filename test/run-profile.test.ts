@@ -40,7 +40,7 @@ describe('profile.json', () => {
   const keyFields = runKeyFields(config);
   const record = (round: number, roundSeconds: number, train: number, acc: number): RoundRecord => ({
     kind: 'round', runId: 'r1', ...keyFields, round, testLoss: 2 - acc, testAccuracy: acc, trainLoss: round ? 1 : null, roundSeconds, trainSeconds: train,
-    transferSeconds: round ? 0.5 : 0, mergeSeconds: round ? 0.1 : 0, evalSeconds: 0.4, bytesSent: 0, bytesReceived: 0, samplesPerSecond: round ? 100 * round : 0,
+    transferSeconds: round ? 0.5 : 0, mergeSeconds: round ? 0.1 : 0, evalSeconds: 0.4, evalOverlapSeconds: round === 1 ? 0.4 : 0, bytesSent: 0, bytesReceived: 0, samplesPerSecond: round ? 100 * round : 0,
     trainersReporting: round ? 1 : 0, time: '2025-01-01T00:00:00.000Z',
     ...(round ? { trainers: [{ slot: 0, steps: 10, stepP50Seconds: 0.1 * round, stepP95Seconds: 0.2, stepP99Seconds: 0.3 * round, dataLoadShare: 0.1, peakRssBytes: 1000 * round, tensorBytes: 50, tensorCount: 9, gpuBytes: null }] } : {}),
     aggregatorPeakRssBytes: 2000 + round,
@@ -50,7 +50,7 @@ describe('profile.json', () => {
   it('timing: totals over every record, means over training rounds, first and final accuracy', () => {
     expect(timingSummary(rounds)).toEqual({
       trainingRounds: 2, totalSeconds: 8.4, roundSeconds: 4, trainSeconds: 3, transferSeconds: 0.5, mergeSeconds: 0.1, evalSeconds: 0.4,
-      samplesPerSecond: 150, firstTestAccuracy: 0.1, finalTestAccuracy: 0.5, finalTestLoss: 1.5,
+      evalOverlapSeconds: 0.2, samplesPerSecond: 150, firstTestAccuracy: 0.1, finalTestAccuracy: 0.5, finalTestLoss: 1.5,
     });
   });
 

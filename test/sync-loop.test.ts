@@ -1,59 +1,46 @@
 // SyncLoop alone, on fake timers, with in-memory trainer connections: a round's tasks, a trainer
-// that comes back mid-round, refused updates, and what each round commits.
+// that comes back mid-round, refused updates, what each round commits, and the overlap rule: round
+// r is evaluated while round r+1 trains, and recorded before round r+1 is checkpointed.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SyncLoop } from '../aggregator/sync-loop.ts';
-import type { LoopContext } from '../aggregator/federation-loop.ts';
-import type { Outbox } from '../aggregator/outbox.ts';
-import { TrainerRegistry } from '../aggregator/registry.ts';
-import { roundFigures, type RoundDraft } from '../aggregator/round-record.ts';
+import { trainedFigures, type Evaluation, type TrainedRound } from '../aggregator/round-record.ts';
+import { runKeyFields } from '../core/results/schema.ts';
 import { FedAvgRule, SliceRule } from '../core/aggregation/rules.ts';
 import { taskWeightsPerPlan } from '../aggregator/tasks.ts';
 import { parseExperiment } from '../core/config.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
-import { runKeyFields } from '../core/results/schema.ts';
-import type { AggregatorToTrainer, MessageOf } from '../core/wire/schema.ts';
+import type { Weights } from '../core/model/tensor.ts';
+import type { MessageOf } from '../core/wire/schema.ts';
 import { testConfig } from './helpers/experiment.ts';
+import { fakeLoop, type FakeConn } from './helpers/fake-loop.ts';
 
-interface FakeConn {
-  inbox: AggregatorToTrainer[];
-}
 type Task = MessageOf<'task'>;
 
 const JOB = 'sync-unit';
 
-function setup() {
+function setup(o: { evaluate?: (w: Weights) => Promise<Evaluation>; unrecorded?: TrainedRound } = {}) {
   const config = parseExperiment(testConfig({ dataDir: 'unused', name: JOB, worldSize: 2, mode: 'slice', swap: true, rounds: 2, roundTimeoutS: 5 }));
   const layers = alexnetLayers(config.model);
-  const registry = new TrainerRegistry<FakeConn>(2);
-  let sent = 0;
-  const outbox: Outbox<FakeConn> = {
-    send: (conn, msg) => {
-      conn.inbox.push(msg);
-      sent++;
-      return 1;
-    },
-    traffic: () => ({ sent, received: 0 }),
+  const f = fakeLoop(config, o.evaluate);
+  const start = {
+    weights: initialWeights(layers, config.seed),
+    firstRound: o.unrecorded ? o.unrecorded.round + 1 : 0,
+    totals: { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 },
+    unrecorded: o.unrecorded ?? null,
   };
-  const drafts: RoundDraft[] = [];
-  const ctx: LoopContext<FakeConn> = {
-    config,
-    job: JOB,
-    registry,
-    outbox,
-    log: () => {},
-    evaluate: async () => ({ loss: 1, accuracy: 0.5, seconds: 0 }),
-    commit: async (_w, draft, ev) => {
-      drafts.push(draft);
-      return { kind: 'round', runId: 'r', ...runKeyFields(config), ...roundFigures(draft, ev, draft.startedAt), time: '' };
-    },
+  const loop = new SyncLoop(f.ctx, new SliceRule(layers, config.federation), start);
+  return { loop, config, ...f };
+}
+
+/** Evaluations the test ends by hand: `end(seconds)` resolves the oldest one still running. */
+function heldEvaluations() {
+  const running: ((ev: Evaluation) => void)[] = [];
+  return {
+    evaluate: () => new Promise<Evaluation>((resolve) => running.push(resolve)),
+    running: () => running.length,
+    end: (seconds: number) => running.shift()!({ loss: 1, accuracy: 0.5, seconds }),
   };
-  const start = { weights: initialWeights(layers, config.seed), firstRound: 0, totals: { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 } };
-  const loop = new SyncLoop(ctx, new SliceRule(layers, config.federation), start);
-  const conns: FakeConn[] = [{ inbox: [] }, { inbox: [] }];
-  registry.join('t0', conns[0]);
-  registry.join('t1', conns[1]);
-  return { loop, registry, conns, drafts };
 }
 
 const tasksOf = (c: FakeConn) => c.inbox.filter((m): m is Task => m.type === 'task');
@@ -121,6 +108,90 @@ describe('SyncLoop', () => {
     await settle();
     ac.abort('SIGTERM');
     await expect(run).rejects.toMatchObject({ code: 'FEDSLICE_ERR_INTERRUPTED', message: 'interrupted by SIGTERM' });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('round r+1 trains while round r is evaluated; round r is recorded before round r+1 is checkpointed; no second counted twice', async () => {
+    const held = heldEvaluations();
+    const { loop, registry, conns, events, records } = setup({ evaluate: held.evaluate });
+    const answer = async () => {
+      for (const [s, c] of conns.entries()) expect(loop.onUpdate(registry.bySlot(s)!, update(tasksOf(c).at(-1)!))).toBeNull();
+      await settle();
+    };
+    const run = loop.run(new AbortController().signal);
+    await settle();
+    // round 0 is checkpointed, round 1's tasks go out, and only then round 0's evaluation starts
+    expect(events).toEqual(['checkpoint 0', 'task 1 to rank 0', 'task 1 to rank 1', 'evaluate']);
+
+    // round 0's evaluation ends while round 1 trains: recorded at once, all of it overlapped
+    await vi.advanceTimersByTimeAsync(3000);
+    held.end(3);
+    await settle();
+    expect(events.at(-1)).toBe('record 0');
+    expect(records[0]).toMatchObject({ round: 0, evalSeconds: 3, evalOverlapSeconds: 3, roundSeconds: 0 });
+
+    await answer(); // round 1 merged at t=3 s: checkpointed, round 2 out, round 1 evaluated
+    expect(events.slice(5)).toEqual(['checkpoint 1', 'task 2 to rank 1', 'task 2 to rank 0', 'evaluate']);
+
+    // round 2 is merged at t=5 s while round 1's evaluation still runs: its checkpoint waits
+    await vi.advanceTimersByTimeAsync(2000);
+    await answer();
+    expect(events.at(-1)).toBe('evaluate');
+    await vi.advanceTimersByTimeAsync(1000);
+    held.end(3); // 2 s of it overlapped round 2, 1 s held the loop
+    await settle();
+    expect(events.slice(9)).toEqual(['record 1', 'checkpoint 2', 'evaluate']);
+    // the last round has nothing to overlap with
+    await vi.advanceTimersByTimeAsync(500);
+    held.end(0.5);
+    await run;
+    expect(events.slice(12)).toEqual(['record 2']);
+    expect(records.map((r) => [r.round, r.evalSeconds, r.evalOverlapSeconds])).toEqual([[0, 3, 3], [1, 3, 2], [2, 0.5, 0]]);
+    // round 1: tasks out at 0 s, checkpointed at 3 s, plus the 1 s of evaluation nothing overlapped;
+    // round 2: out at 3 s, checkpointed at 6 s less the 1 s it waited (round 1's), plus 0.5 s
+    expect(records.map((r) => r.roundSeconds)).toEqual([0, 4, 2.5]);
+    // the rounds' seconds add up to the loop's wall clock: 6.5 s
+    expect(records.reduce((t, r) => t + r.roundSeconds, 0)).toBe(6.5);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a resumed run evaluates its checkpointed-but-unrecorded round while the next one trains, without training it again', async () => {
+    const held = heldEvaluations();
+    const config = parseExperiment(testConfig({ dataDir: 'unused', name: JOB, worldSize: 2, rounds: 2 }));
+    const draft = { round: 1, startedAt: 0, updates: [], mergeSeconds: 0, bytesSent: 0, bytesReceived: 0 };
+    const unrecorded: TrainedRound = { kind: 'round', runId: 'r', ...runKeyFields(config), ...trainedFigures(draft, 4), samplesSeen: 200 };
+    const { loop, registry, conns, events, records, drafts } = setup({ evaluate: held.evaluate, unrecorded });
+    const run = loop.run(new AbortController().signal);
+    await settle();
+    expect(events).toEqual(['task 2 to rank 1', 'task 2 to rank 0', 'evaluate']);
+    await vi.advanceTimersByTimeAsync(1000);
+    held.end(1);
+    await settle();
+    expect(records).toMatchObject([{ round: 1, samplesSeen: 200, evalOverlapSeconds: 1, roundSeconds: 4 }]);
+    for (const [s, c] of conns.entries()) loop.onUpdate(registry.bySlot(s)!, update(tasksOf(c).at(-1)!));
+    await settle();
+    held.end(1);
+    await run;
+    expect(drafts.map((d) => d.round)).toEqual([2]);
+    expect(records.map((r) => r.round)).toEqual([1, 2]);
+  });
+
+  it('a signal while round r+1 trains: round r\'s running evaluation still appends its record', async () => {
+    const held = heldEvaluations();
+    const { loop, registry, conns, events } = setup({ evaluate: held.evaluate });
+    const ac = new AbortController();
+    const run = loop.run(ac.signal);
+    await settle();
+    held.end(1);
+    for (const [s, c] of conns.entries()) loop.onUpdate(registry.bySlot(s)!, update(tasksOf(c).at(-1)!));
+    await settle();
+    expect(events.at(-1)).toBe('evaluate'); // round 1's, while round 2 trains
+    ac.abort('SIGTERM');
+    await settle();
+    expect(held.running()).toBe(1);
+    held.end(1);
+    await expect(run).rejects.toMatchObject({ code: 'FEDSLICE_ERR_INTERRUPTED' });
+    expect(events.filter((e) => e.startsWith('record'))).toEqual(['record 0', 'record 1']);
     expect(vi.getTimerCount()).toBe(0);
   });
 });

@@ -71,6 +71,7 @@ export function timingSummary(rounds: readonly RoundRecord[]): TimingSummary {
     transferSeconds: mean(training.map((r) => r.transferSeconds)),
     mergeSeconds: mean(training.map((r) => r.mergeSeconds)),
     evalSeconds: mean(training.map((r) => r.evalSeconds)),
+    evalOverlapSeconds: mean(training.map((r) => r.evalOverlapSeconds ?? 0)),
     samplesPerSecond: mean(training.map((r) => r.samplesPerSecond)),
     firstTestAccuracy: rounds[0]?.testAccuracy ?? null,
     finalTestAccuracy: last?.testAccuracy ?? null,

@@ -43,7 +43,12 @@ export interface RunRecord {
 }
 
 export interface RoundTimings {
-  /** Wall clock of the round, from its start (just after the previous record) to its record, evaluation included. */
+  /**
+   * Wall clock the round added to the run: from its start (its tasks going out) to its checkpoint,
+   * less any wait for the previous round's record, plus the part of its evaluation that did not
+   * overlap the next round's training. Summed over a run's records it is the loop's wall clock; no
+   * second is counted twice.
+   */
   roundSeconds: number;
   /** Slowest trainer's local training time. */
   trainSeconds: number;
@@ -54,7 +59,14 @@ export interface RoundTimings {
    */
   transferSeconds: number;
   mergeSeconds: number;
+  /** The whole evaluation of the round's model, overlapped or not. */
   evalSeconds: number;
+  /**
+   * Of evalSeconds, the part that ran while the next round's trainers trained (sync mode evaluates
+   * round r during round r+1); roundSeconds leaves it out. 0 when nothing overlapped (async mode,
+   * the last round). Missing in records written before overlap existed.
+   */
+  evalOverlapSeconds?: number;
 }
 
 /**
