@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../core/compute/backend.ts';
 import { setSimdAdam } from '../core/training/adam.ts';
 import { registerWasmMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
+import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
 import { initialWeights } from '../core/model/init.ts';
@@ -33,6 +34,7 @@ interface Lever {
 
 const LEVERS: Lever[] = [
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
+  { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
   { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
