@@ -7,8 +7,9 @@
  *
  *   node --import tsx bench/profile-step.ts [--width 0.125] [--steps 5] [--backend wasm] [--shapes] [--stock]
  *
- * --stock puts back wasm's own BatchMatMul and MaxPoolGrad (the before of core/compute/matmul-kernel.ts
- * and core/compute/maxpool-grad-kernel.ts); FEDSLICE_WASM_THREADS sets the threads.
+ * --stock puts back wasm's own BatchMatMul and MaxPoolGrad and the JS Adam loop (the before of
+ * core/compute/matmul-kernel.ts, core/compute/maxpool-grad-kernel.ts and core/compute/simd-adam-module.ts);
+ * FEDSLICE_WASM_THREADS sets the threads.
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -16,6 +17,7 @@ import { initBackend } from '../core/compute/backend.ts';
 import type { BackendName } from '../core/config.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
 import { initialWeights } from '../core/model/init.ts';
+import { setSimdAdam } from '../core/training/adam.ts';
 import { unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
@@ -48,6 +50,7 @@ async function main(): Promise<void> {
   if (values.stock) {
     unregisterWasmMatMul();
     unregisterWasmMaxPoolGrad();
+    setSimdAdam(false);
   }
   const layers = alexnetLayers({ width, numClasses: CLASSES });
   const sets = generateSynthetic({ numClasses: CLASSES, trainCount: BATCH * steps, testCount: 1, seed: 1 });
@@ -75,7 +78,7 @@ async function main(): Promise<void> {
   const sorted = [...rows.values()].sort((a, b) => b.ms - a.ms);
   const kernelMs = sorted.reduce((s, r) => s + r.ms, 0);
   console.log(`per-kernel time of one training step, width ${width}, batch ${BATCH}, mean of ${steps} steps`);
-  console.log(`backend ${info.name} (${info.detail}${values.stock ? ", wasm's own BatchMatMul and MaxPoolGrad" : ''}), tfjs ${info.tfjsVersion}; wall ${(wallMs / steps).toFixed(1)} ms/step = ${((BATCH * steps * 1000) / wallMs).toFixed(1)} images/s (profiling included)`);
+  console.log(`backend ${info.name} (${info.detail}${values.stock ? ", wasm's own BatchMatMul and MaxPoolGrad, JS Adam loop" : ''}), tfjs ${info.tfjsVersion}; wall ${(wallMs / steps).toFixed(1)} ms/step = ${((BATCH * steps * 1000) / wallMs).toFixed(1)} images/s (profiling included)`);
   console.log(`\n| kernel | calls/step | ms/step | share of wall |\n|---|---:|---:|---:|`);
   const line = (key: string, calls: number, ms: number) =>
     console.log(`| ${key} | ${(calls / steps).toFixed(0)} | ${(ms / steps).toFixed(2)} | ${((100 * ms) / wallMs).toFixed(1)}% |`);

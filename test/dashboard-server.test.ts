@@ -141,6 +141,14 @@ describe('dashboard server', () => {
     appendFileSync(join(results, 'rounds.jsonl'), `${line.slice(40)}\n`);
     const r1 = await stream.next((o) => o.runs.find((x) => x.runId === runId)?.round === 1);
     expect(r1.runs.find((x) => x.runId === runId)).toMatchObject({ activity: 'training round 2', eta: '20s', testAccuracy: 0.2 });
+
+    // lines that parse but are no records of ours are passed over
+    for (const file of ['runs.jsonl', 'rounds.jsonl', 'steps.jsonl']) appendFileSync(join(results, file), 'null\n[]\n7\n{"runId":"junk","round":"x","keyFields":1}\n');
+    store.appendRun({ ...started, runId: 'live-run-3' });
+    const after = await stream.next((o) => o.runs.some((x) => x.runId === 'live-run-3'));
+    expect(after.runs.find((x) => x.runId === runId)?.round).toBe(1);
+    expect(after.runs.some((x) => x.runId === 'junk')).toBe(false);
+    expect((await get(port, '/api/overview')).status).toBe(200);
     stream.close();
   });
 

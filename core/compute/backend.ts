@@ -12,6 +12,7 @@ import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
+import { registerWasmSum } from './sum-kernel.ts';
 import { requestedWasmThreads, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
 
 export type ChosenBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -125,6 +126,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerConvGradKernels('wasm');
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
+      registerWasmSum();
     }
     current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs, threads: r.threads };
     if (printed !== name) {

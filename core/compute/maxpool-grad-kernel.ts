@@ -3,9 +3,12 @@
  * written over the wasm heap directly. wasm's own kernel walks a general window per output and
  * took ~7% of a width-1/8 training step (bench/profile-step.ts). Each input position gets the
  * upstream gradient of its window if it is the window's first maximum in row-major order (the
- * rule tfjs's kernels use), else 0. Other configurations go to wasm's own kernel.
+ * rule tfjs's kernels use), else 0. Other configurations go to wasm's own kernel. Where the channels
+ * are a multiple of 4 the loop runs as a wasm SIMD function (core/compute/simd-maxpool-module.ts,
+ * 4-6x less CPU than this JS loop, the same bits).
  */
 import { getKernel, MaxPoolGrad, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import { wasmMaxPoolGradKernel } from './simd-maxpool-module.ts';
 
 interface WasmBackend {
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
@@ -19,6 +22,12 @@ interface Args {
 }
 
 let original: KernelConfig | undefined;
+let simdEnabled = true;
+
+/** Run the JS loop even where the SIMD function could (false), for comparisons; true by default. */
+export function setSimdMaxPoolGrad(enabled: boolean): void {
+  simdEnabled = enabled;
+}
 
 const pair = (v: number | [number, number]) => (Array.isArray(v) ? v : [v, v]);
 
@@ -44,6 +53,11 @@ function maxPoolGrad2x2(own: KernelConfig): KernelFunc {
     const x = backend.typedArrayFromHeap(inputs.input);
     const dy = backend.typedArrayFromHeap(inputs.dy);
     const dx = backend.typedArrayFromHeap(out);
+    const simd = simdEnabled && c % 4 === 0 ? wasmMaxPoolGradKernel() : null;
+    if (simd) {
+      simd(x.byteOffset, dy.byteOffset, dx.byteOffset, (b * h) / 2, w / 2, 4 * c, 4 * w * c);
+      return out;
+    }
     const ho = h / 2;
     const wo = w / 2;
     const row = w * c;

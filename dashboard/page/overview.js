@@ -34,15 +34,17 @@ async function renderCharts(charts) {
     document.getElementById(`chart-${name}`)?.remove();
     drawn.delete(name);
   }
+  let prev = null;
   for (const chart of charts) {
+    let holder = document.getElementById(`chart-${chart.name}`);
+    if (!holder) holder = el('figure', { id: `chart-${chart.name}`, class: 'chart' }, el('figcaption', {}, chart.title), el('div', { class: 'plot' }));
+    // in the server's order, also for a chart that comes back (the running runs' loss)
+    const slot = prev ? prev.nextElementSibling : box.firstElementChild;
+    if (slot !== holder) box.insertBefore(holder, slot);
+    prev = holder;
     const json = JSON.stringify(chart.spec);
     const before = drawn.get(chart.name);
     if (before?.json === json) continue;
-    let holder = document.getElementById(`chart-${chart.name}`);
-    if (!holder) {
-      holder = el('figure', { id: `chart-${chart.name}`, class: 'chart' }, el('figcaption', {}, chart.title), el('div', { class: 'plot' }));
-      box.append(holder);
-    }
     drawn.set(chart.name, { json, view: before?.view });
     try {
       const result = await vegaEmbed(holder.querySelector('.plot'), chart.spec, { actions: false, renderer: 'svg' });

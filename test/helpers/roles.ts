@@ -19,12 +19,19 @@ export interface Role {
 
 const live = new Set<ChildProcess>();
 
+/**
+ * Roles a test starts by hand share the machine with each other, so each computes on one thread
+ * (a role alone would take every core); a sweep's roles get the runner's budget instead.
+ */
+const SHARED_MACHINE: Record<string, string> = { FEDSLICE_WASM_THREADS: '1' };
+
 /** `wrap`: a command the role runs under, e.g. ['ip', 'netns', 'exec', ns] (it must exec node in place). */
 export function startRole(name: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []): Role {
   const argv = [...wrap, process.execPath, BIN, ...args];
+  const byHand = args[0] === 'aggregator' || args[0] === 'trainer';
   const child = spawn(argv[0], argv.slice(1), {
     cwd: REPO,
-    env: { ...process.env, ...env },
+    env: { ...(byHand ? SHARED_MACHINE : {}), ...process.env, ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,113 @@
+/**
+ * What each wasm kernel lever is worth to a training step: the real training path
+ * (core/training/train.ts, batch 32, Adam, dropout, augmentation) with every lever on, and with
+ * each lever in turn set back to tfjs's own kernel, interleaved (all-on, lever 1 off, lever 2 off,
+ * ..., then again) so each configuration sees the same load; best of --reps per configuration.
+ * Prints ms/step by wall clock and by process CPU time (all threads; with one wasm thread it is
+ * the steadier figure on a shared machine), each as a ratio to all-on, and the load average
+ * before and after.
+ *
+ *   node --import tsx bench/kernel-levers.ts [--widths 0.125,0.25] [--steps 5] [--reps 3]
+ *   FEDSLICE_WASM_THREADS=2 node --import tsx bench/kernel-levers.ts
+ */
+import { loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../core/compute/backend.ts';
+import { setSimdAdam } from '../core/training/adam.ts';
+import { registerWasmMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
+import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
+import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
+import { generateSynthetic } from '../core/data/synthetic.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { alexnetLayers } from '../core/model/spec.ts';
+import { range } from '../core/rng.ts';
+import { trainLocal } from '../core/training/train.ts';
+
+const BATCH = 32;
+const CLASSES = 100;
+
+interface Lever {
+  name: string;
+  off(): void;
+  on(): void;
+}
+
+const LEVERS: Lever[] = [
+  { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
+  { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
+  { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
+  { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
+  { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
+];
+
+interface Timing {
+  wallMs: number;
+  cpuMs: number;
+}
+
+/** ms per step of `steps` steps after one warm-up step, by wall clock and CPU time. */
+async function stepTime(width: number, steps: number): Promise<Timing> {
+  const layers = alexnetLayers({ width, numClasses: CLASSES });
+  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: BATCH * (steps + 1), testCount: 1, seed: 1 });
+  const marks: Array<{ wall: number; cpu: NodeJS.CpuUsage }> = [];
+  await trainLocal({
+    layers,
+    weights: initialWeights(layers, 1),
+    data: sets.train,
+    indices: range(sets.train.count),
+    hyper: { learningRate: 1e-4, weightDecay: 1e-4, batchSize: BATCH, epochs: 1, augment: true, maxStepsPerEpoch: steps + 1 },
+    seed: 1,
+    round: 1,
+    onProgress: () => marks.push({ wall: performance.now(), cpu: process.cpuUsage() }),
+  });
+  const first = marks[0];
+  const last = marks[marks.length - 1];
+  const cpuMicros = last.cpu.user + last.cpu.system - (first.cpu.user + first.cpu.system);
+  return { wallMs: (last.wall - first.wall) / steps, cpuMs: cpuMicros / 1000 / steps };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      widths: { type: 'string', default: '0.125,0.25' },
+      steps: { type: 'string', default: '5' },
+      reps: { type: 'string', default: '3' },
+    },
+  });
+  const widths = values.widths.split(',').map(Number);
+  const steps = Number(values.steps);
+  const reps = Number(values.reps);
+  if (widths.some((w) => !(w > 0 && w <= 1)) || !(steps >= 1) || !(reps >= 1)) {
+    throw new Error('--widths takes numbers in (0, 1] such as 0.125,0.25; --steps and --reps positive integers');
+  }
+  const info = await initBackend('wasm');
+  const configs = [{ name: 'all levers on', lever: null as Lever | null }, ...LEVERS.map((l) => ({ name: `without ${l.name}`, lever: l }))];
+  const loadBefore = loadavg()[0];
+  const best = new Map<string, Timing>();
+  for (const width of widths) {
+    for (let r = 0; r < reps; r++) {
+      for (const c of configs) {
+        c.lever?.off();
+        const t = await stepTime(width, steps);
+        c.lever?.on();
+        const key = `${width} ${c.name}`;
+        const b = best.get(key);
+        best.set(key, { wallMs: Math.min(b?.wallMs ?? Infinity, t.wallMs), cpuMs: Math.min(b?.cpuMs ?? Infinity, t.cpuMs) });
+      }
+    }
+    process.stderr.write(`  width ${width}: done\n`);
+  }
+  const loadAfter = loadavg()[0];
+  console.log(`\nms per training step (batch ${BATCH}), best of ${reps} interleaved runs of ${steps} steps; backend ${info.name} (${info.detail}); load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
+  console.log('ratio = this configuration / all levers on (above 1: the lever saves that much)\n');
+  console.log('| width | configuration | wall ms/step | ratio | CPU ms/step | ratio |\n|---|---|---:|---:|---:|---:|');
+  for (const width of widths) {
+    const base = best.get(`${width} all levers on`)!;
+    for (const c of configs) {
+      const t = best.get(`${width} ${c.name}`)!;
+      console.log(`| ${width} | ${c.name} | ${t.wallMs.toFixed(1)} | ${(t.wallMs / base.wallMs).toFixed(3)} | ${t.cpuMs.toFixed(1)} | ${(t.cpuMs / base.cpuMs).toFixed(3)} |`);
+    }
+  }
+}
+
+await main();

@@ -1,0 +1,126 @@
+/**
+ * Just enough of the WebAssembly binary format to write small SIMD kernels by hand: a module that
+ * imports the wasm backend's memory and exports functions over pointers into it. Each helper
+ * returns the bytes of one instruction with its operands' bytes before it (stack order).
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export const I32 = 0x7f;
+export const F32 = 0x7d;
+export const V128 = 0x7b;
+
+/** Unsigned LEB128. */
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+const str = (s: string) => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
+const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
+const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+
+type Code = number[];
+const simd = (op: number) => [0xfd, ...uleb(op)];
+
+export const get = (i: number): Code => [0x20, ...uleb(i)];
+export const set = (i: number): Code => [0x21, ...uleb(i)];
+export const i32 = (n: number): Code => [0x41, ...sleb(n)];
+export const iadd = (a: Code, b: Code): Code => [...a, ...b, 0x6a];
+export const imul = (a: Code, b: Code): Code => [...a, ...b, 0x6c];
+/** v128.load / v128.store at an address (alignment hint 1, offset 0). */
+export const load = (addr: Code): Code => [...addr, ...simd(0x00), 0x00, 0x00];
+export const store = (addr: Code, value: Code): Code => [...addr, ...value, ...simd(0x0b), 0x00, 0x00];
+export const splat = (f: Code): Code => [...f, ...simd(0x13)];
+export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
+export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
+export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
+export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
+export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
+export const vnot = (a: Code): Code => [...a, ...simd(0x4d)];
+export const vand = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x4e)];
+/** a & ~b */
+export const vandnot = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x4f)];
+export const vor = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x50)];
+/** (a & mask) | (b & ~mask) */
+export const bitselect = (a: Code, b: Code, mask: Code): Code => [...a, ...b, ...mask, ...simd(0x52)];
+
+/** Signed LEB128 (i32.const operands). */
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+}
+
+/** `for (local = 0; local < end; local += step) body` with i32 operands. */
+export function forLoop(local: number, end: Code, step: number, body: Code): Code {
+  return [
+    ...i32(0), ...set(local),
+    0x02, 0x40, 0x03, 0x40, // block, loop
+    ...get(local), ...end, 0x4f, 0x0d, 0x01, // br_if out when local >= end (unsigned)
+    ...body,
+    ...iadd(get(local), i32(step)), ...set(local),
+    0x0c, 0x00, 0x0b, 0x0b, // br loop; end loop; end block
+  ];
+}
+
+export interface WasmFunction {
+  name: string;
+  params: number[];
+  /** [count, type] runs of locals after the params. */
+  locals: Array<[number, number]>;
+  code: Code;
+}
+
+/** The module's bytes; `shared` must match the imported memory (the threaded build's is shared). */
+export function moduleBytes(functions: WasmFunction[], shared: boolean): Uint8Array<ArrayBuffer> {
+  const types = functions.map((f) => [0x60, ...uleb(f.params.length), ...f.params, 0x00]);
+  // shared memories must declare a maximum (65536 pages = 4 GiB)
+  const limits = shared ? [0x03, ...uleb(1), ...uleb(65536)] : [0x00, ...uleb(1)];
+  const bodies = functions.map((f) => {
+    const body = [...vec(f.locals.map(([n, t]) => [...uleb(n), t])), ...f.code, 0x0b];
+    return [...uleb(body.length), ...body];
+  });
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec(types)),
+    ...section(2, vec([[...str('env'), ...str('memory'), 0x02, ...limits]])),
+    ...section(3, vec(functions.map((_, i) => uleb(i)))),
+    ...section(7, vec(functions.map((f, i) => [...str(f.name), 0x00, ...uleb(i)]))),
+    ...section(10, vec(bodies)),
+  ]);
+}
+
+interface EmscriptenModule {
+  wasmMemory?: WebAssembly.Memory; // the threaded build: memory made in JS and shared with the workers
+  asm?: { memory?: WebAssembly.Memory }; // the single-threaded build exports its memory
+}
+
+/** The current wasm backend's memory, or null on another backend. */
+export function wasmBackendMemory(): WebAssembly.Memory | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const backend: object = tf.backend();
+  const module = 'wasm' in backend ? (backend.wasm as EmscriptenModule | undefined) : undefined;
+  const memory = module?.wasmMemory ?? module?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? memory : null;
+}
+
+/** The exports of `functions` instantiated over `memory`, or null where the engine cannot compile them. */
+export function instantiateOver(memory: WebAssembly.Memory, functions: WasmFunction[]): WebAssembly.Exports | null {
+  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+  const bytes = moduleBytes(functions, shared);
+  if (!WebAssembly.validate(bytes)) return null;
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
+}
