@@ -258,7 +258,7 @@ export class AsyncLoop<C> implements FederationLoop<C> {
     const assignment = rule.assign(h.slot, seq);
     // The evaluation window open now: the round (evaluation index) the task is sent in.
     const round = Math.floor(progress.applied / this.settings.evalEvery) + 1;
-    const msg = taskMessage(ctx.config, ctx.job, rule, this.global, assignment, { round, seq, version: progress.version });
+    const msg = taskMessage(ctx.config, ctx.job, rule.taskWeights(this.global, assignment), assignment, { round, seq, version: progress.version });
     if (ctx.outbox.send(h.conn, msg) === 0) return;
     this.seqs.set(h.slot, seq);
     this.outstanding.set(h.slot, { msg, assignment, sentAt: secondsNow() });

@@ -60,11 +60,11 @@ export class OverlappedEvaluation<C> {
    * to overlap it with); resolves with the seconds waited. Rejects with the evaluation's failure.
    */
   async drain(): Promise<number> {
+    const waitFrom = secondsNow();
     const startedHere = this.queued !== null;
     this.start();
     const r = this.running;
     if (!r) return 0;
-    const waitFrom = secondsNow();
     r.clock.drainedAt = startedHere ? r.startedAt : waitFrom;
     try {
       await r.done;

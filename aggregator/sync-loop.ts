@@ -13,7 +13,7 @@ import type { TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
 import { TaskTimes } from './task-times.ts';
-import { checkUpdate, taskMessage, type OpenTask } from './tasks.ts';
+import { checkUpdate, taskMessage, taskWeightsPerPlan, type OpenTask } from './tasks.ts';
 import { initialDraft, secondsNow, type RoundDraft, type TimedUpdate } from './round-record.ts';
 import type { FederationLoop, LoopContext, LoopStart } from './federation-loop.ts';
 import { OverlappedEvaluation } from './overlapped-evaluation.ts';
@@ -144,9 +144,10 @@ export class SyncLoop<C> implements FederationLoop<C> {
     const { config, job, registry } = this.ctx;
     const fed = config.federation;
     const tasks: OpenRound['tasks'] = new Map();
+    const weightsFor = taskWeightsPerPlan(this.rule, this.global);
     for (let slot = 0; slot < fed.worldSize; slot++) {
       const assignment = this.rule.assign(slot, round);
-      tasks.set(slot, { assignment, msg: taskMessage(config, job, this.rule, this.global, assignment, { round }) });
+      tasks.set(slot, { assignment, msg: taskMessage(config, job, weightsFor(assignment), assignment, { round }) });
     }
     const describe = (missing: number[]) =>
       missing.map((s) => `slot ${s} (${registry.bySlot(s)?.id ?? 'never joined'}${registry.bySlot(s)?.conn ? '' : ', disconnected'})`).join(', ');

@@ -23,7 +23,8 @@ export interface TaskIds {
   version?: number;
 }
 
-export function taskMessage(config: Experiment, job: string, rule: AggregationRule, global: Weights, a: Assignment, ids: TaskIds): MessageOf<'task'> {
+/** A task carrying `weights` (the rule's task weights for `a`). */
+export function taskMessage(config: Experiment, job: string, weights: Weights, a: Assignment, ids: TaskIds): MessageOf<'task'> {
   return {
     type: 'task',
     job,
@@ -33,8 +34,24 @@ export function taskMessage(config: Experiment, job: string, rule: AggregationRu
     rank: a.rank,
     worldSize: config.federation.worldSize,
     mode: config.federation.mode,
-    weights: rule.taskWeights(global, a),
+    weights,
     hyper: taskHyperOf(config, a.slot),
+  };
+}
+
+/**
+ * The rule's task weights for each assignment, computed once per slice plan: slots given the same
+ * plan (every fedavg slot) share one copy instead of one each. Sends only read them.
+ */
+export function taskWeightsPerPlan(rule: AggregationRule, global: Weights): (a: Assignment) => Weights {
+  const byPlan = new Map<Assignment['plan'], Weights>();
+  return (a) => {
+    let w = byPlan.get(a.plan);
+    if (!w) {
+      w = rule.taskWeights(global, a);
+      byPlan.set(a.plan, w);
+    }
+    return w;
   };
 }
 

@@ -8,7 +8,9 @@
  *   nice -n 10 node --import tsx bench/memory.ts                  # full width: GBs, minutes
  *   nice -n 10 node --import tsx bench/memory.ts --width 0.125    # a quick look
  *   options: --rounds 10 (fedavg run, growth from round 2 to the last) --steps 2 (per round)
- *            --echo 8 (trainers of the aggregator row) --no-torch
+ *            --echo 8 (trainers of the aggregator row) --runs slice,fedavg,echo (which runs) --no-torch
+ *            --repo DIR (run the roles of another checkout, e.g. a worktree of an older commit: without
+ *            the probe only the sampled peaks are printed; compare two invocations' tables)
  * PyTorch is /usr/bin/python3 or $FEDSLICE_PYTHON; without torch its column says so and is skipped.
  *
  * Runs: slice W=2 (2 rounds), fedavg W=2 (--rounds), and an aggregator with --echo fedavg trainers
@@ -33,7 +35,6 @@ import { credentialHeaders } from '../core/wire/token.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(REPO, 'bin', 'fedslice.js');
 const TOKEN = 'bench-memory';
 const GB = 1e9;
 
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '10' },
     steps: { type: 'string', default: '2' },
     echo: { type: 'string', default: '8' },
+    runs: { type: 'string', default: 'slice,fedavg,echo' },
+    repo: { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
     // internal: this file run as the echo trainers of the aggregator row
     'echo-for': { type: 'string' },
@@ -50,6 +53,7 @@ const { values } = parseArgs({
   },
 });
 
+const BIN = join(values.repo ?? REPO, 'bin', 'fedslice.js');
 const width = Number(values.width);
 const modelBytes = parameterCount(alexnetLayers({ width, numClasses: 100 })) * 4;
 if (values['echo-for']) {
@@ -68,9 +72,11 @@ writeSynthetic(dataDir, { numClasses: 100, trainCount: 8 * 32 * steps, testCount
 
 const torch = values['no-torch'] ? { skipped: 'skipped (--no-torch)' } : runTorch();
 try {
-  const slice = await runFederation('slice', { mode: 'slice', worldSize: 2, rounds: 2, trainers: 'real' });
-  const fedavg = await runFederation('fedavg', { mode: 'fedavg', worldSize: 2, rounds, trainers: 'real' });
-  const echo = await runFederation('echo', { mode: 'fedavg', worldSize: echoCount, rounds: 3, trainers: 'echo' });
+  const runs = new Set(values.runs.split(','));
+  const none: Run = { marks: new Map(), sampled: new Map() };
+  const slice = runs.has('slice') ? await runFederation('slice', { mode: 'slice', worldSize: 2, rounds: 2, trainers: 'real' }) : none;
+  const fedavg = runs.has('fedavg') ? await runFederation('fedavg', { mode: 'fedavg', worldSize: 2, rounds, trainers: 'real' }) : none;
+  const echo = runs.has('echo') ? await runFederation('echo', { mode: 'fedavg', worldSize: echoCount, rounds: 3, trainers: 'echo' }) : none;
   report({ slice, fedavg, echo, torch });
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -88,7 +94,13 @@ interface RunSpec {
 /** Probe lines by process ("aggregator", "trainer t0", ...). */
 type Marks = Map<string, MemoryMark[]>;
 
-async function runFederation(name: string, spec: RunSpec): Promise<Marks> {
+/** A run's probe lines and each process's largest VmRSS sampled from outside every 100 ms. */
+interface Run {
+  marks: Marks;
+  sampled: Map<string, number>;
+}
+
+async function runFederation(name: string, spec: RunSpec): Promise<Run> {
   const probe = join(dir, `${name}.probe.jsonl`);
   writeFileSync(probe, '');
   const config = join(dir, `${name}.json`);
@@ -107,11 +119,21 @@ async function runFederation(name: string, spec: RunSpec): Promise<Marks> {
   const meta = role(['metaserver', '--port', '0'], {});
   const url = await meta.line(/listening on (ws:\/\/\S+)/);
   const children = [meta.child];
+  const sampled = new Map<string, number>();
+  const watched: [string, ChildProcess][] = [];
+  const sampler = setInterval(() => {
+    for (const [who, c] of watched) sampled.set(who, Math.max(sampled.get(who) ?? 0, vmRss(c.pid)));
+  }, 100);
   try {
     const agg = role(['aggregator', '--config', config, '--metaserver', url, '--job', name, '--results', join(dir, `results-${name}`)], env);
     children.push(agg.child);
+    watched.push(['aggregator', agg.child]);
     if (spec.trainers === 'real') {
-      for (let i = 0; i < spec.worldSize; i++) children.push(role(['trainer', '--config', config, '--metaserver', url, '--job', name, '--id', `t${i}`], env).child);
+      for (let i = 0; i < spec.worldSize; i++) {
+        const t = role(['trainer', '--config', config, '--metaserver', url, '--job', name, '--id', `t${i}`], env).child;
+        children.push(t);
+        watched.push([`trainer t${i}`, t]);
+      }
     } else {
       const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--echo-for', url, '--job', name, '--echo', String(spec.worldSize), '--width', String(width)];
       children.push(spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, FEDSLICE_TOKEN: TOKEN }, stdio: ['ignore', 'ignore', 'inherit'] }));
@@ -119,6 +141,7 @@ async function runFederation(name: string, spec: RunSpec): Promise<Marks> {
     const code = await agg.exit;
     if (code !== 0) throw new Error(`the ${name} run's aggregator exited with ${code}:\n${agg.output()}`);
   } finally {
+    clearInterval(sampler);
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   }
   const marks: Marks = new Map();
@@ -126,7 +149,16 @@ async function runFederation(name: string, spec: RunSpec): Promise<Marks> {
     const m: MemoryMark = JSON.parse(line);
     marks.set(m.who, [...(marks.get(m.who) ?? []), m]);
   }
-  return marks;
+  return { marks, sampled };
+}
+
+function vmRss(pid: number | undefined): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0; // exited
+  }
 }
 
 function role(args: string[], env: Record<string, string>): { child: ChildProcess; exit: Promise<number | null>; line: (re: RegExp) => Promise<string>; output: () => string } {
@@ -223,55 +255,69 @@ function evalWorkingSet(marks: MemoryMark[]): number {
   return most;
 }
 
-function report(r: { slice: Marks; fedavg: Marks; echo: Marks; torch: TorchFigures | { skipped: string } }): void {
+function report(r: { slice: Run; fedavg: Run; echo: Run; torch: TorchFigures | { skipped: string } }): void {
   const torchPeak = 'peakRssBytes' in r.torch ? r.torch.peakRssBytes : null;
   const vsTorch = (n: number) => (torchPeak ? `${(n / torchPeak).toFixed(2)}x` : '-');
-  console.log(`fedslice memory, width ${width} (${(modelBytes / 1e6).toFixed(0)} MB of weights), ${steps} steps of batch 32 a round`);
+  /** A process's peak: the larger of its probe lines' and the VmRSS sampled from outside. */
+  const peak = (run: Run, who: string) => Math.max(run.sampled.get(who) ?? 0, peakOf(run.marks.get(who) ?? []));
+  console.log(`fedslice memory, width ${width} (${(modelBytes / 1e6).toFixed(0)} MB of weights), ${steps} steps of batch 32 a round${values.repo ? `, roles from ${values.repo}` : ''}`);
   console.log(`load average before: ${loadBefore}\n`);
   const rows: string[][] = [];
-  for (const [name, marks] of [['slice W=2', r.slice], [`fedavg W=2`, r.fedavg], [`fedavg W=${echoCount} echo trainers`, r.echo]] as const) {
-    for (const [who, ms] of [...marks].sort(([a], [b]) => a.localeCompare(b))) rows.push([name, who, gb(peakOf(ms)), vsTorch(peakOf(ms))]);
+  for (const [name, run] of [['slice W=2', r.slice], ['fedavg W=2', r.fedavg], [`fedavg W=${echoCount} echo trainers`, r.echo]] as const) {
+    for (const who of [...run.sampled.keys()].sort()) rows.push([name, who, gb(peak(run, who)), vsTorch(peak(run, who))]);
   }
   rows.push(['PyTorch', `trainer (${'torch' in r.torch ? r.torch.torch : 'absent'})`, torchPeak ? gb(torchPeak) : '-', torchPeak ? '1.00x' : '-']);
   console.log('Peak RSS per process (GB), against PyTorch for the same training');
   table(['run', 'process', 'peak GB', 'vs torch'], rows);
   if ('skipped' in r.torch) console.log(`PyTorch: ${r.torch.skipped}\n`);
 
-  const trainer = r.fedavg.get('trainer t0') ?? [];
-  const last = Math.max(...trainer.map((m) => m.round));
+  const trainer = r.fedavg.marks.get('trainer t0') ?? [];
+  const last = Math.max(0, ...trainer.map((m) => m.round));
   const head = ['phase (ends at)', 'peak GB', 'rss GB', 'wasm GB', 'tfjs GB', 'tensors', 'buffers GB', 'js heap GB'];
-  console.log(`fedavg trainer t0, round 2 by phase (peak: the phase's; the rest: at its end)`);
-  table(head, phaseRows(trainer, 2));
-  console.log(`fedavg trainer t0, round ${last}`);
-  table(head, phaseRows(trainer, last));
+  if (trainer.length) {
+    console.log(`fedavg trainer t0, round 2 by phase (peak: the phase's; the rest: at its end)`);
+    table(head, phaseRows(trainer, 2));
+    console.log(`fedavg trainer t0, round ${last}`);
+    table(head, phaseRows(trainer, last));
+  }
   if ('phases' in r.torch) {
     console.log('PyTorch, RSS at each phase boundary');
     table(['phase', 'rss GB'], [...Object.entries(r.torch.phases).map(([p, v]) => [p, gb(v)]), ['peak', gb(r.torch.peakRssBytes)]]);
   }
-  const agg = r.echo.get('aggregator') ?? [];
-  console.log(`aggregator with ${echoCount} echo trainers, round 2 by phase`);
-  table(head, phaseRows(agg, 2));
-
-  console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2)');
-  const growth: string[][] = [];
-  let worstGrowth = 0;
-  for (const [who, ms] of r.fedavg) {
-    const lastRound = Math.max(...ms.map((m) => m.round));
-    const g = peakOf(ms, lastRound) / peakOf(ms, 2) - 1;
-    worstGrowth = Math.max(worstGrowth, g);
-    growth.push([who, gb(peakOf(ms, 2)), `${gb(peakOf(ms, lastRound))} (round ${lastRound})`, `${(100 * g).toFixed(1)}%`]);
+  const agg = r.echo.marks.get('aggregator') ?? [];
+  if (agg.length) {
+    console.log(`aggregator with ${echoCount} echo trainers, round 2 by phase`);
+    table(head, phaseRows(agg, 2));
   }
-  table(['process', 'round 2 GB', 'last GB', 'growth'], growth);
 
-  const trainerPeak = Math.max(...[...r.fedavg].filter(([w]) => w.startsWith('trainer')).map(([, ms]) => peakOf(ms)));
-  const aggPeak = peakOf(agg);
-  const evalSet = evalWorkingSet(agg);
-  const aggBudget = 3 * modelBytes + evalSet;
+  let worstGrowth: number | null = null;
+  if (r.fedavg.marks.size) {
+    console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2)');
+    const growth: string[][] = [];
+    for (const [who, ms] of r.fedavg.marks) {
+      const lastRound = Math.max(...ms.map((m) => m.round));
+      const g = peakOf(ms, lastRound) / peakOf(ms, 2) - 1;
+      worstGrowth = Math.max(worstGrowth ?? -Infinity, g);
+      growth.push([who, gb(peakOf(ms, 2)), `${gb(peakOf(ms, lastRound))} (round ${lastRound})`, `${(100 * g).toFixed(1)}%`]);
+    }
+    table(['process', 'round 2 GB', 'last GB', 'growth'], growth);
+  }
+
+  const met = (ok: boolean) => (ok ? '  met' : '  NOT met');
   console.log('Goals');
-  console.log(`  fedavg trainer peak ${gb(trainerPeak)} GB = ${vsTorch(trainerPeak)} PyTorch's (goal <= 1.25x)${torchPeak ? (trainerPeak <= 1.25 * torchPeak ? '  met' : '  NOT met') : ''}`);
-  console.log(
-    `  aggregator with ${echoCount} trainers peak ${gb(aggPeak)} GB; 3x model ${gb(3 * modelBytes)} GB + evaluation working set ${gb(evalSet)} GB = ${gb(aggBudget)} GB${aggPeak <= aggBudget ? '  met' : '  NOT met'}`,
-  );
-  console.log(`  growth from round 2 to the last: worst ${(100 * worstGrowth).toFixed(1)}% (goal < 5%)${worstGrowth < 0.05 ? '  met' : '  NOT met'}`);
+  const trainers = [...r.fedavg.sampled.keys()].filter((w) => w.startsWith('trainer'));
+  if (trainers.length) {
+    const trainerPeak = Math.max(...trainers.map((w) => peak(r.fedavg, w)));
+    console.log(`  fedavg trainer peak ${gb(trainerPeak)} GB = ${vsTorch(trainerPeak)} PyTorch's (goal <= 1.25x)${torchPeak ? met(trainerPeak <= 1.25 * torchPeak) : ''}`);
+  }
+  if (r.echo.sampled.size) {
+    const aggPeak = peak(r.echo, 'aggregator');
+    const evalSet = agg.length ? evalWorkingSet(agg) : null;
+    const budget = evalSet === null ? null : 3 * modelBytes + evalSet;
+    console.log(
+      `  aggregator with ${echoCount} trainers peak ${gb(aggPeak)} GB; 3x model ${gb(3 * modelBytes)} GB + evaluation working set ${gb(evalSet)} GB = ${gb(budget)} GB${budget === null ? '' : met(aggPeak <= budget)}`,
+    );
+  }
+  if (worstGrowth !== null) console.log(`  growth from round 2 to the last: worst ${(100 * worstGrowth).toFixed(1)}% (goal < 5%)${met(worstGrowth < 0.05)}`);
   console.log(`load average after: ${load()}`);
 }

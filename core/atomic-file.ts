@@ -14,8 +14,12 @@ export function tempPathFor(path: string): string {
   return `${path}.tmp-${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
-/** Writes `data` (or its parts in order, never joined in memory) to `path` atomically. */
-export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
+/**
+ * Writes `data` (or its parts in order, never joined in memory) to `path` atomically. Parts may be
+ * produced lazily (a generator): each is written before the next is asked for, so a large file
+ * need not be in memory at once.
+ */
+export function writeFileAtomic(path: string, data: Uint8Array | string | Iterable<Uint8Array>): void {
   const parts = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
   mkdirSync(dirname(path), { recursive: true });
   const tmp = tempPathFor(path);

@@ -24,6 +24,7 @@ export class OverviewFeed {
   private poll: NodeJS.Timeout | null = null;
   private pending: NodeJS.Timeout | null = null;
   private lastRun = 0;
+  private ticks = 0;
   private readError: string | null = null;
   /** A running run's sweep is gone: its row must say interrupted. */
   private runsStale = false;
@@ -40,8 +41,6 @@ export class OverviewFeed {
     this.steps = stepsChart(this.live, this.rounds.shown);
     this.json = this.build();
   }
-
-  private ticks = 0;
 
   start(): void {
     try {

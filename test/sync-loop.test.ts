@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SyncLoop } from '../aggregator/sync-loop.ts';
 import { trainedFigures, type Evaluation, type TrainedRound } from '../aggregator/round-record.ts';
 import { runKeyFields } from '../core/results/schema.ts';
-import { SliceRule } from '../core/aggregation/rules.ts';
+import { FedAvgRule, SliceRule } from '../core/aggregation/rules.ts';
+import { taskWeightsPerPlan } from '../aggregator/tasks.ts';
 import { parseExperiment } from '../core/config.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
@@ -192,5 +193,25 @@ describe('SyncLoop', () => {
     await expect(run).rejects.toMatchObject({ code: 'FEDSLICE_ERR_INTERRUPTED' });
     expect(events.filter((e) => e.startsWith('record'))).toEqual(['record 0', 'record 1']);
     expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('task weights per plan', () => {
+  it('fedavg slots share one copy of the task weights; slice ranks each get their own cut', () => {
+    const config = parseExperiment(testConfig({ dataDir: 'unused', name: JOB, worldSize: 3, mode: 'fedavg' }));
+    const layers = alexnetLayers(config.model);
+    const global = initialWeights(layers, 1);
+    const fedavg = new FedAvgRule(layers);
+    const forFedavg = taskWeightsPerPlan(fedavg, global);
+    const [a, b, c] = [0, 1, 2].map((slot) => forFedavg(fedavg.assign(slot, 1)));
+    expect(b).toBe(a);
+    expect(c).toBe(a);
+    a.forEach((t, i) => expect(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).equals(Buffer.from(global[i].data.buffer))).toBe(true));
+
+    const slice = new SliceRule(layers, { worldSize: 2, swap: false, layerwiseSwap: false });
+    const forSlice = taskWeightsPerPlan(slice, global);
+    const [r0, r1] = [0, 1].map((slot) => forSlice(slice.assign(slot, 1)));
+    expect(r1).not.toBe(r0);
+    expect(r0.map((t) => t.shape)).toEqual(slice.taskWeights(global, slice.assign(0, 1)).map((t) => t.shape));
   });
 });

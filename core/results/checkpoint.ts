@@ -75,23 +75,30 @@ export async function writeCheckpoint(path: string, layers: LayerSpec[], weights
   const specs = specsWithLayers(layers);
   const byName = new Map(weights.map((t) => [t.name, t]));
   const header: Record<string, HeaderEntry | Record<string, string>> = { __metadata__: metadata };
-  const blobs: Float32Array[] = [];
+  const tensors: { spec: (typeof specs)[number]; t: NamedTensor }[] = [];
   let offset = 0;
   for (const s of specs) {
     const t = byName.get(s.name);
     if (!t || sizeOf(t.shape) !== sizeOf(s.shape)) throw new Error(`checkpoint: model has no tensor ${s.name} of shape [${s.shape}]`);
-    const data = toTorch(s.layerSpec, s.role, t);
-    header[s.name] = { dtype: 'F32', shape: torchShape(s.layerSpec, s.role, t.shape), data_offsets: [offset, offset + data.byteLength] };
-    offset += data.byteLength;
-    blobs.push(data);
+    header[s.name] = { dtype: 'F32', shape: torchShape(s.layerSpec, s.role, t.shape), data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+    tensors.push({ spec: s, t });
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const headerBytes = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
-
-  withStorageErrors(path, () => writeFileAtomic(path, [len, headerBytes, ...blobs.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))]));
+  // one tensor in PyTorch's layout at a time: the transposed copy of the whole model is never held at once
+  function* parts(): Generator<Uint8Array> {
+    yield len;
+    yield headerBytes;
+    for (const { spec, t } of tensors) {
+      const data = toTorch(spec.layerSpec, spec.role, t);
+      yield new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    }
+  }
+  withStorageErrors(path, () => writeFileAtomic(path, parts()));
 }
 
 
