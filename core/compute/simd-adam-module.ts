@@ -10,7 +10,7 @@
  *   m = m*b1 + g'*(1-b1);  v = v*b2 + (g'*g')*(1-b2)
  *   out = ((m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)) * (-lr) + w
  */
-import { F32, I32, V128, fadd, fdiv, fmul, forLoop, fsqrt, get, iadd, instantiateOver, load, set, splat, store, wasmBackendMemory, type WasmFunction } from './wasm-asm.ts';
+import { F32, I32, V128, fadd, fdiv, fmul, forLoop, fsqrt, get, iadd, load, set, splat, store, backendKernel, type WasmFunction } from './wasm-asm.ts';
 
 export type AdamKernel = (
   w: number, g: number, m: number, v: number, out: number, bytes: number,
@@ -48,15 +48,5 @@ function adamFunction(): WasmFunction {
   };
 }
 
-const kernels = new WeakMap<WebAssembly.Memory, AdamKernel | null>();
-
 /** The kernel over the current wasm backend's memory (made once per memory), or null on another backend. */
-export function wasmAdamKernel(): AdamKernel | null {
-  const memory = wasmBackendMemory();
-  if (!memory) return null;
-  if (!kernels.has(memory)) {
-    const adam = instantiateOver(memory, [adamFunction()])?.adam;
-    kernels.set(memory, typeof adam === 'function' ? (adam as AdamKernel) : null);
-  }
-  return kernels.get(memory) ?? null;
-}
+export const wasmAdamKernel = backendKernel<AdamKernel>(adamFunction);

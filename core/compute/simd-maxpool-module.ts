@@ -7,7 +7,7 @@
  * maxPoolGrad(x, dy, dx, rows, wo, c4, rowBytes): `rows` = batch * output height; `wo` output
  * columns; `c4` = channels * 4 bytes (channels a multiple of 4); `rowBytes` one input row's bytes.
  */
-import { I32, V128, bitselect, fgt, forLoop, get, iadd, imul, instantiateOver, load, set, store, vand, vandnot, vnot, vor, wasmBackendMemory, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, bitselect, fgt, forLoop, get, iadd, imul, load, set, store, vand, vandnot, vnot, vor, backendKernel, type WasmFunction } from './wasm-asm.ts';
 
 export type MaxPoolGradKernel = (x: number, dy: number, dx: number, rows: number, wo: number, c4: number, rowBytes: number) => void;
 
@@ -58,15 +58,5 @@ function maxPoolGradFunction(): WasmFunction {
   };
 }
 
-const kernels = new WeakMap<WebAssembly.Memory, MaxPoolGradKernel | null>();
-
 /** The kernel over the current wasm backend's memory (made once per memory), or null on another backend. */
-export function wasmMaxPoolGradKernel(): MaxPoolGradKernel | null {
-  const memory = wasmBackendMemory();
-  if (!memory) return null;
-  if (!kernels.has(memory)) {
-    const fn = instantiateOver(memory, [maxPoolGradFunction()])?.maxPoolGrad;
-    kernels.set(memory, typeof fn === 'function' ? (fn as MaxPoolGradKernel) : null);
-  }
-  return kernels.get(memory) ?? null;
-}
+export const wasmMaxPoolGradKernel = backendKernel<MaxPoolGradKernel>(maxPoolGradFunction);

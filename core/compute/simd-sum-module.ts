@@ -4,7 +4,7 @@
  *
  * colSum(x, out, rows, rowBytes): rowBytes = columns * 4, columns a multiple of 4.
  */
-import { I32, V128, fadd, forLoop, get, iadd, imul, instantiateOver, load, set, store, wasmBackendMemory, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, fadd, forLoop, get, iadd, imul, load, set, store, backendKernel, type WasmFunction } from './wasm-asm.ts';
 
 export type ColSumKernel = (x: number, out: number, rows: number, rowBytes: number) => void;
 
@@ -18,15 +18,5 @@ function colSumFunction(): WasmFunction {
   return { name: 'colSum', params: [I32, I32, I32, I32], locals: [[3, I32], [0, V128]], code: forLoop(R, get(ROWS), 1, perRow) };
 }
 
-const kernels = new WeakMap<WebAssembly.Memory, ColSumKernel | null>();
-
 /** The kernel over the current wasm backend's memory (made once per memory), or null on another backend. */
-export function wasmColSumKernel(): ColSumKernel | null {
-  const memory = wasmBackendMemory();
-  if (!memory) return null;
-  if (!kernels.has(memory)) {
-    const fn = instantiateOver(memory, [colSumFunction()])?.colSum;
-    kernels.set(memory, typeof fn === 'function' ? (fn as ColSumKernel) : null);
-  }
-  return kernels.get(memory) ?? null;
-}
+export const wasmColSumKernel = backendKernel<ColSumKernel>(colSumFunction);

@@ -109,7 +109,7 @@ interface EmscriptenModule {
 }
 
 /** The current wasm backend's memory, or null on another backend. */
-export function wasmBackendMemory(): WebAssembly.Memory | null {
+function wasmBackendMemory(): WebAssembly.Memory | null {
   if (tf.getBackend() !== 'wasm') return null;
   const backend: object = tf.backend();
   const module = 'wasm' in backend ? (backend.wasm as EmscriptenModule | undefined) : undefined;
@@ -118,9 +118,27 @@ export function wasmBackendMemory(): WebAssembly.Memory | null {
 }
 
 /** The exports of `functions` instantiated over `memory`, or null where the engine cannot compile them. */
-export function instantiateOver(memory: WebAssembly.Memory, functions: WasmFunction[]): WebAssembly.Exports | null {
+function instantiateOver(memory: WebAssembly.Memory, functions: WasmFunction[]): WebAssembly.Exports | null {
   const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
   const bytes = moduleBytes(functions, shared);
   if (!WebAssembly.validate(bytes)) return null;
   return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
+}
+
+/**
+ * A getter for one hand-written function over the current wasm backend's memory: instantiated once
+ * per memory, null on another backend or where the engine cannot compile it.
+ */
+export function backendKernel<K extends (...args: number[]) => void>(build: () => WasmFunction): () => K | null {
+  const made = new WeakMap<WebAssembly.Memory, K | null>();
+  return () => {
+    const memory = wasmBackendMemory();
+    if (!memory) return null;
+    if (!made.has(memory)) {
+      const fn = build();
+      const exported = instantiateOver(memory, [fn])?.[fn.name];
+      made.set(memory, typeof exported === 'function' ? (exported as K) : null);
+    }
+    return made.get(memory) ?? null;
+  };
 }
