@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { registerConvGradKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import type { BackendName } from '../core/config.ts';

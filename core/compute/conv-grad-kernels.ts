@@ -24,7 +24,7 @@ import {
   type KernelFunc,
   type NamedAttrMap,
   type TensorInfo,
-} from '@tensorflow/tfjs';
+} from './tf.ts';
 import { FedsliceError } from '../errors.ts';
 
 export type ConvGradBackend = 'wasm' | 'cpu';
