@@ -9,8 +9,7 @@
 
 /**
  * Grants at once. With one, an update is merged before the next starts to arrive; with two, one
- * arrives while the other merges. Measured at full width with 8 fedavg trainers (bench/memory.ts,
- * bench/README.md): two held the aggregator's peak within its budget and kept the round's time.
+ * arrives while the other merges (bench/transfer.ts times both, bench/memory.ts the memory).
  */
 export const UPDATE_CREDITS = 2;
 
