@@ -14,20 +14,18 @@ import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { registerConvGradKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import type { BackendName } from '../core/config.ts';
-import { generateSynthetic } from '../core/data/synthetic.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import { forward, paramTensors } from '../core/model/network.ts';
-import { range, Rng } from '../core/rng.ts';
+import { Rng } from '../core/rng.ts';
 import { trainLocal } from '../core/training/train.ts';
+import { benchTrainArgs, CLASSES, TRAIN_BATCH, timeTrainSteps } from './train-step.ts';
 
-const TRAIN_BATCH = 32;
 const INFER_BATCH = 100;
-const CLASSES = 100;
 const PYTHON = process.env.FEDSLICE_PYTHON ?? '/usr/bin/python3';
 
 interface Rates {
@@ -41,30 +39,12 @@ function stepsFor(width: number, steps: number): number {
 }
 
 async function trainRate(width: number, steps: number): Promise<number> {
-  const layers = alexnetLayers({ width, numClasses: CLASSES });
-  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: TRAIN_BATCH * (steps + 1), testCount: 1, seed: 1 });
-  const stamps: number[] = [];
-  await trainLocal({
-    layers,
-    weights: initialWeights(layers, 1),
-    data: sets.train,
-    indices: range(sets.train.count),
-    hyper: { learningRate: 1e-4, weightDecay: 1e-4, batchSize: TRAIN_BATCH, epochs: 1, augment: true, maxStepsPerEpoch: steps + 1 },
-    seed: 1,
-    round: 1,
-    onProgress: () => stamps.push(performance.now()),
-  });
-  // the first step is the warm-up; time the rest from its end
-  return (steps * TRAIN_BATCH) / ((stamps[stamps.length - 1] - stamps[0]) / 1000);
+  return (TRAIN_BATCH * 1000) / (await timeTrainSteps(width, steps)).wallMs;
 }
 
 /** Images/s of a single training step (setup included), for backends too slow to warm up. */
 async function oneStepRate(width: number, batchSize: number): Promise<number> {
-  const layers = alexnetLayers({ width, numClasses: CLASSES });
-  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: batchSize, testCount: 1, seed: 1 });
-  const hyper = { learningRate: 1e-4, weightDecay: 1e-4, batchSize, epochs: 1, augment: true, maxStepsPerEpoch: 1 };
-  const r = await trainLocal({ layers, weights: initialWeights(layers, 1), data: sets.train, indices: range(batchSize), hyper, seed: 1, round: 1 });
-  return r.samplesPerSecond;
+  return (await trainLocal(benchTrainArgs(width, 1, batchSize))).samplesPerSecond;
 }
 
 async function inferRate(width: number, steps: number): Promise<number> {
