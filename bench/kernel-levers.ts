@@ -14,17 +14,11 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../core/compute/backend.ts';
 import { setSimdAdam } from '../core/training/adam.ts';
+import { setSimdConvFilter } from '../core/compute/conv-grad-kernels.ts';
 import { registerWasmMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
-import { generateSynthetic } from '../core/data/synthetic.ts';
-import { initialWeights } from '../core/model/init.ts';
-import { alexnetLayers } from '../core/model/spec.ts';
-import { range } from '../core/rng.ts';
-import { trainLocal } from '../core/training/train.ts';
-
-const BATCH = 32;
-const CLASSES = 100;
+import { TRAIN_BATCH, timeTrainSteps, type StepTiming } from './train-step.ts';
 
 interface Lever {
   name: string;
@@ -33,38 +27,13 @@ interface Lever {
 }
 
 const LEVERS: Lever[] = [
+  { name: 'SIMD conv filter gradient (core/compute/simd-conv-filter-module.ts; off: transposed conv on XNNPACK)', off: () => setSimdConvFilter(false), on: () => setSimdConvFilter(true) },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
   { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
 ];
-
-interface Timing {
-  wallMs: number;
-  cpuMs: number;
-}
-
-/** ms per step of `steps` steps after one warm-up step, by wall clock and CPU time. */
-async function stepTime(width: number, steps: number): Promise<Timing> {
-  const layers = alexnetLayers({ width, numClasses: CLASSES });
-  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: BATCH * (steps + 1), testCount: 1, seed: 1 });
-  const marks: Array<{ wall: number; cpu: NodeJS.CpuUsage }> = [];
-  await trainLocal({
-    layers,
-    weights: initialWeights(layers, 1),
-    data: sets.train,
-    indices: range(sets.train.count),
-    hyper: { learningRate: 1e-4, weightDecay: 1e-4, batchSize: BATCH, epochs: 1, augment: true, maxStepsPerEpoch: steps + 1 },
-    seed: 1,
-    round: 1,
-    onProgress: () => marks.push({ wall: performance.now(), cpu: process.cpuUsage() }),
-  });
-  const first = marks[0];
-  const last = marks[marks.length - 1];
-  const cpuMicros = last.cpu.user + last.cpu.system - (first.cpu.user + first.cpu.system);
-  return { wallMs: (last.wall - first.wall) / steps, cpuMs: cpuMicros / 1000 / steps };
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -83,12 +52,12 @@ async function main(): Promise<void> {
   const info = await initBackend('wasm');
   const configs = [{ name: 'all levers on', lever: null as Lever | null }, ...LEVERS.map((l) => ({ name: `without ${l.name}`, lever: l }))];
   const loadBefore = loadavg()[0];
-  const best = new Map<string, Timing>();
+  const best = new Map<string, StepTiming>();
   for (const width of widths) {
     for (let r = 0; r < reps; r++) {
       for (const c of configs) {
         c.lever?.off();
-        const t = await stepTime(width, steps);
+        const t = await timeTrainSteps(width, steps);
         c.lever?.on();
         const key = `${width} ${c.name}`;
         const b = best.get(key);
@@ -98,7 +67,7 @@ async function main(): Promise<void> {
     process.stderr.write(`  width ${width}: done\n`);
   }
   const loadAfter = loadavg()[0];
-  console.log(`\nms per training step (batch ${BATCH}), best of ${reps} interleaved runs of ${steps} steps; backend ${info.name} (${info.detail}); load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
+  console.log(`\nms per training step (batch ${TRAIN_BATCH}), best of ${reps} interleaved runs of ${steps} steps; backend ${info.name} (${info.detail}); load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
   console.log('ratio = this configuration / all levers on (above 1: the lever saves that much)\n');
   console.log('| width | configuration | wall ms/step | ratio | CPU ms/step | ratio |\n|---|---|---:|---:|---:|---:|');
   for (const width of widths) {

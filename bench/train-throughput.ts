@@ -7,26 +7,26 @@
  *
  * Each width is timed on fedslice and then at once on PyTorch, so both see about the same load;
  * the load average is printed with the table. --threads sets FEDSLICE_WASM_THREADS for this run.
+ * The PyTorch side (bench/torch_throughput.py, /usr/bin/python3 or $FEDSLICE_PYTHON) runs our
+ * trainer's recipe from bench/torch_recipe.py, augmentation and loss read-back included.
  */
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { registerConvGradKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import type { BackendName } from '../core/config.ts';
-import { generateSynthetic } from '../core/data/synthetic.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import { forward, paramTensors } from '../core/model/network.ts';
-import { range, Rng } from '../core/rng.ts';
+import { Rng } from '../core/rng.ts';
 import { trainLocal } from '../core/training/train.ts';
+import { benchTrainArgs, CLASSES, TRAIN_BATCH, timeTrainSteps } from './train-step.ts';
 
-const TRAIN_BATCH = 32;
 const INFER_BATCH = 100;
-const CLASSES = 100;
-const PYTHON = '/usr/bin/python3';
+const PYTHON = process.env.FEDSLICE_PYTHON ?? '/usr/bin/python3';
 
 interface Rates {
   train: number;
@@ -39,30 +39,12 @@ function stepsFor(width: number, steps: number): number {
 }
 
 async function trainRate(width: number, steps: number): Promise<number> {
-  const layers = alexnetLayers({ width, numClasses: CLASSES });
-  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: TRAIN_BATCH * (steps + 1), testCount: 1, seed: 1 });
-  const stamps: number[] = [];
-  await trainLocal({
-    layers,
-    weights: initialWeights(layers, 1),
-    data: sets.train,
-    indices: range(sets.train.count),
-    hyper: { learningRate: 1e-4, weightDecay: 1e-4, batchSize: TRAIN_BATCH, epochs: 1, augment: true, maxStepsPerEpoch: steps + 1 },
-    seed: 1,
-    round: 1,
-    onProgress: () => stamps.push(performance.now()),
-  });
-  // the first step is the warm-up; time the rest from its end
-  return (steps * TRAIN_BATCH) / ((stamps[stamps.length - 1] - stamps[0]) / 1000);
+  return (TRAIN_BATCH * 1000) / (await timeTrainSteps(width, steps)).wallMs;
 }
 
 /** Images/s of a single training step (setup included), for backends too slow to warm up. */
 async function oneStepRate(width: number, batchSize: number): Promise<number> {
-  const layers = alexnetLayers({ width, numClasses: CLASSES });
-  const sets = generateSynthetic({ numClasses: CLASSES, trainCount: batchSize, testCount: 1, seed: 1 });
-  const hyper = { learningRate: 1e-4, weightDecay: 1e-4, batchSize, epochs: 1, augment: true, maxStepsPerEpoch: 1 };
-  const r = await trainLocal({ layers, weights: initialWeights(layers, 1), data: sets.train, indices: range(batchSize), hyper, seed: 1, round: 1 });
-  return r.samplesPerSecond;
+  return (await trainLocal(benchTrainArgs(width, 1, batchSize))).samplesPerSecond;
 }
 
 async function inferRate(width: number, steps: number): Promise<number> {
@@ -84,6 +66,9 @@ async function inferRate(width: number, steps: number): Promise<number> {
   return (steps * INFER_BATCH) / seconds;
 }
 
+/** What the PyTorch side ran on, for the table's header. */
+let torchSetup = '';
+
 function torchRates(widths: number[], steps: number): Map<number, Rates> | string {
   if (!torchAvailable()) return 'PyTorch not found (install Debian python3-torch to compare); skipping the comparison';
   const script = fileURLToPath(new URL('./torch_throughput.py', import.meta.url));
@@ -93,7 +78,8 @@ function torchRates(widths: number[], steps: number): Map<number, Rates> | strin
     { encoding: 'utf8' },
   );
   if (r.status !== 0) return `the PyTorch bench failed: ${r.stderr.trim().split('\n').pop()}`;
-  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rates & { width: number });
+  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rates & { width: number; threads: number; blas: string });
+  torchSetup = `PyTorch on ${rows[0]?.threads} threads, BLAS ${rows[0]?.blas}`;
   return new Map(rows.map((row) => [row.width, { train: row.train, infer: row.infer }]));
 }
 
@@ -138,7 +124,7 @@ async function main(): Promise<void> {
   const loadAfter = loadavg()[0];
 
   console.log(`\nimages/s, train batch ${TRAIN_BATCH} (Adam, dropout, augment), inference batch ${INFER_BATCH}; ${CLASSES} classes`);
-  console.log(`fedslice backend: ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}; PyTorch on 2 threads; load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
+  console.log(`fedslice backend: ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}; ${torchSetup || 'no PyTorch'}; load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
   if (typeof torch === 'string') console.log(torch);
   console.log(['width', 'train', 'infer', 'torch train', 'torch infer', 'train ratio', 'infer ratio'].map((h) => pad(h, 12)).join(''));
   for (const w of widths) {

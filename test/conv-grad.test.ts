@@ -2,10 +2,11 @@
  * The conv-gradient kernels (core/compute/conv-grad-kernels.ts) on wasm against the cpu backend's own
  * Conv2DBackpropFilter / Conv2DBackpropInput, over several shapes, and a whole-model gradient check.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
-import { convGradKernelsRegistered, registerConvGradKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
+import { convGradKernelsRegistered, registerConvGradKernels, setSimdConvFilter, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
+import { wasmFilterTileKernel } from '../core/compute/simd-conv-filter-module.ts';
 import { isFedsliceError } from '../core/errors.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
@@ -85,6 +86,45 @@ describe('conv-gradient kernels', () => {
       expect(ours.dx.length).toBe(reference[i].dx.length);
       expect(relativeError(ours.dw, reference[i].dw)).toBeLessThan(1e-4);
       expect(relativeError(ours.dx, reference[i].dx)).toBeLessThan(1e-4);
+    });
+  });
+
+  // every tile shape (1-4 input channels, 4 or 8 output channels), padding on all sides or none,
+  // and the width-1/8 AlexNet's conv2 and conv3
+  const SIMD_CASES: Case[] = [
+    ...CASES.filter((c) => c.co % 4 === 0),
+    { batch: 3, h: 7, w: 9, ci: 5, co: 12, k: 3, pad: 1 },
+    { batch: 2, h: 6, w: 5, ci: 6, co: 8, k: 3, pad: 0 },
+    { batch: 2, h: 5, w: 6, ci: 7, co: 20, k: 5, pad: 'same' },
+    { batch: 1, h: 4, w: 4, ci: 9, co: 4, k: 3, pad: 2 },
+    { batch: 32, h: 32, w: 32, ci: 12, co: 32, k: 5, pad: 2 },
+    { batch: 32, h: 16, w: 16, ci: 32, co: 48, k: 3, pad: 1 },
+  ];
+  SIMD_CASES.forEach((c, i) => {
+    it(`filter gradient: the SIMD tiles give the transposed convolution's bits, batch ${c.batch}, ${c.h}x${c.w}, ${c.ci}->${c.co}, k${c.k}, pad ${c.pad}`, () => {
+      expect(wasmFilterTileKernel(4, 2)).not.toBeNull();
+      const rng = new Rng(300 + i);
+      const x = tf.tensor4d(randomArray(c.batch * c.h * c.w * c.ci, rng), [c.batch, c.h, c.w, c.ci]);
+      const filterShape: [number, number, number, number] = [c.k, c.k, c.ci, c.co];
+      const yShape = tf.conv2d(x, tf.zeros(filterShape) as tf.Tensor4D, 1, c.pad).shape;
+      const dy = tf.tensor4d(randomArray(yShape.reduce((a, b) => a * b, 1), rng), yShape as [number, number, number, number]);
+      const dw = (simd: boolean) => {
+        setSimdConvFilter(simd);
+        const attrs = { strides: [1, 1], pad: c.pad, dataFormat: 'NHWC', filterShape };
+        const g = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const out = g.dataSync() as Float32Array;
+        g.dispose();
+        return out;
+      };
+      try {
+        const simd = dw(true);
+        const transposed = dw(false);
+        expect(simd.length).toBe(c.k * c.k * c.ci * c.co);
+        expect(Buffer.from(simd.buffer, simd.byteOffset, simd.byteLength).equals(Buffer.from(transposed.buffer, transposed.byteOffset, transposed.byteLength))).toBe(true);
+      } finally {
+        setSimdConvFilter(true);
+        tf.dispose([x, dy]);
+      }
     });
   });
 

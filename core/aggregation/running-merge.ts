@@ -125,7 +125,8 @@ class TensorMerge {
   }
 
   result(): Weights[number] {
-    const out = this.out ?? new Float32Array(this.base);
+    const out = this.out ?? this.newOut();
+    this.keepBaseWhereNothingArrived(out);
     const sum = this.sum;
     if (sum) {
       const exact = exactSums(sum, this.spillAt, this.spillError);
@@ -151,8 +152,28 @@ class TensorMerge {
     return { name: this.name, shape: this.shape, data: out };
   }
 
+  /**
+   * The result's storage, left zero: every part is written once, by a contribution written through,
+   * by the finish of a running sum, or from base where nothing with a weight arrived. Copying base
+   * in first would be one more pass over the model, which at full width costs as much as the adds.
+   */
+  private newOut(): Float32Array {
+    return new Float32Array(this.base.length);
+  }
+
+  private keepBaseWhereNothingArrived(out: Float32Array): void {
+    const { outer, axisLen, inner } = this.g;
+    for (const [a0, a1, none] of runs(0, axisLen, (a) => this.wsum[a] === 0)) {
+      if (!none) continue;
+      for (let o = 0; o < outer; o++) {
+        const at = (o * axisLen + a0) * inner;
+        out.set(this.base.subarray(at, at + (a1 - a0) * inner), at);
+      }
+    }
+  }
+
   private writeThrough(data: Float32Array, src: number, dst: number, n: number): void {
-    const out = (this.out ??= new Float32Array(this.base));
+    const out = (this.out ??= this.newOut());
     if (!this.asDelta) {
       out.set(data.subarray(src, src + n), dst);
       return;

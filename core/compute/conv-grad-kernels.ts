@@ -24,8 +24,9 @@ import {
   type KernelFunc,
   type NamedAttrMap,
   type TensorInfo,
-} from '@tensorflow/tfjs';
+} from './tf.ts';
 import { FedsliceError } from '../errors.ts';
+import { MAX_TILE_CI, MAX_TILE_CO4, wasmFilterTileKernel } from './simd-conv-filter-module.ts';
 
 export type ConvGradBackend = 'wasm' | 'cpu';
 
@@ -97,6 +98,66 @@ function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, p
   return run(Transpose, backendName, { inputs: { x }, backend, attrs: { perm } });
 }
 
+interface HeapBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+let simdFilterEnabled = true;
+
+/** Use the wasm SIMD filter gradient where it applies (true, the default) or the transposed convolution (false), for comparisons. */
+export function setSimdConvFilter(enabled: boolean): void {
+  simdFilterEnabled = enabled;
+}
+
+/**
+ * dW straight from x and dy in NHWC with the SIMD tiles of core/compute/simd-conv-filter-module.ts:
+ * for each output row oy, each (ky, kx) it reaches and each tile of channels, one call sums that
+ * row's products over its columns and the batch. Null where the tiles cannot run (another backend,
+ * output channels not a multiple of 4).
+ */
+function simdFilterGradient(backend: KernelBackend, x: TensorInfo, dy: TensorInfo, filterShape: number[], pad: backend_util.PadInfo): TensorInfo | null {
+  const [batch, h, w, ci] = x.shape;
+  const [, ho, wo, co] = dy.shape;
+  const [kh, kw] = filterShape;
+  if (!simdFilterEnabled || co % 4 !== 0 || x.dtype !== 'float32' || !wasmFilterTileKernel(1, 1)) return null;
+  const heap = backend as unknown as HeapBackend;
+  const out = heap.makeOutput([kh, kw, ci, co], 'float32');
+  // views are taken after makeOutput: an allocation may grow the heap and detach older views
+  const dwView = heap.typedArrayFromHeap(out);
+  dwView.fill(0);
+  const xPtr = heap.typedArrayFromHeap(x).byteOffset;
+  const dyPtr = heap.typedArrayFromHeap(dy).byteOffset;
+  const dwPtr = dwView.byteOffset;
+  const [xBatch, dyBatch] = [4 * h * w * ci, 4 * ho * wo * co];
+  const co4 = co / 4;
+  for (let oy = 0; oy < ho; oy++) {
+    for (let ky = 0; ky < kh; ky++) {
+      const iy = oy + ky - pad.top;
+      if (iy < 0 || iy >= h) continue;
+      for (let kx = 0; kx < kw; kx++) {
+        const lo = Math.max(0, pad.left - kx);
+        const hi = Math.min(wo, w + pad.left - kx);
+        if (hi <= lo) continue;
+        const xRun = xPtr + 4 * (iy * w + lo + kx - pad.left) * ci;
+        const dyRun = dyPtr + 4 * (oy * wo + lo) * co;
+        const dwAt = dwPtr + 4 * (ky * kw + kx) * ci * co;
+        for (let c0 = 0; c0 < ci; c0 += MAX_TILE_CI) {
+          const nci = Math.min(MAX_TILE_CI, ci - c0);
+          for (let q0 = 0; q0 < co4; q0 += MAX_TILE_CO4) {
+            const nco = Math.min(MAX_TILE_CO4, co4 - q0);
+            wasmFilterTileKernel(nci, nco)!(
+              xRun + 4 * c0, dyRun + 16 * q0, dwAt + 4 * (c0 * co + 4 * q0),
+              hi - lo, batch, xBatch, dyBatch, 4 * ci, 4 * co, 4 * co,
+            );
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
 function filterGradient(backendName: ConvGradBackend): KernelFunc {
   return (params) => {
     const args = params as unknown as KernelArgs;
@@ -105,6 +166,8 @@ function filterGradient(backendName: ConvGradBackend): KernelFunc {
     const pad = stride1Padding(x.shape, attrs.filterShape, attrs);
     if (!pad) return fallback(Conv2DBackpropFilter, backendName, args, `got strides ${JSON.stringify(attrs.strides)}, format ${attrs.dataFormat}`);
     const { backend } = args;
+    const simd = backendName === 'wasm' ? simdFilterGradient(backend, x, dy, attrs.filterShape, pad) : null;
+    if (simd) return simd;
     const xT = transpose(backendName, backend, x, [3, 1, 2, 0]); // [Ci, H, W, B]
     const dyT = transpose(backendName, backend, dy, [1, 2, 0, 3]); // [Ho, Wo, B, Co]
     const g = conv(backendName, backend, xT, dyT, explicit(pad.top, pad.bottom, pad.left, pad.right)); // [Ci, kh, kw, Co]

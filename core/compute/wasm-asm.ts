@@ -3,7 +3,7 @@
  * imports the wasm backend's memory and exports functions over pointers into it. Each helper
  * returns the bytes of one instruction with its operands' bytes before it (stack order).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
@@ -36,6 +36,11 @@ export const imul = (a: Code, b: Code): Code => [...a, ...b, 0x6c];
 /** v128.load / v128.store at an address (alignment hint 1, offset 0). */
 export const load = (addr: Code): Code => [...addr, ...simd(0x00), 0x00, 0x00];
 export const store = (addr: Code, value: Code): Code => [...addr, ...value, ...simd(0x0b), 0x00, 0x00];
+/** v128.load / v128.store at an address plus a constant byte offset. */
+export const loadAt = (addr: Code, offset: number): Code => [...addr, ...simd(0x00), 0x00, ...uleb(offset)];
+export const storeAt = (addr: Code, offset: number, value: Code): Code => [...addr, ...value, ...simd(0x0b), 0x00, ...uleb(offset)];
+/** v128.load32_splat: one f32 at an address plus a constant byte offset, in all four lanes. */
+export const loadSplatAt = (addr: Code, offset: number): Code => [...addr, ...simd(0x09), 0x00, ...uleb(offset)];
 export const splat = (f: Code): Code => [...f, ...simd(0x13)];
 export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
