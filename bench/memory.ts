@@ -17,8 +17,8 @@
  * Runs: slice W=2 (2 rounds), fedavg W=2 (--rounds), and an aggregator with --echo fedavg trainers
  * that answer each task with a zero delta without training (3 rounds); with `trainer` in --runs, also
  * a fedavg trainer's work alone in a process (LocalModel, trainModel, the delta over a fresh copy of
- * the model each round; no sockets: its peak lacks the received frame a real trainer holds, one copy
- * of the model, and the roles' start-up). Each process's peak is the
+ * the model each round standing for the received frame; it also holds the starting weights, one
+ * model more than a trainer, and has no sockets). Each process's peak is the
  * largest per-phase peak of its probe lines (the probe resets the kernel's high-water mark at each
  * phase boundary, so a line's peak is its phase's). Prints the load average before and after.
  */

@@ -4,7 +4,7 @@
  * its clone) by the reference count; gradients through a training step are the same bits as with
  * wasm's own copying Identity.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { registerWasmIdentity, unregisterWasmIdentity } from '../core/compute/identity-kernel.ts';

@@ -8,7 +8,7 @@
  * into a tensor that the tape may hold: the weights get a new tensor each step (core/training/adam.ts),
  * and only Adam's moments, which no op reads, are written in place.
  */
-import { getKernel, Identity, registerKernel, unregisterKernel, type DataId, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import { getKernel, Identity, registerKernel, unregisterKernel, type DataId, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 
 interface RefCountingBackend {
   incRef(dataId: DataId): void;

@@ -8,7 +8,7 @@
  * tensor's id (which deletes the operators cached for it), then the same id registered again over
  * the same memory, so the tensor itself is untouched. A later use simply packs afresh.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 function isWasmBackend(b: object): b is BackendWasm {
