@@ -14,7 +14,8 @@ import type { MessageOf } from '../core/wire/schema.ts';
 import type { AsyncCounts, TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { TaskTimes } from './task-times.ts';
-import { checkUpdate, taskMessage, type OpenTask } from './tasks.ts';
+import { checkAnswers, checkUpdate, grantFor, taskMessage, type OpenTask } from './tasks.ts';
+import { UpdateCredits } from './update-credits.ts';
 import { initialDraft, secondsNow, type TimedUpdate } from './round-record.ts';
 import { commitRound, evaluateAndRecord, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
 import type { Traffic } from './outbox.ts';
@@ -60,6 +61,15 @@ export class AsyncLoop<C> implements FederationLoop<C> {
   private readonly progress: AsyncProgress;
   private readonly budget: number;
   private readonly outstanding = new Map<number, OpenTask>();
+  /**
+   * Who may send an update now. A credit comes back when the update arrives, not when it is applied:
+   * the buffer waits for bufferSize arrivals, more than the credits may be.
+   */
+  private readonly credits = new UpdateCredits((slot) => {
+    const conn = this.ctx.registry.bySlot(slot)?.conn;
+    const task = this.outstanding.get(slot);
+    return conn !== null && conn !== undefined && task !== undefined && this.ctx.outbox.send(conn, grantFor(this.ctx.job, task)) > 0;
+  });
   private readonly seqs = new Map<number, number>();
   private readonly queue: Arrived[] = [];
   private wake: (() => void) | null = null;
@@ -90,6 +100,7 @@ export class AsyncLoop<C> implements FederationLoop<C> {
   }
 
   onLeave(h: SlotHolder<C>): void {
+    this.credits.release(h.slot);
     if (this.outstanding.delete(h.slot)) {
       // Its task is lost; the budget gets it back, and the trainer a new one if it returns.
       this.dispatched--;
@@ -97,7 +108,22 @@ export class AsyncLoop<C> implements FederationLoop<C> {
     }
   }
 
+  onReady(h: SlotHolder<C>, msg: MessageOf<'ready'>): string | null {
+    const reason = checkAnswers(msg, this.ctx.job, h.slot, this.outstanding.get(h.slot));
+    if (reason === null) this.credits.ready(h.slot);
+    return reason;
+  }
+
+  /** Queues an update to apply; its sender's credit goes to the next trainer waiting. */
   onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
+    try {
+      return this.take(h, msg);
+    } finally {
+      this.credits.release(h.slot);
+    }
+  }
+
+  private take(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
     const task = this.outstanding.get(h.slot);
     const reason = checkUpdate(msg, this.ctx.job, h.slot, task, this.rule);
     if (reason !== null || !task) {

@@ -21,6 +21,11 @@ export interface FederationLoop<C> {
   onJoin(h: SlotHolder<C>): void;
   /** A trainer's connection closed; it keeps its slot. */
   onLeave(h: SlotHolder<C>): void;
+  /**
+   * A trainer announced a ready update: it gets a grant when a credit is free (UpdateCredits). Returns
+   * why the announcement was refused (the caller tells the trainer), or null.
+   */
+  onReady(h: SlotHolder<C>, msg: MessageOf<'ready'>): string | null;
   /** Takes an update, or returns why it was refused (the caller tells the trainer). */
   onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null;
   /** Trains and records every evaluation still to do; resolves with the final model. */

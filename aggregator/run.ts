@@ -12,9 +12,9 @@ import { FedsliceError } from '../core/errors.ts';
 import { totalBytes } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { evaluate } from '../core/training/evaluate.ts';
-import { loadForExperiment } from '../core/data/load.ts';
+import { loadForAggregator } from '../core/data/load.ts';
 import { dataStatistics } from '../core/data/statistics.ts';
-import type { ImageSet } from '../core/data/types.ts';
+import type { LabelSet } from '../core/data/types.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { runEnvironment } from '../core/results/environment.ts';
 import { maxFrameBytes } from '../core/wire/codec.ts';
@@ -71,7 +71,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   if (plan.kind === 'already-completed') return 'already-completed';
 
   const backend = await initBackend(config.backend);
-  const data = loadForExperiment(config.dataset, config.seed);
+  const data = loadForAggregator(config.dataset, config.seed);
   checkLabels(data.test, config.model.numClasses);
   const registry = new TrainerRegistry<WebSocket>(config.federation.worldSize);
   registry.restore(plan.slots);
@@ -171,7 +171,7 @@ function waitForTrainers(registry: TrainerRegistry<WebSocket>, job: string, time
   );
 }
 
-function checkLabels(set: ImageSet, numClasses: number): void {
+function checkLabels(set: LabelSet, numClasses: number): void {
   let max = 0;
   for (let i = 0; i < set.count; i++) if (set.labels[i] > max) max = set.labels[i];
   if (max >= numClasses) {

@@ -13,7 +13,8 @@ import type { TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
 import { TaskTimes } from './task-times.ts';
-import { checkUpdate, taskMessage, taskWeightsPerPlan, type OpenTask } from './tasks.ts';
+import { checkAnswers, checkUpdate, grantFor, taskMessage, taskWeightsPerPlan, type OpenTask } from './tasks.ts';
+import { UpdateCredits } from './update-credits.ts';
 import { initialDraft, secondsNow, type RoundDraft, type TimedUpdate } from './round-record.ts';
 import type { FederationLoop, LoopContext, LoopStart } from './federation-loop.ts';
 import { OverlappedEvaluation } from './overlapped-evaluation.ts';
@@ -32,6 +33,8 @@ interface OpenRound {
   mergeSeconds: number;
   tasks: Map<number, { msg: MessageOf<'task'>; assignment: Assignment }>;
   open: Map<number, OpenTask>;
+  /** Who may send an update now; the credits end with the round. */
+  credits: UpdateCredits;
 }
 
 export class SyncLoop<C> implements FederationLoop<C> {
@@ -53,11 +56,32 @@ export class SyncLoop<C> implements FederationLoop<C> {
   }
 
   onLeave(h: SlotHolder<C>): void {
+    this.current?.credits.release(h.slot);
     this.current?.collector.away(h.slot);
   }
 
+  onReady(h: SlotHolder<C>, msg: MessageOf<'ready'>): string | null {
+    const r = this.current;
+    const reason = checkAnswers(msg, this.ctx.job, h.slot, r?.open.get(h.slot));
+    if (reason !== null || !r) return reason ?? 'no round is running';
+    r.credits.ready(h.slot);
+    if (r.credits.queued().includes(h.slot)) {
+      this.ctx.log(`aggregator: round ${r.round}: ${h.id} (slot ${h.slot}) waits to send its update; slots ${r.credits.granted().sort((a, b) => a - b).join(', ')} are sending`);
+    }
+    return null;
+  }
+
+  /** Takes an update into the round's merge; then its sender's credit goes to the next trainer waiting. */
   onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
     const r = this.current;
+    try {
+      return this.take(r, h, msg);
+    } finally {
+      r?.credits.release(h.slot);
+    }
+  }
+
+  private take(r: OpenRound | null, h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
     const task = r?.open.get(h.slot);
     const reason = checkUpdate(msg, this.ctx.job, h.slot, task, this.rule);
     if (reason !== null || !r || !task) return reason ?? 'no round is running';
@@ -153,7 +177,13 @@ export class SyncLoop<C> implements FederationLoop<C> {
       missing.map((s) => `slot ${s} (${registry.bySlot(s)?.id ?? 'never joined'}${registry.bySlot(s)?.conn ? '' : ', disconnected'})`).join(', ');
     const collector = new RoundCollector<TimedUpdate>(round, fed.worldSize, minTrainersOf(config), fed.roundTimeoutS, describe);
     const merge = this.rule.startMerge(this.global, [...tasks.values()].map((t) => t.assignment));
-    this.current = { round, collector, tasks, open: new Map(), merge, mergeSeconds: 0 };
+    const open = new Map<number, OpenTask>();
+    const credits = new UpdateCredits((slot) => {
+      const conn = registry.bySlot(slot)?.conn;
+      const task = open.get(slot);
+      return conn !== null && conn !== undefined && task !== undefined && this.ctx.outbox.send(conn, grantFor(job, task)) > 0;
+    });
+    this.current = { round, collector, tasks, open, credits, merge, mergeSeconds: 0 };
     return this.current;
   }
 

@@ -55,8 +55,11 @@ export function taskWeightsPerPlan(rule: AggregationRule, global: Weights): (a: 
   };
 }
 
-/** Why the update from `slot` cannot be used, or null: it must answer the task the slot holds. */
-export function checkUpdate(msg: MessageOf<'update'>, job: string, slot: number, task: OpenTask | undefined, rule: AggregationRule): string | null {
+/** The ids by which a ready or an update names the task it answers. */
+type TaskAnswer = Pick<MessageOf<'update'>, 'job' | 'round' | 'version' | 'seq' | 'rank'>;
+
+/** Why `msg` (a ready or an update) from `slot` does not answer the task the slot holds, or null. */
+export function checkAnswers(msg: TaskAnswer, job: string, slot: number, task: OpenTask | undefined): string | null {
   if (msg.job !== job) return `job ${msg.job} is not ${job}`;
   if (!task) return `slot ${slot} holds no task (a duplicate or late update)`;
   const t = task.msg;
@@ -64,5 +67,15 @@ export function checkUpdate(msg: MessageOf<'update'>, job: string, slot: number,
   if (msg.seq !== t.seq) return `task ${msg.seq ?? '(none)'} is not the task ${t.seq ?? '(none)'} this trainer holds`;
   if (msg.round !== t.round) return `round ${msg.round} is not the round ${t.round} of this trainer's task`;
   if (msg.rank !== t.rank) return `rank ${msg.rank} is not the rank ${t.rank} this trainer was given`;
-  return checkUpdateContent(msg, rule.expectedShapes(task.assignment));
+  return null;
+}
+
+/** Why the update from `slot` cannot be used, or null: it must answer the task the slot holds. */
+export function checkUpdate(msg: MessageOf<'update'>, job: string, slot: number, task: OpenTask | undefined, rule: AggregationRule): string | null {
+  return checkAnswers(msg, job, slot, task) ?? (task ? checkUpdateContent(msg, rule.expectedShapes(task.assignment)) : null);
+}
+
+/** The grant that lets the holder of `task` send its update. */
+export function grantFor(job: string, task: OpenTask): MessageOf<'grant'> {
+  return { type: 'grant', job, round: task.msg.round, ...(task.msg.seq !== undefined ? { seq: task.msg.seq } : {}) };
 }

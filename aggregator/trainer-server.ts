@@ -2,8 +2,9 @@
  * The aggregator's own WebSocket server: trainers connect here directly (model bytes never pass
  * through the metaserver). The job token is checked on the upgrade request, before any frame is
  * read; a connection is then held to a join's size until its join gives it a slot. Joins,
- * departures and updates go to the round loop; a malformed frame or a refused update is answered
- * with an error and dropped.
+ * departures, ready announcements and updates go to the round loop (which grants updates a few at
+ * a time, aggregator/update-credits.ts); a malformed frame, a refused ready or a refused update is
+ * answered with an error and dropped.
  */
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
@@ -35,7 +36,7 @@ export interface TrainerServerOptions {
   /** Bounds on connections that have not joined yet (defaults: DEFAULT_ADMISSION). */
   admission?: Partial<AdmissionLimits>;
   registry: TrainerRegistry<WebSocket>;
-  loop: Pick<FederationLoop<WebSocket>, 'onJoin' | 'onLeave' | 'onUpdate'>;
+  loop: Pick<FederationLoop<WebSocket>, 'onJoin' | 'onLeave' | 'onReady' | 'onUpdate'>;
   /** A joined trainer's step-log point (RunRecorder.step). */
   onSteps: (h: SlotHolder<WebSocket>, msg: MessageOf<'steps'>) => void;
   outbox: SocketOutbox;
@@ -112,6 +113,14 @@ function serveTrainer(o: TrainerServerOptions, server: WireServer, conn: WebSock
       return;
     }
     if (msg.type === 'steps') return acceptSteps(o, holder, msg);
+    if (msg.type === 'ready') {
+      const refused = o.loop.onReady(holder, msg);
+      if (refused) {
+        o.log(`aggregator: refused a ready update from ${holder.id}: ${refused}`);
+        o.outbox.send(conn, { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: refused, round: msg.round });
+      }
+      return;
+    }
     if (msg.type !== 'update') {
       o.log(`aggregator: dropped an unexpected ${msg.type} message from ${holder.id}`);
       o.outbox.send(conn, { type: 'error', code: 'FEDSLICE_ERR_UNEXPECTED', message: `unexpected ${msg.type} message` });

@@ -32,6 +32,7 @@ import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer } from '../core/wire/schema.ts';
 import { frameBytes, receiveFragments, sendToAggregator, unmaskedFrames } from '../core/wire/socket.ts';
 import { credentialHeaders } from '../core/wire/token.ts';
+import { UpdateGate } from '../core/wire/update-gate.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -185,7 +186,7 @@ function role(args: string[], env: Record<string, string>): { child: ChildProces
   return { child, exit, line, output: () => text };
 }
 
-/** `count` trainers that answer every task at once with a zero delta (the received arrays, zeroed). */
+/** `count` trainers that answer every task at once with a zero delta (the received arrays, zeroed), sent when granted. */
 async function echoTrainers(metaUrl: string, job: string, count: number): Promise<void> {
   const meta = await connectMetaserver({ url: metaUrl, job, role: 'trainer', id: 'echo', token: TOKEN });
   const address = await meta.waitForAggregator(600_000);
@@ -195,13 +196,16 @@ async function echoTrainers(metaUrl: string, job: string, count: number): Promis
       const ws = new WebSocket(address, { maxPayload, headers: credentialHeaders(job, TOKEN), ...unmaskedFrames });
       receiveFragments(ws);
       ws.on('open', () => sendToAggregator(ws, { type: 'join', job, id: `echo${i}` }));
+      // updates go through the trainer's flow control: announced, then written when granted
+      const gate = new UpdateGate((m) => sendToAggregator(ws, m));
       ws.on('message', (data) => {
         const d = decode(aggregatorToTrainer, frameBytes(data));
+        if (d.ok && d.msg.type === 'grant') gate.granted(d.msg);
         if (!d.ok || d.msg.type !== 'task') return;
         const t = d.msg;
         for (const w of t.weights) w.data.fill(0);
         const metrics = { trainLoss: 1, trainSeconds: 0.001, samplesPerSecond: 1000, steps: 1 };
-        sendToAggregator(ws, { type: 'update', job, round: t.round, rank: t.rank, delta: t.weights, numSamples: 1, metrics });
+        gate.offer({ type: 'update', job, round: t.round, rank: t.rank, delta: t.weights, numSamples: 1, metrics });
       });
       return new Promise<void>((resolve) => ws.on('close', () => resolve()));
     }),

@@ -2,7 +2,9 @@
  * Moving a full-width model (55.1 M float32 parameters, 220 MB) aggregator -> trainer -> aggregator
  * over a loopback WebSocket with the fedslice codec, against a plain Buffer copy of the same bytes
  * measured in the same run; the merge of W = 8 slices at full width; a fedavg round's transfers with
- * W = 8 loopback trainers; and the levers of the wire, each row against the same copy.
+ * W = 8 loopback trainers under update flow control (ready, grant, update; UPDATE_CREDITS granted at
+ * once); and the levers of the wire (the other credit count, no flow control), each row against the
+ * same copy.
  *
  *   GLIBC_TUNABLES=glibc.malloc.hugetlb=1 node --import tsx bench/transfer.ts [--repeats 3] [--width 1] [--no-levers]
  *   WS_NO_BUFFER_UTIL=1 node --import tsx bench/transfer.ts   # the same without ws's native masking
@@ -26,6 +28,8 @@ import { sizeOf, totalBytes, type Weights } from '../core/model/tensor.ts';
 import { fullPlan, slicePlan } from '../core/model/slice-plan.ts';
 import { cutWeights } from '../core/aggregation/cut-merge.ts';
 import { RunningMerge } from '../core/aggregation/running-merge.ts';
+import { UpdateGate } from '../core/wire/update-gate.ts';
+import { UpdateCredits, UPDATE_CREDITS } from '../aggregator/update-credits.ts';
 
 const { values } = parseArgs({
   options: {
@@ -93,6 +97,12 @@ interface Way {
   randomMask?: boolean;
   /** Add each update to a fedavg merge as it arrives, as the aggregator does. */
   merge?: boolean;
+  /**
+   * Updates under flow control, as fedslice sends them: a trainer announces its update (ready) and
+   * writes it when granted; at most this many are granted at once (aggregator/update-credits.ts).
+   * Unset: every trainer writes its update at once.
+   */
+  credits?: number;
 }
 
 const limit = maxFrameBytes(bytes);
@@ -104,10 +114,13 @@ const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
 async function loopbackTrainer(way: Way): Promise<WebSocket> {
   const ws = new WebSocket(url, { maxPayload: limit, perMessageDeflate: false, ...(way.randomMask ? {} : unmaskedFrames) });
   if (!way.concat) receiveFragments(ws);
+  const gate = new UpdateGate((m) => sendToAggregator(ws, m));
   ws.on('message', (data: RawData) => {
     const t = must(decode(aggregatorToTrainer, frameBytes(data)));
+    if (t.type === 'grant' && gate.granted(t)) return;
     if (t.type !== 'task') throw new Error(`got ${t.type}`);
     if (way.joined) ws.send(encode(echo(t)));
+    else if (way.credits !== undefined) gate.offer(echo(t));
     else sendToAggregator(ws, echo(t));
   });
   await new Promise((r) => ws.once('open', r));
@@ -135,16 +148,21 @@ async function serveRound(trainers: number, way: Way): Promise<{ conns: WebSocke
     new Promise<void>((resolve) => {
       let left = trainers;
       const merge = way.merge ? new RunningMerge(weights, conns.map(() => plan), true) : null;
+      const credits = way.credits === undefined ? null : new UpdateCredits((rank) => sendToTrainer(conns[rank], { type: 'grant', job: 'bench', round: task.round }) > 0, way.credits);
       conns.forEach((c, rank) => {
-        c.once('message', (data: RawData) => {
+        const onMessage = (data: RawData) => {
           const u = must(decode(trainerToAggregator, frameBytes(data)));
+          if (u.type === 'ready' && credits) return credits.ready(rank);
           if (u.type !== 'update' || u.rank !== rank) throw new Error('bad update');
+          c.off('message', onMessage);
           merge?.add({ plan, tensors: u.delta, weight: u.numSamples });
+          credits?.release(rank);
           if (--left === 0) {
             merge?.result();
             resolve();
           }
-        });
+        };
+        c.on('message', onMessage);
         const t = { ...task, rank, worldSize: trainers };
         if (way.joined) c.send(encode(t));
         else sendToTrainer(c, t);
@@ -164,7 +182,7 @@ const encodes = await bestOf(() => encode(task));
 const frame = encode(task);
 const decodes = await bestOf(() => must(decode(aggregatorToTrainer, frame)));
 const before = { ...tensorReads };
-const trip = await roundSeconds(1, {});
+const trip = await roundSeconds(1, { credits: UPDATE_CREDITS });
 const readsInTrip = { views: tensorReads.views - before.views, copies: tensorReads.copies - before.copies };
 if (values['trip-only']) {
   console.log(JSON.stringify({ copyFresh, trip }));
@@ -186,7 +204,7 @@ const merge = await bestOf(() => {
   m.result();
   mergeEnd = Math.min(mergeEnd, seconds(t0));
 });
-const fedavg = await roundSeconds(W, { merge: true });
+const fedavg = await roundSeconds(W, { merge: true, credits: UPDATE_CREDITS });
 
 type Row = [string, number, number];
 const rows: Row[] = [
@@ -200,6 +218,10 @@ const rows: Row[] = [
   [`fedavg round, W=${W} echo trainers, merged`, fedavg, 2 * W * mb],
 ];
 if (!values['no-levers']) {
+  rows.push(
+    [`lever: fedavg W=${W}, ${3 - UPDATE_CREDITS} granted at once`, await roundSeconds(W, { merge: true, credits: 3 - UPDATE_CREDITS }), 2 * W * mb],
+    [`lever: fedavg W=${W}, no flow control`, await roundSeconds(W, { merge: true }), 2 * W * mb],
+  );
   rows.push(
     ['lever: encodeParts (fragments, no copy)', await bestOf(() => encodeParts(task)), mb],
     ['lever: round trip, one joined buffer sent', await roundSeconds(1, { joined: true }), 2 * mb],

@@ -8,6 +8,7 @@
  *   node bin/build.js
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -31,6 +32,25 @@ export function buildIsCurrent(root = ROOT, out = join(root, 'dist')) {
 }
 
 /**
+ * In the build, core/compute/tfjs-gradients.ts becomes tfjs-core's own gradient and chained-op
+ * registrations, bundled (tfjs-core ships them only as ES modules Node cannot load itself), so a
+ * role does not load the `@tensorflow/tfjs` union package to get them.
+ */
+const TFJS_CORE_DIST = /^@tensorflow\/tfjs-core\/dist\//;
+const tfjsGradients = {
+  name: 'tfjs-gradients',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]core[\\/]compute[\\/]tfjs-gradients\.ts$/ }, () => ({
+      contents: "import '@tensorflow/tfjs-core/dist/register_all_gradients.js';\nimport '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';\n",
+      loader: 'js',
+      resolveDir: ROOT,
+    }));
+    // bundled, not left to Node as the other packages are (packages: 'external')
+    b.onResolve({ filter: TFJS_CORE_DIST }, (args) => ({ path: createRequire(join(ROOT, 'package.json')).resolve(args.path) }));
+  },
+};
+
+/**
  * Bundles cli.ts into `out`, which must sit directly in the package root (the code finds the
  * package's own files one folder up, see core/package-root.ts). Returns how many sources it read.
  */
@@ -48,6 +68,7 @@ export async function build(out = join(ROOT, 'dist')) {
     platform: 'node',
     target: 'node20',
     packages: 'external',
+    plugins: [tfjsGradients],
     metafile: true,
     logLevel: 'warning',
   });

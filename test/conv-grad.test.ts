@@ -2,7 +2,7 @@
  * The conv-gradient kernels (core/compute/conv-grad-kernels.ts) on wasm against the cpu backend's own
  * Conv2DBackpropFilter / Conv2DBackpropInput, over several shapes, and a whole-model gradient check.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { currentBackend, initBackend } from '../core/compute/backend.ts';
 import { convGradKernelsRegistered, registerConvGradKernels, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';

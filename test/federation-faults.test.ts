@@ -227,6 +227,38 @@ describe('trainers and aggregators that die', () => {
     expect(t0.output()).toMatch(/the aggregator ended the run: round 1: only [01] of 2/);
   });
 
+  it('a trainer killed while it holds a grant frees its credit: the trainer waiting behind it sends', async () => {
+    // W = 3, two credits, a timeout no round reaches: two scripted trainers take both grants and
+    // hold them; the real trainer's update waits until one holder dies.
+    const cfgPath = writeConfig(dir, 'grant-kill.json', { dataDir, worldSize: 3, mode: 'fedavg', minTrainers: 2, roundTimeoutS: 3600, rounds: 2, steps: 5, name: 'grantkill' });
+    const results = join(dir, 'results-grant-kill');
+    const agg = aggregator(cfgPath, 'grantkill', results);
+    const [dies, stays] = await Promise.all(['g0', 'g1'].map((id) => scriptedTrainer('grantkill', id)));
+    for (const t of [dies, stays]) expect(await t.next()).toMatchObject({ type: 'joined' });
+    const real = trainer(cfgPath, 'grantkill', 'g2');
+    const metrics = { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 100, steps: 1 };
+    const holdGrant = async (t: typeof dies) => {
+      const task = (await t.next()) as MessageOf<'task'>;
+      expect(task).toMatchObject({ type: 'task', mode: 'fedavg' });
+      t.send({ type: 'ready', job: 'grantkill', round: task.round, rank: task.rank });
+      expect(await t.next()).toEqual({ type: 'grant', job: 'grantkill', round: task.round });
+      return task;
+    };
+    const [, held] = await Promise.all([holdGrant(dies), holdGrant(stays)]);
+    await agg.waitFor(/round 1: g2 \(slot 2\) waits to send its update; slots 0, 1 are sending/);
+    dies.ws.terminate(); // its connection drops as a killed process's does
+    await agg.waitFor(/round 1: update from rank \d \(g2,/);
+    const delta = held.weights.map((w) => ({ ...w, data: new Float32Array(w.data.length) }));
+    stays.send({ type: 'update', job: 'grantkill', round: 1, rank: held.rank, delta, numSamples: 100, metrics });
+    const task2 = await holdGrant(stays);
+    stays.send({ type: 'update', job: 'grantkill', round: 2, rank: task2.rank, delta, numSamples: 100, metrics });
+    expect((await agg.exited).code).toBe(0);
+    expect((await real.exited).code).toBe(0);
+    const rounds = jsonl<RoundRecord>(join(results, 'rounds.jsonl'));
+    expect(rounds.filter((r) => r.round > 0).map((r) => [r.round, r.trainersReporting])).toEqual([[1, 2], [2, 2]]);
+    expect(agg.output()).toMatch(/round 1: proceeding with 2\/3 updates; missing slots 0 keep their old values/);
+  });
+
   it('a killed aggregator restarted with --resume finishes the run with no round lost or repeated', async () => {
     const cfgPath = writeConfig(dir, 'resume.json', { dataDir, worldSize: 1, rounds: 3, steps: 5, name: 'resume' });
     const results = join(dir, 'results-resume');

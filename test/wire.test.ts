@@ -55,6 +55,8 @@ const samples: { [T in MessageType]: MessageOf<T> } = {
   'peer-left': { type: 'peer-left', job: 'j', peer, reason: 'timeout' },
   error: { type: 'error', code: 'FEDSLICE_ERR_UPDATE', message: 'no', round: 3 },
   join: { type: 'join', job: 'j', id: 't1', shard: 1 },
+  ready: { type: 'ready', job: 'j', round: 3, seq: 2, version: 4, rank: 1 },
+  grant: { type: 'grant', job: 'j', round: 3, seq: 2 },
   update: {
     ...update(new Float32Array([1, -2])),
     version: 4,
@@ -86,8 +88,8 @@ const directions: [string, Direction][] = [
 const carries: Record<string, MessageType[]> = {
   toMetaserver: ['hello', 'status'],
   fromMetaserver: ['welcome', 'peer-joined', 'peer-left', 'status', 'error'],
-  trainerToAggregator: ['join', 'update', 'steps'],
-  aggregatorToTrainer: ['joined', 'task', 'done', 'error'],
+  trainerToAggregator: ['join', 'ready', 'update', 'steps'],
+  aggregatorToTrainer: ['joined', 'task', 'grant', 'done', 'error'],
 };
 
 function refusal(direction: Direction, value: unknown): { code: ErrorCode; error: string } {
@@ -220,7 +222,7 @@ describe('wire codec', () => {
         expect(d).toMatchObject({ ok: false, code: 'FEDSLICE_ERR_MESSAGE', error: expect.stringMatching(new RegExp(`^a ${type} message does not travel from`)) });
       }
     }
-    expect(refusal(trainerToAggregator, samples.task).error).toMatch(/task message does not travel from a trainer to its aggregator \(that carries join, update, steps\)/);
+    expect(refusal(trainerToAggregator, samples.task).error).toMatch(/task message does not travel from a trainer to its aggregator \(that carries join, ready, update, steps\)/);
   });
 
   it('never throws on garbage, and says what is wrong', () => {
@@ -324,8 +326,8 @@ describe('wire types (checked by tsc)', () => {
   it('each direction carries exactly its messages, and each typed send takes only those', () => {
     expectTypeOf<ToMetaserver['type']>().toEqualTypeOf<'hello' | 'status'>();
     expectTypeOf<FromMetaserver['type']>().toEqualTypeOf<'welcome' | 'peer-joined' | 'peer-left' | 'status' | 'error'>();
-    expectTypeOf<TrainerToAggregator['type']>().toEqualTypeOf<'join' | 'update' | 'steps'>();
-    expectTypeOf<AggregatorToTrainer['type']>().toEqualTypeOf<'joined' | 'task' | 'done' | 'error'>();
+    expectTypeOf<TrainerToAggregator['type']>().toEqualTypeOf<'join' | 'ready' | 'update' | 'steps'>();
+    expectTypeOf<AggregatorToTrainer['type']>().toEqualTypeOf<'joined' | 'task' | 'grant' | 'done' | 'error'>();
     expectTypeOf(sendToMetaserver).parameter(1).toEqualTypeOf<ToMetaserver>();
     expectTypeOf(sendFromMetaserver).parameter(1).toEqualTypeOf<FromMetaserver>();
     expectTypeOf(sendToAggregator).parameter(1).toEqualTypeOf<TrainerToAggregator>();

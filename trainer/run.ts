@@ -11,11 +11,12 @@ import { currentBackend, initBackend } from '../core/compute/backend.ts';
 import { stepsPerCall, trainModel } from '../core/training/train.ts';
 import { LocalModel } from '../core/training/local-model.ts';
 import { markMemory } from '../core/compute/memory-probe.ts';
-import { loadForExperiment, shardIndices } from '../core/data/load.ts';
+import { loadTrainSet, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
 import { frameBytes, receiveFragments, sendToAggregator, unmaskedFrames, type OnWritten } from '../core/wire/socket.ts';
+import { UpdateGate } from '../core/wire/update-gate.ts';
 import { connectMetaserver } from '../metaserver/client.ts';
 import { credentialHeaders, wrongTokenMessage } from '../core/wire/token.ts';
 import { isPlainToTlsRefusal, plainToTlsMessage, tlsConnectError, type ClientTls } from '../core/wire/tls.ts';
@@ -51,7 +52,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
   const { config, log } = o;
   await initBackend(config.backend);
   const layers = alexnetLayers(config.model);
-  const { train } = loadForExperiment(config.dataset, config.seed);
+  const train = loadTrainSet(config.dataset, config.seed);
   // fedavg tasks carry the full model: size frames for it.
   const t: Trainer = { o, layers, train, maxPayload: maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT), model: new LocalModel() };
   const waitS = config.federation.roundTimeoutS;
@@ -102,8 +103,11 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
       resolve(e);
       ws.close();
     };
-    const send: Send = (m, onWritten) => void sendToAggregator(ws, m, onWritten);
-    const onMessage = messageHandler(t, send, end);
+    const write: Send = (m, onWritten) => void sendToAggregator(ws, m, onWritten);
+    // An update waits for the aggregator's grant; everything else is written at once.
+    const gate = new UpdateGate(write);
+    const send: Send = (m, onWritten) => (m.type === 'update' ? gate.offer(m, onWritten) : write(m, onWritten));
+    const onMessage = messageHandler(t, send, gate, end);
     o.signal.addEventListener('abort', () => ws.close(), { once: true });
 
     ws.on('open', () => send({ type: 'join', job: o.job, id: o.id, ...(o.shard !== undefined ? { shard: o.shard } : {}) }));
@@ -122,7 +126,7 @@ function session(t: Trainer, address: string): Promise<SessionEnd> {
 }
 
 /** What a session does with each frame from the aggregator: join, train tasks in order, end. */
-function messageHandler(t: Trainer, send: Send, end: (e: SessionEnd) => void): (frame: Uint8Array[]) => void {
+function messageHandler(t: Trainer, send: Send, gate: UpdateGate, end: (e: SessionEnd) => void): (frame: Uint8Array[]) => void {
   const { o } = t;
   const { config, log } = o;
   let shard: number | null = null;
@@ -142,8 +146,12 @@ function messageHandler(t: Trainer, send: Send, end: (e: SessionEnd) => void): (
         log(`trainer ${o.id}: joined job ${o.job} as shard ${shard} of ${msg.worldSize} (${indices.length} training images)`);
         return;
       case 'task':
+        gate.drop();
         // Tasks are handled one at a time, in order.
         busy = busy.then(() => handleTask(t, msg, shard, indices, send)).catch((e) => end({ kind: 'lost', reason: (e as Error).message }));
+        return;
+      case 'grant':
+        if (!gate.granted(msg)) log(`trainer ${o.id}: a grant for round ${msg.round}${msg.seq !== undefined ? ` task ${msg.seq}` : ''} names no update waiting; ignored`);
         return;
       case 'done':
         end({ kind: 'done', msg });
@@ -152,6 +160,7 @@ function messageHandler(t: Trainer, send: Send, end: (e: SessionEnd) => void): (
         if (isFatalForTrainer(msg.code)) {
           end({ kind: 'refused', error: new FedsliceError(msg.code, `the aggregator refused trainer ${o.id}: ${msg.message}`) });
         } else {
+          if (msg.round !== undefined) gate.refused(msg.round);
           log(`trainer ${o.id}: the aggregator reported: ${msg.message}`);
         }
         return;

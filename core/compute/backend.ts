@@ -5,7 +5,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 import type { BackendName } from '../config.ts';
 import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
@@ -128,7 +128,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerWasmMaxPoolGrad();
       registerWasmSum();
     }
-    current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs, threads: r.threads };
+    current = { name, detail: r.detail, tfjsVersion: tf.version_core, threads: r.threads };
     if (printed !== name) {
       const budget = name !== 'wasm' ? '' : process.env[THREADS_ENV] === undefined ? '; every core' : `; ${THREADS_ENV}=${process.env[THREADS_ENV]}`;
       process.stderr.write(`fedslice: backend ${name} (${r.detail}${budget})\n`);

@@ -24,7 +24,7 @@ import {
   type KernelFunc,
   type NamedAttrMap,
   type TensorInfo,
-} from '@tensorflow/tfjs';
+} from './tf.ts';
 import { FedsliceError } from '../errors.ts';
 import { currentBackend } from './backend.ts';
 import { filterTilesAvailable, runFilterJob } from './simd-conv-filter-module.ts';

@@ -3,7 +3,7 @@
  * imports the wasm backend's memory and exports functions over pointers into it. Each helper
  * returns the bytes of one instruction with its operands' bytes before it (stack order).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;

@@ -144,6 +144,15 @@ const Update = z.object({
 });
 
 /**
+ * Flow control of updates. A trainer whose update is ready announces it with `ready` (the ids of
+ * the task it answers) and writes the update only when the aggregator answers with `grant` for the
+ * same task. The aggregator grants a few at a time and grants the next once an update is merged or
+ * its sender is gone, so it holds a few updates in its receive buffers instead of every trainer's.
+ */
+const Ready = z.object({ type: z.literal('ready'), job: text(), round: uint, version: uint.optional(), seq: uint.optional(), rank: uint });
+const Grant = z.object({ type: z.literal('grant'), job: text(), round: uint, seq: uint.optional() });
+
+/**
  * A point of the step log, sent while the task trains (every log.everySteps steps): which task
  * (`round`, and `seq` in async mode, as its update will carry), the slot's global step in the run,
  * and what the trainer measured over the interval.
@@ -183,8 +192,8 @@ function direction<const Options extends readonly [MessageSchema, ...MessageSche
 
 export const toMetaserver = direction('a role to the metaserver', [Hello, Status]);
 export const fromMetaserver = direction('the metaserver to a role', [Welcome, PeerJoined, PeerLeft, Status, ErrorMsg]);
-export const trainerToAggregator = direction('a trainer to its aggregator', [Join, Update, Steps]);
-export const aggregatorToTrainer = direction('an aggregator to its trainers', [Joined, Task, Done, ErrorMsg]);
+export const trainerToAggregator = direction('a trainer to its aggregator', [Join, Ready, Update, Steps]);
+export const aggregatorToTrainer = direction('an aggregator to its trainers', [Joined, Task, Grant, Done, ErrorMsg]);
 
 export type MessageIn<D extends Direction> = z.output<D['schema']>;
 
