@@ -41,6 +41,11 @@ export { checkpointPath } from './plan.ts';
  */
 const AGGREGATOR_EVAL_BATCH = 64;
 
+/** The images per forward pass the aggregator evaluates with under `config`. */
+export function aggregatorEvalBatch(config: Experiment): number {
+  return Math.min(config.eval.batchSize, AGGREGATOR_EVAL_BATCH);
+}
+
 export interface AggregatorOptions {
   config: Experiment;
   metaserver: string;
@@ -92,7 +97,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     registry,
     outbox,
     log,
-    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: Math.min(config.eval.batchSize, AGGREGATOR_EVAL_BATCH) }),
+    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: aggregatorEvalBatch(config) }),
     checkpoint: (weights, draft) => recorder.checkpoint(weights, draft),
     record: (trained, ev, overlapSeconds) => recorder.record(trained, ev, overlapSeconds),
   });

@@ -6,8 +6,8 @@
  * (5,000), then the evaluation on half its test images (1,000). The PyTorch side
  * (bench/torch_round.py with bench/torch_recipe.py, /usr/bin/python3 or $FEDSLICE_PYTHON, on every
  * core) trains and evaluates the same model with the same recipe on the very images our run uses
- * (the bench writes the run's subsets for it), in one process; it is skipped with one line where
- * torch is absent. The table splits our sweep's wall time into its parts from the run's records;
+ * (the bench writes the run's subsets for it), evaluating in passes of the aggregator's batch, in
+ * one process; it is skipped with one line where torch is absent. The table splits our sweep's wall time into its parts from the run's records;
  * the ratio is PyTorch's seconds over ours for the round (training, transfer, merge, evaluation).
  *
  *   node --import tsx bench/round-vs-pytorch.ts              # the measurement (quiet machine)
@@ -19,6 +19,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { aggregatorEvalBatch } from '../aggregator/run.ts';
 import { parseExperiment, type Experiment } from '../core/config.ts';
 import { loadForExperiment } from '../core/data/load.ts';
 import { readManifest } from '../core/data/manifest.ts';
@@ -85,7 +86,7 @@ function torch(): TorchRound | string {
   writeFileSync(join(data, TRAIN_FILE), encodeRecords(sets.train));
   writeFileSync(join(data, TEST_FILE), encodeRecords(sets.test));
   const { train, model } = experiment;
-  const args = [TORCH_SCRIPT, '--dir', data, '--width', String(model.width), '--classes', String(model.numClasses), '--eval-batch', String(experiment.eval.batchSize),
+  const args = [TORCH_SCRIPT, '--dir', data, '--width', String(model.width), '--classes', String(model.numClasses), '--eval-batch', String(aggregatorEvalBatch(experiment)),
     '--lr', String(train.learningRate), '--seed', String(experiment.seed), '--threads', String(availableParallelism()), ...(train.augment ? ['--augment'] : [])];
   const t0 = performance.now();
   const r = spawnSync(PYTHON, args, { encoding: 'utf8' });

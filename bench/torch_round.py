@@ -18,7 +18,7 @@ def main():
     p.add_argument('--dir', required=True)
     p.add_argument('--width', type=float, default=0.125)
     p.add_argument('--classes', type=int, default=10)
-    p.add_argument('--eval-batch', type=int, default=500)
+    p.add_argument('--eval-batch', type=int, default=64)  # the aggregator's (aggregator/run.ts)
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--augment', action='store_true')
     p.add_argument('--seed', type=int, default=1)

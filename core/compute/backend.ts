@@ -80,7 +80,8 @@ async function tryWasm(): Promise<Tried> {
   const asked = requestedWasmThreads();
   if (typeof asked === 'string') throw new FedsliceError('FEDSLICE_ERR_BACKEND', asked);
   try {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    // a CommonJS package: its default export is the package itself, under Node and in the build alike
+    const { default: wasm } = await import('@tensorflow/tfjs-backend-wasm');
     if (!(await withWasmThreads(asked, wasm.setThreadsCount, () => tf.setBackend('wasm')))) return 'the wasm backend did not initialise';
     unrefWasmWorkers();
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
