@@ -12,9 +12,9 @@ import { FedsliceError } from '../core/errors.ts';
 import { totalBytes } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { evaluate } from '../core/training/evaluate.ts';
-import { loadForExperiment } from '../core/data/load.ts';
+import { loadForAggregator } from '../core/data/load.ts';
 import { dataStatistics } from '../core/data/statistics.ts';
-import type { ImageSet } from '../core/data/types.ts';
+import type { LabelSet } from '../core/data/types.ts';
 import { ResultsStore } from '../core/results/store.ts';
 import { runEnvironment } from '../core/results/environment.ts';
 import { maxFrameBytes } from '../core/wire/codec.ts';
@@ -40,6 +40,11 @@ export { checkpointPath } from './plan.ts';
  * machine. The batch size changes no figure (it is left out of the run key).
  */
 const AGGREGATOR_EVAL_BATCH = 64;
+
+/** The images per forward pass the aggregator evaluates with under `config`. */
+export function aggregatorEvalBatch(config: Experiment): number {
+  return Math.min(config.eval.batchSize, AGGREGATOR_EVAL_BATCH);
+}
 
 export interface AggregatorOptions {
   config: Experiment;
@@ -71,7 +76,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   if (plan.kind === 'already-completed') return 'already-completed';
 
   const backend = await initBackend(config.backend);
-  const data = loadForExperiment(config.dataset, config.seed);
+  const data = loadForAggregator(config.dataset, config.seed);
   checkLabels(data.test, config.model.numClasses);
   const registry = new TrainerRegistry<WebSocket>(config.federation.worldSize);
   registry.restore(plan.slots);
@@ -92,7 +97,7 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     registry,
     outbox,
     log,
-    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: Math.min(config.eval.batchSize, AGGREGATOR_EVAL_BATCH) }),
+    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: aggregatorEvalBatch(config) }),
     checkpoint: (weights, draft) => recorder.checkpoint(weights, draft),
     record: (trained, ev, overlapSeconds) => recorder.record(trained, ev, overlapSeconds),
   });
@@ -171,7 +176,7 @@ function waitForTrainers(registry: TrainerRegistry<WebSocket>, job: string, time
   );
 }
 
-function checkLabels(set: ImageSet, numClasses: number): void {
+function checkLabels(set: LabelSet, numClasses: number): void {
   let max = 0;
   for (let i = 0; i < set.count; i++) if (set.labels[i] > max) max = set.labels[i];
   if (max >= numClasses) {

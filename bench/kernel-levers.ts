@@ -8,13 +8,13 @@
  * before and after.
  *
  *   node --import tsx bench/kernel-levers.ts [--widths 0.125,0.25] [--steps 5] [--reps 3]
- *   FEDSLICE_WASM_THREADS=2 node --import tsx bench/kernel-levers.ts
+ *   FEDSLICE_WASM_THREADS=2 node --import tsx bench/kernel-levers.ts --only conv   # the levers whose name has 'conv'
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../core/compute/backend.ts';
 import { setSimdAdam } from '../core/training/adam.ts';
-import { setSimdConvFilter } from '../core/compute/conv-grad-kernels.ts';
+import { setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
 import { registerWasmMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
@@ -28,6 +28,8 @@ interface Lever {
 
 const LEVERS: Lever[] = [
   { name: 'SIMD conv filter gradient (core/compute/simd-conv-filter-module.ts; off: transposed conv on XNNPACK)', off: () => setSimdConvFilter(false), on: () => setSimdConvFilter(true) },
+  { name: 'SIMD conv input gradient (core/compute/simd-conv-input-module.ts; off: XNNPACK conv)', off: () => setSimdConvInput(false), on: () => setSimdConvInput(true) },
+  { name: 'conv gradients on helper threads too (core/compute/wasm-helper-threads.ts; off: main thread alone)', off: () => setThreadedConvKernels(false), on: () => setThreadedConvKernels(true) },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
@@ -41,6 +43,7 @@ async function main(): Promise<void> {
       widths: { type: 'string', default: '0.125,0.25' },
       steps: { type: 'string', default: '5' },
       reps: { type: 'string', default: '3' },
+      only: { type: 'string', default: '' },
     },
   });
   const widths = values.widths.split(',').map(Number);
@@ -50,7 +53,7 @@ async function main(): Promise<void> {
     throw new Error('--widths takes numbers in (0, 1] such as 0.125,0.25; --steps and --reps positive integers');
   }
   const info = await initBackend('wasm');
-  const configs = [{ name: 'all levers on', lever: null as Lever | null }, ...LEVERS.map((l) => ({ name: `without ${l.name}`, lever: l }))];
+  const configs = [{ name: 'all levers on', lever: null as Lever | null }, ...LEVERS.filter((l) => l.name.includes(values.only)).map((l) => ({ name: `without ${l.name}`, lever: l }))];
   const loadBefore = loadavg()[0];
   const best = new Map<string, StepTiming>();
   for (const width of widths) {

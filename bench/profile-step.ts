@@ -12,7 +12,7 @@
  * FEDSLICE_WASM_THREADS sets the threads.
  */
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import type { BackendName } from '../core/config.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';

@@ -1,5 +1,5 @@
 """PyTorch's memory for the recipe bench/memory.ts measures fedslice on: the same AlexNet as
-core/model/network.ts (bench/torch_throughput.py), Adam with weight decay, a few steps of batch 32 on
+core/model/network.ts (bench/torch_recipe.py), Adam with weight decay, a few steps of batch 32 on
 random images, plus a copy of the starting weights and the delta, as a trainer holds them. Prints one
 JSON line: resident memory at each phase boundary and the process's peak (bytes).
 Usage: python3 bench/torch_memory.py --width 1 --steps 3 --threads 2"""
@@ -10,7 +10,7 @@ import resource
 import torch
 import torch.nn.functional as F
 
-from torch_throughput import AlexNet
+from torch_recipe import AlexNet, optimizer
 
 
 def rss():
@@ -35,7 +35,7 @@ def main():
     phases['variables'] = rss()
     start = [t.detach().clone() for t in model.parameters()]
     phases['start copy'] = rss()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    opt = optimizer(model, 1e-4)
     x = torch.randn(a.batch, 3, 32, 32)
     y = torch.randint(0, 100, (a.batch,))
     model.train()

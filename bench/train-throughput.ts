@@ -7,12 +7,14 @@
  *
  * Each width is timed on fedslice and then at once on PyTorch, so both see about the same load;
  * the load average is printed with the table. --threads sets FEDSLICE_WASM_THREADS for this run.
+ * The PyTorch side (bench/torch_throughput.py, /usr/bin/python3 or $FEDSLICE_PYTHON) runs our
+ * trainer's recipe from bench/torch_recipe.py, augmentation and loss read-back included.
  */
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { registerConvGradKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import type { BackendName } from '../core/config.ts';
@@ -24,7 +26,7 @@ import { trainLocal } from '../core/training/train.ts';
 import { benchTrainArgs, CLASSES, TRAIN_BATCH, timeTrainSteps } from './train-step.ts';
 
 const INFER_BATCH = 100;
-const PYTHON = '/usr/bin/python3';
+const PYTHON = process.env.FEDSLICE_PYTHON ?? '/usr/bin/python3';
 
 interface Rates {
   train: number;
@@ -64,6 +66,9 @@ async function inferRate(width: number, steps: number): Promise<number> {
   return (steps * INFER_BATCH) / seconds;
 }
 
+/** What the PyTorch side ran on, for the table's header. */
+let torchSetup = '';
+
 function torchRates(widths: number[], steps: number): Map<number, Rates> | string {
   if (!torchAvailable()) return 'PyTorch not found (install Debian python3-torch to compare); skipping the comparison';
   const script = fileURLToPath(new URL('./torch_throughput.py', import.meta.url));
@@ -73,7 +78,8 @@ function torchRates(widths: number[], steps: number): Map<number, Rates> | strin
     { encoding: 'utf8' },
   );
   if (r.status !== 0) return `the PyTorch bench failed: ${r.stderr.trim().split('\n').pop()}`;
-  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rates & { width: number });
+  const rows = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Rates & { width: number; threads: number; blas: string });
+  torchSetup = `PyTorch on ${rows[0]?.threads} threads, BLAS ${rows[0]?.blas}`;
   return new Map(rows.map((row) => [row.width, { train: row.train, infer: row.infer }]));
 }
 
@@ -118,7 +124,7 @@ async function main(): Promise<void> {
   const loadAfter = loadavg()[0];
 
   console.log(`\nimages/s, train batch ${TRAIN_BATCH} (Adam, dropout, augment), inference batch ${INFER_BATCH}; ${CLASSES} classes`);
-  console.log(`fedslice backend: ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}; PyTorch on 2 threads; load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
+  console.log(`fedslice backend: ${info.name} (${info.detail}), tfjs ${info.tfjsVersion}; ${torchSetup || 'no PyTorch'}; load average ${loadBefore.toFixed(1)} -> ${loadAfter.toFixed(1)}`);
   if (typeof torch === 'string') console.log(torch);
   console.log(['width', 'train', 'infer', 'torch train', 'torch infer', 'train ratio', 'infer ratio'].map((h) => pad(h, 12)).join(''));
   for (const w of widths) {

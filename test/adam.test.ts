@@ -3,7 +3,7 @@
  * bit (on wasm through the SIMD kernel, which is the default there), and the SIMD kernel exactly what
  * the JS loop computes.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { floatView } from '../core/compute/tensor-views.ts';

@@ -2,11 +2,12 @@
  * The conv-gradient kernels (core/compute/conv-grad-kernels.ts) on wasm against the cpu backend's own
  * Conv2DBackpropFilter / Conv2DBackpropInput, over several shapes, and a whole-model gradient check.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
-import { initBackend } from '../core/compute/backend.ts';
-import { convGradKernelsRegistered, registerConvGradKernels, setSimdConvFilter, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
-import { wasmFilterTileKernel } from '../core/compute/simd-conv-filter-module.ts';
+import { currentBackend, initBackend } from '../core/compute/backend.ts';
+import { convGradKernelsRegistered, registerConvGradKernels, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
+import { filterHelpersReady, filterTilesAvailable } from '../core/compute/simd-conv-filter-module.ts';
+import { inputHelpersReady, inputRowsAvailable } from '../core/compute/simd-conv-input-module.ts';
 import { isFedsliceError } from '../core/errors.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
@@ -89,6 +90,21 @@ describe('conv-gradient kernels', () => {
     });
   });
 
+/** dW of `c` by the Conv2DBackpropFilter kernel as registered now, for seeded x and dy. */
+  function filterGradient(c: Case, seed: number): Float32Array {
+    const rng = new Rng(seed);
+    return tf.tidy(() => {
+      const x = tf.tensor4d(randomArray(c.batch * c.h * c.w * c.ci, rng), [c.batch, c.h, c.w, c.ci]);
+      const filterShape: [number, number, number, number] = [c.k, c.k, c.ci, c.co];
+      const yShape = tf.conv2d(x, tf.zeros(filterShape) as tf.Tensor4D, 1, c.pad).shape as [number, number, number, number];
+      const dy = tf.tensor4d(randomArray(yShape.reduce((a, b) => a * b, 1), rng), yShape);
+      const attrs = { strides: [1, 1], pad: c.pad, dataFormat: 'NHWC', filterShape };
+      return (tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
+    });
+  }
+  const sameBits = (a: Float32Array, b: Float32Array) =>
+    a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
   // every tile shape (1-4 input channels, 4 or 8 output channels), padding on all sides or none,
   // and the width-1/8 AlexNet's conv2 and conv3
   const SIMD_CASES: Case[] = [
@@ -102,30 +118,87 @@ describe('conv-gradient kernels', () => {
   ];
   SIMD_CASES.forEach((c, i) => {
     it(`filter gradient: the SIMD tiles give the transposed convolution's bits, batch ${c.batch}, ${c.h}x${c.w}, ${c.ci}->${c.co}, k${c.k}, pad ${c.pad}`, () => {
-      expect(wasmFilterTileKernel(4, 2)).not.toBeNull();
-      const rng = new Rng(300 + i);
-      const x = tf.tensor4d(randomArray(c.batch * c.h * c.w * c.ci, rng), [c.batch, c.h, c.w, c.ci]);
-      const filterShape: [number, number, number, number] = [c.k, c.k, c.ci, c.co];
-      const yShape = tf.conv2d(x, tf.zeros(filterShape) as tf.Tensor4D, 1, c.pad).shape;
-      const dy = tf.tensor4d(randomArray(yShape.reduce((a, b) => a * b, 1), rng), yShape as [number, number, number, number]);
-      const dw = (simd: boolean) => {
-        setSimdConvFilter(simd);
-        const attrs = { strides: [1, 1], pad: c.pad, dataFormat: 'NHWC', filterShape };
-        const g = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-        const out = g.dataSync() as Float32Array;
-        g.dispose();
-        return out;
-      };
+      expect(filterTilesAvailable()).toBe(true);
       try {
-        const simd = dw(true);
-        const transposed = dw(false);
+        const simd = filterGradient(c, 300 + i);
+        setSimdConvFilter(false);
+        const transposed = filterGradient(c, 300 + i);
         expect(simd.length).toBe(c.k * c.k * c.ci * c.co);
-        expect(Buffer.from(simd.buffer, simd.byteOffset, simd.byteLength).equals(Buffer.from(transposed.buffer, transposed.byteOffset, transposed.byteLength))).toBe(true);
+        expect(sameBits(simd, transposed)).toBe(true);
       } finally {
         setSimdConvFilter(true);
-        tf.dispose([x, dy]);
       }
     });
+  });
+
+  it('filter gradient: shared with a helper thread, the same bits as on the main thread alone', async (ctx) => {
+    if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
+    const c = SIMD_CASES[SIMD_CASES.length - 2]; // conv2 at width 1/8: 315 M multiply-adds
+    filterGradient(c, 1); // the first threaded job starts the helper
+    for (let i = 0; i < 200 && filterHelpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(filterHelpersReady()).toBeGreaterThan(0);
+    try {
+      const shared = filterGradient(c, 400);
+      setThreadedConvKernels(false);
+      const alone = filterGradient(c, 400);
+      expect(sameBits(shared, alone)).toBe(true);
+    } finally {
+      setThreadedConvKernels(true);
+    }
+  });
+
+/** dx of `c` by the Conv2DBackpropInput kernel as registered now, for seeded dy and W. */
+  function inputGradient(c: Case, seed: number): Float32Array {
+    const rng = new Rng(seed);
+    return tf.tidy(() => {
+      const filter = tf.tensor4d(randomArray(c.k * c.k * c.ci * c.co, rng), [c.k, c.k, c.ci, c.co]);
+      const inputShape: [number, number, number, number] = [c.batch, c.h, c.w, c.ci];
+      const yShape = tf.conv2d(tf.zeros(inputShape) as tf.Tensor4D, filter, 1, c.pad).shape as [number, number, number, number];
+      const dy = tf.tensor4d(randomArray(yShape.reduce((a, b) => a * b, 1), rng), yShape);
+      const attrs = { strides: [1, 1], pad: c.pad, dataFormat: 'NHWC', inputShape };
+      return (tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
+    });
+  }
+
+  // every row shape (1-4 pixels at a row's end, 4 or 8 input channels), and the width-1/8 AlexNet's conv2 and conv4
+  const INPUT_CASES: Case[] = [
+    ...CASES.filter((c) => c.ci % 4 === 0),
+    { batch: 2, h: 7, w: 9, ci: 8, co: 5, k: 3, pad: 1 },
+    { batch: 3, h: 6, w: 6, ci: 4, co: 4, k: 3, pad: 0 },
+    { batch: 2, h: 5, w: 6, ci: 12, co: 3, k: 4, pad: 'same' },
+    { batch: 1, h: 5, w: 7, ci: 20, co: 6, k: 5, pad: 2 },
+    { batch: 32, h: 32, w: 32, ci: 12, co: 32, k: 5, pad: 2 },
+    { batch: 32, h: 16, w: 16, ci: 48, co: 48, k: 3, pad: 1 },
+  ];
+  INPUT_CASES.forEach((c, i) => {
+    it(`input gradient: the SIMD rows give XNNPACK's bits, batch ${c.batch}, ${c.h}x${c.w}, ${c.ci}->${c.co}, k${c.k}, pad ${c.pad}`, () => {
+      expect(inputRowsAvailable()).toBe(true);
+      try {
+        const simd = inputGradient(c, 500 + i);
+        setSimdConvInput(false);
+        const xnnpack = inputGradient(c, 500 + i);
+        expect(simd.length).toBe(c.batch * c.h * c.w * c.ci);
+        expect(sameBits(simd, xnnpack)).toBe(true);
+      } finally {
+        setSimdConvInput(true);
+      }
+    });
+  });
+
+  it('input gradient: shared with a helper thread, the same bits as on the main thread alone', async (ctx) => {
+    if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
+    const c = INPUT_CASES[INPUT_CASES.length - 2]; // conv2 at width 1/8: 315 M multiply-adds
+    inputGradient(c, 1); // the first threaded job starts the helper
+    for (let i = 0; i < 200 && inputHelpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(inputHelpersReady()).toBeGreaterThan(0);
+    try {
+      const shared = inputGradient(c, 600);
+      setThreadedConvKernels(false);
+      const alone = inputGradient(c, 600);
+      expect(sameBits(shared, alone)).toBe(true);
+    } finally {
+      setThreadedConvKernels(true);
+    }
   });
 
   it('on cpu (opt-in) also match the cpu backend own kernels', async () => {

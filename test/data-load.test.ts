@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DatasetSchema } from '../core/config.ts';
-import { loadForExperiment, shardIndices } from '../core/data/load.ts';
+import { loadForAggregator, loadForExperiment, loadTrainSet, shardIndices } from '../core/data/load.ts';
 import { readManifest } from '../core/data/manifest.ts';
 import { partition } from '../core/data/partition.ts';
 import { writeSynthetic } from '../core/data/synthetic.ts';
+import type { ImageSet } from '../core/data/types.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'fedslice-load-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -46,6 +47,24 @@ describe('loadForExperiment', () => {
     const a = loadForExperiment(cfg, 5);
     expect([a.train.count, a.test.count]).toEqual([100, 25]);
     expect(loadForExperiment(cfg, 5).train.labels).toEqual(a.train.labels);
+  });
+
+  it("gives a trainer and an aggregator the very sets loadForExperiment cuts, each only what it uses", () => {
+    const dir = join(root, 'roles');
+    writeSynthetic(dir, { numClasses: 4, trainCount: 400, testCount: 100, seed: 3 });
+    for (const fraction of [0.25, 1]) {
+      const cfg = DatasetSchema.parse({ name: 'synthetic', dir, fraction });
+      const both = loadForExperiment(cfg, 5);
+      const same = (a: ImageSet, b: ImageSet) => {
+        expect({ ...a, images: null }).toEqual({ ...b, images: null });
+        expect(Buffer.from(a.images).equals(Buffer.from(b.images))).toBe(true);
+      };
+      same(loadTrainSet(cfg, 5), both.train);
+      const aggregator = loadForAggregator(cfg, 5);
+      same(aggregator.test, both.test);
+      expect(aggregator.train).toEqual({ count: both.train.count, labels: both.train.labels, numClasses: 4 });
+      expect('images' in aggregator.train).toBe(false);
+    }
   });
 
   it('cifar100 with no files says to run fedslice data download', () => {

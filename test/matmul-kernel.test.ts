@@ -1,5 +1,5 @@
 /** wasm BatchMatMul with explicit transposes matches the cpu backend for every transpose combination and frees its temporaries. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { Rng } from '../core/rng.ts';

@@ -5,7 +5,7 @@
  * windows whose maximum is <= 0 and gives ties to the last maximum); after a ReLU such a window
  * is all zeros, whose gradient the ReLU's own gradient zeroes, so training is the same.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';

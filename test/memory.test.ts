@@ -4,7 +4,7 @@
  * bytes and the wasm heap exactly where round 2 left them. A tensor not disposed, or a buffer
  * allocated afresh each round that the heap cannot reuse, makes them grow.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { wasmHeapBytes } from '../core/compute/tensor-views.ts';

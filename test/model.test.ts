@@ -1,5 +1,5 @@
 /** AlexNet spec, PyTorch-style init and the tfjs forward pass, full-width and slice-shaped. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { isFedsliceError } from '../core/errors.ts';

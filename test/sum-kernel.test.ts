@@ -2,7 +2,7 @@
  * wasm Sum over every axis but the last (the bias gradients) against wasm's own kernel, bit for
  * bit, keepDims and negative axes included; other reductions still go to wasm's own kernel.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { wasmColSumKernel } from '../core/compute/simd-sum-module.ts';

@@ -1,5 +1,5 @@
 /** Local training and batched evaluation on the synthetic set: learning, determinism, no tensor leaks. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../core/compute/tf.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';

@@ -1,7 +1,5 @@
 /** FEDSLICE_WASM_THREADS: a real two-thread wasm pool under Node, same results as one thread, no hang at exit, clear error on a bad value. */
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,7 +12,7 @@ function runChild(threads: string): { status: number | null; stdout: string; std
   const script = join(dir, 'threads.mts');
   const backend = new URL(`file://${resolve('core/compute/backend.ts')}`).href;
   const rng = new URL(`file://${resolve('core/rng.ts')}`).href;
-  const tfjs = pathToFileURL(createRequire(import.meta.url).resolve('@tensorflow/tfjs')).href;
+  const tfjs = new URL(`file://${resolve('core/compute/tf.ts')}`).href;
   writeFileSync(
     script,
     `import * as tf from '${tfjs}';

@@ -11,7 +11,7 @@ import { currentBackend, initBackend } from '../core/compute/backend.ts';
 import { stepsPerCall, trainModel } from '../core/training/train.ts';
 import { LocalModel } from '../core/training/local-model.ts';
 import { markMemory } from '../core/compute/memory-probe.ts';
-import { loadForExperiment, shardIndices } from '../core/data/load.ts';
+import { loadTrainSet, shardIndices } from '../core/data/load.ts';
 import type { ImageSet } from '../core/data/types.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
 import { aggregatorToTrainer, type MessageOf, type TrainerToAggregator } from '../core/wire/schema.ts';
@@ -52,7 +52,7 @@ export async function runTrainer(o: TrainerOptions): Promise<void> {
   const { config, log } = o;
   await initBackend(config.backend);
   const layers = alexnetLayers(config.model);
-  const { train } = loadForExperiment(config.dataset, config.seed);
+  const train = loadTrainSet(config.dataset, config.seed);
   // fedavg tasks carry the full model: size frames for it.
   const t: Trainer = { o, layers, train, maxPayload: maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT), model: new LocalModel() };
   const waitS = config.federation.roundTimeoutS;

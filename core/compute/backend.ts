@@ -5,7 +5,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 import type { BackendName } from '../config.ts';
 import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
@@ -79,7 +79,8 @@ async function tryWasm(): Promise<Tried> {
   const asked = requestedWasmThreads();
   if (typeof asked === 'string') throw new FedsliceError('FEDSLICE_ERR_BACKEND', asked);
   try {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    // a CommonJS package: its default export is the package itself, under Node and in the build alike
+    const { default: wasm } = await import('@tensorflow/tfjs-backend-wasm');
     if (!(await withWasmThreads(asked, wasm.setThreadsCount, () => tf.setBackend('wasm')))) return 'the wasm backend did not initialise';
     unrefWasmWorkers();
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
@@ -128,7 +129,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerWasmMaxPoolGrad();
       registerWasmSum();
     }
-    current = { name, detail: r.detail, tfjsVersion: tf.version.tfjs, threads: r.threads };
+    current = { name, detail: r.detail, tfjsVersion: tf.version_core, threads: r.threads };
     if (printed !== name) {
       const budget = name !== 'wasm' ? '' : process.env[THREADS_ENV] === undefined ? '; every core' : `; ${THREADS_ENV}=${process.env[THREADS_ENV]}`;
       process.stderr.write(`fedslice: backend ${name} (${r.detail}${budget})\n`);

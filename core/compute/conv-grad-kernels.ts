@@ -24,9 +24,11 @@ import {
   type KernelFunc,
   type NamedAttrMap,
   type TensorInfo,
-} from '@tensorflow/tfjs';
+} from './tf.ts';
 import { FedsliceError } from '../errors.ts';
-import { MAX_TILE_CI, MAX_TILE_CO4, wasmFilterTileKernel } from './simd-conv-filter-module.ts';
+import { currentBackend } from './backend.ts';
+import { filterTilesAvailable, runFilterJob } from './simd-conv-filter-module.ts';
+import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
 
 export type ConvGradBackend = 'wasm' | 'cpu';
 
@@ -104,57 +106,79 @@ interface HeapBackend {
 }
 
 let simdFilterEnabled = true;
+let convThreaded = true;
+let simdInputEnabled = true;
 
 /** Use the wasm SIMD filter gradient where it applies (true, the default) or the transposed convolution (false), for comparisons. */
 export function setSimdConvFilter(enabled: boolean): void {
   simdFilterEnabled = enabled;
 }
 
+/** Use the wasm SIMD input gradient where it applies (true, the default) or XNNPACK's convolution (false), for comparisons. */
+export function setSimdConvInput(enabled: boolean): void {
+  simdInputEnabled = enabled;
+}
+
+/** Run the SIMD filter and input gradients on every wasm thread (true, the default) or on the main thread alone (false), for comparisons. */
+export function setThreadedConvKernels(enabled: boolean): void {
+  convThreaded = enabled;
+}
+
 /**
- * dW straight from x and dy in NHWC with the SIMD tiles of core/compute/simd-conv-filter-module.ts:
- * for each output row oy, each (ky, kx) it reaches and each tile of channels, one call sums that
- * row's products over its columns and the batch. Null where the tiles cannot run (another backend,
- * output channels not a multiple of 4).
+ * dW straight from x and dy in NHWC with the SIMD tiles of core/compute/simd-conv-filter-module.ts,
+ * on every thread the backend has. Null where the tiles cannot run (another backend, output
+ * channels not a multiple of 4).
  */
 function simdFilterGradient(backend: KernelBackend, x: TensorInfo, dy: TensorInfo, filterShape: number[], pad: backend_util.PadInfo): TensorInfo | null {
   const [batch, h, w, ci] = x.shape;
   const [, ho, wo, co] = dy.shape;
   const [kh, kw] = filterShape;
-  if (!simdFilterEnabled || co % 4 !== 0 || x.dtype !== 'float32' || !wasmFilterTileKernel(1, 1)) return null;
+  if (!simdFilterEnabled || co % 4 !== 0 || x.dtype !== 'float32' || !filterTilesAvailable()) return null;
   const heap = backend as unknown as HeapBackend;
   const out = heap.makeOutput([kh, kw, ci, co], 'float32');
   // views are taken after makeOutput: an allocation may grow the heap and detach older views
-  const dwView = heap.typedArrayFromHeap(out);
-  dwView.fill(0);
-  const xPtr = heap.typedArrayFromHeap(x).byteOffset;
-  const dyPtr = heap.typedArrayFromHeap(dy).byteOffset;
-  const dwPtr = dwView.byteOffset;
-  const [xBatch, dyBatch] = [4 * h * w * ci, 4 * ho * wo * co];
-  const co4 = co / 4;
-  for (let oy = 0; oy < ho; oy++) {
-    for (let ky = 0; ky < kh; ky++) {
-      const iy = oy + ky - pad.top;
-      if (iy < 0 || iy >= h) continue;
-      for (let kx = 0; kx < kw; kx++) {
-        const lo = Math.max(0, pad.left - kx);
-        const hi = Math.min(wo, w + pad.left - kx);
-        if (hi <= lo) continue;
-        const xRun = xPtr + 4 * (iy * w + lo + kx - pad.left) * ci;
-        const dyRun = dyPtr + 4 * (oy * wo + lo) * co;
-        const dwAt = dwPtr + 4 * (ky * kw + kx) * ci * co;
-        for (let c0 = 0; c0 < ci; c0 += MAX_TILE_CI) {
-          const nci = Math.min(MAX_TILE_CI, ci - c0);
-          for (let q0 = 0; q0 < co4; q0 += MAX_TILE_CO4) {
-            const nco = Math.min(MAX_TILE_CO4, co4 - q0);
-            wasmFilterTileKernel(nci, nco)!(
-              xRun + 4 * c0, dyRun + 16 * q0, dwAt + 4 * (c0 * co + 4 * q0),
-              hi - lo, batch, xBatch, dyBatch, 4 * ci, 4 * co, 4 * co,
-            );
-          }
-        }
-      }
+  const dw = heap.typedArrayFromHeap(out);
+  dw.fill(0);
+  const job = {
+    x: heap.typedArrayFromHeap(x).byteOffset,
+    dy: heap.typedArrayFromHeap(dy).byteOffset,
+    dw: dw.byteOffset,
+    batch, h, w, ci, ho, wo, co, kh, kw,
+    padTop: pad.top,
+    padLeft: pad.left,
+  };
+  runFilterJob(job, convThreaded ? (currentBackend()?.threads ?? 1) : 1);
+  return out;
+}
+
+/**
+ * dx = conv2d(dy padded by `p` (top, bottom, left, right), `wt` [kh, kw, Co, Ci]) with the SIMD
+ * rows of core/compute/simd-conv-input-module.ts over an explicitly zero-padded copy of dy, on every
+ * thread the backend has. Null where they cannot run (another backend, input channels not a
+ * multiple of 4).
+ */
+function simdInputGradient(backend: KernelBackend, dy: TensorInfo, wt: TensorInfo, inputShape: number[], p: number[]): TensorInfo | null {
+  const [batch, h, w, ci] = inputShape;
+  const [, ho, wo, co] = dy.shape;
+  const [kh, kw] = wt.shape;
+  if (!simdInputEnabled || ci % 4 !== 0 || dy.dtype !== 'float32' || !inputRowsAvailable()) return null;
+  const heap = backend as unknown as HeapBackend;
+  const [hp, wp] = [h + kh - 1, w + kw - 1];
+  const padded = heap.makeOutput([batch, hp, wp, co], 'float32');
+  const out = heap.makeOutput([batch, h, w, ci], 'float32');
+  // views are taken after makeOutput: an allocation may grow the heap and detach older views
+  const dyView = heap.typedArrayFromHeap(dy);
+  const padView = heap.typedArrayFromHeap(padded);
+  padView.fill(0);
+  for (let b = 0; b < batch; b++) {
+    for (let y = 0; y < ho; y++) {
+      const from = (b * ho + y) * wo * co;
+      padView.set(dyView.subarray(from, from + wo * co), ((b * hp + y + p[0]) * wp + p[2]) * co);
     }
   }
+  const job = { dyPadded: padView.byteOffset, wt: heap.typedArrayFromHeap(wt).byteOffset, dx: heap.typedArrayFromHeap(out).byteOffset, batch, h, w, ci, co, kh, kw };
+  runInputJob(job, convThreaded ? (currentBackend()?.threads ?? 1) : 1);
+  backend.disposeData(padded.dataId);
   return out;
 }
 
@@ -190,7 +214,8 @@ function inputGradient(backendName: ConvGradBackend): KernelFunc {
     const { backend } = args;
     const flipped = run(Reverse, backendName, { inputs: { x: filter }, backend, attrs: { dims: [0, 1] } });
     const swapped = transpose(backendName, backend, flipped, [0, 1, 3, 2]); // [kh, kw, Co, Ci]
-    const out = conv(backendName, backend, dy, swapped, explicit(p[0], p[1], p[2], p[3]));
+    const simd = backendName === 'wasm' ? simdInputGradient(backend, dy, swapped, attrs.inputShape, p) : null;
+    const out = simd ?? conv(backendName, backend, dy, swapped, explicit(p[0], p[1], p[2], p[3]));
     release(backend, flipped, swapped);
     return out;
   };

@@ -7,7 +7,7 @@
  * runs untransposed: a^T b = (T a) b; a b^T = (T b-side) or (b (T a))^T, whichever copies fewer
  * floats. Batched products (batch > 1) go to the backend's own kernel unchanged.
  */
-import { BatchMatMul, getKernel, registerKernel, Transpose, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from '@tensorflow/tfjs';
+import { BatchMatMul, getKernel, registerKernel, Transpose, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from './tf.ts';
 
 interface Args {
   inputs: { a: TensorInfo; b: TensorInfo };

@@ -7,7 +7,7 @@
  * are a multiple of 4 the loop runs as a wasm SIMD function (core/compute/simd-maxpool-module.ts,
  * 4-6x less CPU than this JS loop, the same bits).
  */
-import { getKernel, MaxPoolGrad, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import { getKernel, MaxPoolGrad, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { wasmMaxPoolGradKernel } from './simd-maxpool-module.ts';
 
 interface WasmBackend {

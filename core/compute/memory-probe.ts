@@ -7,7 +7,7 @@
  * Unset, a mark is one check of a constant.
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 import { wasmHeapBytes } from './tensor-views.ts';
 
 export const MEMORY_PROBE_ENV = 'FEDSLICE_MEMORY_PROBE';

@@ -11,13 +11,14 @@
  * first x and dy values of the run and to dW[ky, kx, ci0, co0]; `cols` columns of `batch` images;
  * the byte strides of x and dy from one image to the next and from one column to the next; and of
  * dW from one input channel to the next.
+ *
+ * A whole filter gradient is a list of work items (one per (ky, kx) and tile of channels, each
+ * writing its own part of dW), run over every output row by `runFilterItems`; with the threaded
+ * build the items are shared between the main thread and helper threads
+ * (core/compute/wasm-helper-threads.ts).
  */
-import { I32, V128, backendKernel, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, fadd, fmul, set, storeAt, type WasmFunction } from './wasm-asm.ts';
-
-export type FilterTileKernel = (
-  x: number, dy: number, out: number, cols: number, batch: number,
-  xBatch: number, dyBatch: number, xCol: number, dyCol: number, outRow: number,
-) => void;
+import { threadedKernel } from './wasm-helper-threads.ts';
+import { I32, V128, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, fadd, fmul, set, storeAt, type WasmFunction } from './wasm-asm.ts';
 
 /** Input channels per tile: 1 to 4; output channels per tile: 4 x 1 or 2. */
 export const MAX_TILE_CI = 4;
@@ -59,11 +60,83 @@ function filterTileFunction(nci: number, nco: number): WasmFunction {
   };
 }
 
-const getters = Array.from({ length: MAX_TILE_CI }, (_, i) =>
-  Array.from({ length: MAX_TILE_CO4 }, (_, j) => backendKernel<FilterTileKernel>(() => filterTileFunction(i + 1, j + 1))),
-);
+/** Every tile function, input channels major: index (nci - 1) * MAX_TILE_CO4 + nco - 1. */
+function filterTileFunctions(): WasmFunction[] {
+  const all: WasmFunction[] = [];
+  for (let nci = 1; nci <= MAX_TILE_CI; nci++) for (let nco = 1; nco <= MAX_TILE_CO4; nco++) all.push(filterTileFunction(nci, nco));
+  return all;
+}
 
-/** The tile function for `nci` input and 4 x `nco` output channels over the current wasm memory, or null on another backend. */
-export function wasmFilterTileKernel(nci: number, nco: number): FilterTileKernel | null {
-  return getters[nci - 1][nco - 1]();
+/** The parameters of `runFilterItems`, in order. */
+export interface FilterJob {
+  x: number;
+  dy: number;
+  dw: number;
+  batch: number;
+  h: number;
+  w: number;
+  ci: number;
+  ho: number;
+  wo: number;
+  co: number;
+  kh: number;
+  kw: number;
+  padTop: number;
+  padLeft: number;
+}
+
+const jobParams = (j: FilterJob): number[] =>
+  [j.x, j.dy, j.dw, j.batch, j.h, j.w, j.ci, j.ho, j.wo, j.co, j.kh, j.kw, j.padTop, j.padLeft, MAX_TILE_CI, MAX_TILE_CO4];
+
+/** Work items of a job: one per (ky, kx), tile of input channels and tile of output channels. */
+export function filterItems(j: FilterJob): number {
+  return j.kh * j.kw * Math.ceil(j.ci / MAX_TILE_CI) * Math.ceil(j.co / 4 / MAX_TILE_CO4);
+}
+
+/**
+ * Items [from, to) of a job (parameters in FilterJob's order, then the tile maxima) for every output
+ * row oy in order; each item adds that row's products to its own (ky, kx, channel tile) of dW.
+ * Self-contained (helper threads run its source text).
+ */
+export function runFilterItems(tiles: Array<(...args: number[]) => void>, p: ArrayLike<number>, from: number, to: number): void {
+  const x = p[0], dy = p[1], dw = p[2], batch = p[3], h = p[4], w = p[5], ci = p[6];
+  const ho = p[7], wo = p[8], co = p[9], kw = p[11], padTop = p[12], padLeft = p[13], tileCi = p[14], tileCo4 = p[15];
+  const co4 = co / 4;
+  const coTiles = Math.ceil(co4 / tileCo4);
+  const perK = Math.ceil(ci / tileCi) * coTiles;
+  for (let oy = 0; oy < ho; oy++) {
+    for (let t = from; t < to; t++) {
+      const k = Math.floor(t / perK);
+      const ky = Math.floor(k / kw);
+      const kx = k - ky * kw;
+      const iy = oy + ky - padTop;
+      const lo = Math.max(0, padLeft - kx);
+      const hi = Math.min(wo, w + padLeft - kx);
+      if (iy < 0 || iy >= h || hi <= lo) continue;
+      const r = t - k * perK;
+      const c0 = Math.floor(r / coTiles) * tileCi;
+      const q0 = (r % coTiles) * tileCo4;
+      const nci = Math.min(tileCi, ci - c0);
+      const nco = Math.min(tileCo4, co4 - q0);
+      tiles[(nci - 1) * tileCo4 + nco - 1](
+        x + 4 * ((iy * w + lo + kx - padLeft) * ci + c0),
+        dy + 4 * (oy * wo + lo) * co + 16 * q0,
+        dw + 4 * ((k * ci + c0) * co + 4 * q0),
+        hi - lo, batch, 4 * h * w * ci, 4 * ho * wo * co, 4 * ci, 4 * co, 4 * co,
+      );
+    }
+  }
+}
+
+const kernel = threadedKernel(filterTileFunctions, runFilterItems);
+
+/** Whether the functions can run over the current backend's memory (false on another backend). */
+export const filterTilesAvailable = kernel.available;
+
+/** Helper threads ready to take work (0 before the first threaded job). */
+export const filterHelpersReady = kernel.helpersReady;
+
+/** Run a job over the current wasm memory on `threads` threads; false on another backend (nothing was written). */
+export function runFilterJob(job: FilterJob, threads: number): boolean {
+  return kernel.run(jobParams(job), filterItems(job), job.batch * job.ho * job.wo * job.kh * job.kw * job.ci * job.co, threads);
 }

@@ -6,7 +6,7 @@
  * order (core/compute/simd-sum-module.ts), so the results are the same bits. Other sums, other
  * dtypes and a last axis that is not a multiple of 4 go to wasm's own kernel.
  */
-import { getKernel, registerKernel, Sum, unregisterKernel, util, type KernelConfig, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs';
+import { getKernel, registerKernel, Sum, unregisterKernel, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { wasmColSumKernel } from './simd-sum-module.ts';
 
 interface WasmBackend {

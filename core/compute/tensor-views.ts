@@ -7,7 +7,7 @@
  * A wasm view is over the wasm heap, which moves when the heap grows: take a view, use it, drop it,
  * with no tfjs allocation in between.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 
 interface HeapBackend {
   typedArrayFromHeap(t: { shape: number[]; dtype: tf.DataType; dataId: object }): unknown;

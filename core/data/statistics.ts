@@ -1,7 +1,7 @@
 /** What data an experiment trains and tests on: sizes, the partition, and per-class counts per shard. */
 import type { DatasetConfig } from '../config.ts';
 import { shardIndices } from './load.ts';
-import type { ImageSet, TrainTestSets } from './types.ts';
+import type { LabelSet } from './types.ts';
 
 export interface ShardStatistics {
   shard: number;
@@ -23,15 +23,15 @@ export interface DataStatistics {
   shards: ShardStatistics[];
 }
 
-function perClass(set: ImageSet, indices?: Int32Array): number[] {
+function perClass(set: LabelSet, indices?: Int32Array): number[] {
   const counts = new Array<number>(set.numClasses).fill(0);
   if (indices) for (const i of indices) counts[set.labels[i]]++;
   else for (let i = 0; i < set.count; i++) counts[set.labels[i]]++;
   return counts;
 }
 
-/** The statistics of the sets loadForExperiment returned, cut into `worldSize` shards as the trainers cut them. */
-export function dataStatistics(dataset: DatasetConfig, sets: TrainTestSets, worldSize: number, seed: number): DataStatistics {
+/** The statistics of the experiment's sets (their labels), the training set cut into `worldSize` shards as the trainers cut it. */
+export function dataStatistics(dataset: DatasetConfig, sets: { train: LabelSet; test: LabelSet }, worldSize: number, seed: number): DataStatistics {
   const shards = Array.from({ length: worldSize }, (_, shard) => {
     const indices = shardIndices(sets.train, dataset, worldSize, shard, seed);
     return { shard, images: indices.length, perClass: perClass(sets.train, indices) };

@@ -1,7 +1,7 @@
 /** Seeded, class-stratified fractions of an image set. */
 import { FedsliceError } from '../errors.ts';
 import { Rng } from '../rng.ts';
-import { IMAGE_BYTES, type ImageSet } from './types.ts';
+import { IMAGE_BYTES, type ImageSet, type LabelSet } from './types.ts';
 
 /** Copies the images at `indices` (in that order) into a new set. */
 export function selectImages(set: ImageSet, indices: Int32Array): ImageSet {
@@ -19,15 +19,14 @@ export function selectImages(set: ImageSet, indices: Int32Array): ImageSet {
 }
 
 /**
- * round(fraction * count) images (at least one), taking the same share of every class (largest
- * remainders fill the rounding), chosen with `seed`; images keep their original relative order.
- * Fraction 1 returns `set` itself.
+ * The indices of round(fraction * count) records (at least one), taking the same share of every
+ * class (largest remainders fill the rounding), chosen with `seed`, in their original order.
  */
-export function takeFraction(set: ImageSet, fraction: number, seed: number): ImageSet {
+export function fractionIndices(set: LabelSet, fraction: number, seed: number): Int32Array {
   if (!(fraction > 0 && fraction <= 1)) {
     throw new FedsliceError('FEDSLICE_ERR_DATA_FRACTION', `data fraction must be in (0, 1], got ${fraction}`);
   }
-  if (fraction === 1) return set;
+  if (fraction === 1) return Int32Array.from({ length: set.count }, (_, i) => i);
   const target = Math.max(1, Math.round(fraction * set.count));
   const byClass: number[][] = Array.from({ length: set.numClasses }, () => []);
   for (let i = 0; i < set.count; i++) byClass[set.labels[i]].push(i);
@@ -44,5 +43,11 @@ export function takeFraction(set: ImageSet, fraction: number, seed: number): Ima
     for (let k = 0; k < quota[c]; k++) chosen.push(shuffled[k]);
   });
   chosen.sort((a, b) => a - b);
-  return selectImages(set, Int32Array.from(chosen));
+  return Int32Array.from(chosen);
+}
+
+/** The images fractionIndices chooses, as a new set; fraction 1 returns `set` itself. */
+export function takeFraction(set: ImageSet, fraction: number, seed: number): ImageSet {
+  const indices = fractionIndices(set, fraction, seed);
+  return fraction === 1 ? set : selectImages(set, indices);
 }

@@ -16,6 +16,9 @@ export interface ImageSet {
   coarseLabels?: Uint8Array;
 }
 
+/** A set's labels without its images: what partitions, fractions and statistics read. */
+export type LabelSet = Omit<ImageSet, 'images'>;
+
 /** One batch ready for the model: NHWC float32 images, normalised; int32 labels. */
 export interface Batch {
   size: number;

@@ -6,7 +6,7 @@
  * The conv output is flattened in PyTorch's (C, H, W) order, so fc1.weight's input axis means the
  * same thing here as in a PyTorch checkpoint.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../compute/tf.ts';
 import { FedsliceError } from '../errors.ts';
 import type { LayerSpec } from './spec.ts';
 import type { Rng } from '../rng.ts';

@@ -18,7 +18,7 @@
  * Where the backend hides tensor storage (see floatView) the same maths runs as tf ops, one parameter
  * at a time so only one parameter's temporaries are alive.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../compute/tf.ts';
 import { wasmAdamKernel, type AdamKernel } from '../compute/simd-adam-module.ts';
 import { floatView } from '../compute/tensor-views.ts';
 

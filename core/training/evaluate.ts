@@ -1,5 +1,5 @@
 /** Batched evaluation without augmentation: mean NLL and accuracy over a whole image set. */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../compute/tf.ts';
 import { allocBatch, fillBatch } from '../data/batches.ts';
 import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from '../data/types.ts';
 import { FedsliceError } from '../errors.ts';

@@ -4,7 +4,7 @@
  * allocated afresh every round would make each round's peak a permanent one; held here, the
  * trainer's memory after round 1 stays flat.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../compute/tf.ts';
 import { floatView } from '../compute/tensor-views.ts';
 import type { ParamTensors } from '../model/network.ts';
 import type { Weights } from '../model/tensor.ts';

@@ -7,7 +7,7 @@
  * reads back each step, so it adds no backend sync. tf.memory() is read once per interval, inside
  * a step (it reports counters the engine keeps, without touching the backend's data).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../compute/tf.ts';
 import { percentileOfSorted } from './percentile.ts';
 import { peakRssBytes } from '../results/environment.ts';
 import type { StepReport, TrainerRoundStats } from './metrics-schema.ts';

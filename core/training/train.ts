@@ -5,7 +5,7 @@
  * life (the weights stay in it); `trainLocal` is the same on a model of its own, with weights in and
  * out as Float32Array: the input is not modified and no tensor outlives the call.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '../compute/tf.ts';
 import { allocBatch, epochOrder, fillBatch } from '../data/batches.ts';
 import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from '../data/types.ts';
 import { FedsliceError } from '../errors.ts';
