@@ -7,7 +7,7 @@
  *
  *   node bin/build.js
  */
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,32 @@ const tfjsGradients = {
 };
 
 /**
+ * Node imports a CommonJS package into an ES module at a high price: it parses the source once to
+ * detect its format and once more to find its export names, before compiling it (tfjs-core,
+ * its backends, ws, commander: about 3x the time of a require, bench/sweep-overhead.ts). So the
+ * build loads every external package that is not an ES module (no "type": "module") with require.
+ */
+const requireFrom = createRequire(join(ROOT, 'package.json'));
+const packageName = (specifier) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+function isCommonJsPackage(specifier) {
+  if (specifier.startsWith('node:') || specifier.startsWith('.')) return false;
+  const name = packageName(specifier);
+  // read directly: a package's "exports" may not list its package.json
+  const file = (requireFrom.resolve.paths(name) ?? []).map((dir) => join(dir, name, 'package.json')).find((f) => existsSync(f));
+  return file !== undefined && JSON.parse(readFileSync(file, 'utf8')).type !== 'module';
+}
+const requireCommonJs = {
+  name: 'require-commonjs',
+  setup(b) {
+    b.onResolve({ filter: /^[^.]/ }, (args) => {
+      if (args.namespace === 'commonjs-package') return { path: args.path, external: true };
+      return isCommonJsPackage(args.path) ? { path: args.path, namespace: 'commonjs-package' } : undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'commonjs-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
+  },
+};
+
+/**
  * Bundles cli.ts into `out`, which must sit directly in the package root (the code finds the
  * package's own files one folder up, see core/package-root.ts). Returns how many sources it read.
  */
@@ -68,11 +94,13 @@ export async function build(out = join(ROOT, 'dist')) {
     platform: 'node',
     target: 'node20',
     packages: 'external',
-    plugins: [tfjsGradients],
+    plugins: [tfjsGradients, requireCommonJs],
+    // the require the CommonJS packages are loaded with (see requireCommonJs)
+    banner: { js: "import { createRequire as __fedsliceCreateRequire } from 'node:module';\nconst require = __fedsliceCreateRequire(import.meta.url);" },
     metafile: true,
     logLevel: 'warning',
   });
-  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/'));
+  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/') && !f.startsWith('commonjs-package:'));
   inputs.push(relative(ROOT, fileURLToPath(import.meta.url)));
   // written last: a process that starts mid-build finds no stamp and runs the sources
   writeFileSync(join(out, STAMP), `${JSON.stringify({ startedAt, inputs }, null, 1)}\n`);

@@ -1,6 +1,6 @@
 /** The build in dist/: when bin/fedslice.js may run it instead of the sources, and that the bundle finds the package's own files. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,5 +81,14 @@ describe('the bundle', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('loads CommonJS packages with require and ES module packages with import', () => {
+    const code = readdirSync(out).filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(out, f), 'utf8')).join('\n');
+    for (const pkg of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm', 'ws', 'commander']) {
+      expect(code).toContain(`require("${pkg}")`);
+      expect(code).not.toMatch(new RegExp(`(from|import\\(?) ?"${pkg}"`));
+    }
+    expect(code).toMatch(/from "zod"/); // "type": "module": Node loads it as it is
   });
 });

@@ -10,6 +10,7 @@ import type { BackendName } from '../config.ts';
 import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
+import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
 import { registerWasmSum } from './sum-kernel.ts';
@@ -79,7 +80,8 @@ async function tryWasm(): Promise<Tried> {
   const asked = requestedWasmThreads();
   if (typeof asked === 'string') throw new FedsliceError('FEDSLICE_ERR_BACKEND', asked);
   try {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    // a CommonJS package: its default export is the package itself, under Node and in the build alike
+    const { default: wasm } = await import('@tensorflow/tfjs-backend-wasm');
     if (!(await withWasmThreads(asked, wasm.setThreadsCount, () => tf.setBackend('wasm')))) return 'the wasm backend did not initialise';
     unrefWasmWorkers();
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
@@ -127,6 +129,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
       registerWasmSum();
+      registerWasmIdentity();
     }
     current = { name, detail: r.detail, tfjsVersion: tf.version_core, threads: r.threads };
     if (printed !== name) {
