@@ -7,14 +7,18 @@
  *
  *   nice -n 10 node --import tsx bench/memory.ts                  # full width: GBs, minutes
  *   nice -n 10 node --import tsx bench/memory.ts --width 0.125    # a quick look
+ *   nice -n 10 node --import tsx bench/memory.ts --runs trainer --rounds 3   # the trainer alone: quick
  *   options: --rounds 10 (fedavg run, growth from round 2 to the last) --steps 2 (per round)
- *            --echo 8 (trainers of the aggregator row) --runs slice,fedavg,echo (which runs) --no-torch
+ *            --echo 8 (trainers of the aggregator row) --runs slice,fedavg,echo[,trainer] (which runs) --no-torch
  *            --repo DIR (run the roles of another checkout, e.g. a worktree of an older commit: without
  *            the probe only the sampled peaks are printed; compare two invocations' tables)
  * PyTorch is /usr/bin/python3 or $FEDSLICE_PYTHON; without torch its column says so and is skipped.
  *
  * Runs: slice W=2 (2 rounds), fedavg W=2 (--rounds), and an aggregator with --echo fedavg trainers
- * that answer each task with a zero delta without training (3 rounds). Each process's peak is the
+ * that answer each task with a zero delta without training (3 rounds); with `trainer` in --runs, also
+ * a fedavg trainer's work alone in a process (LocalModel, trainModel, the delta over a fresh copy of
+ * the model each round standing for the received frame; it also holds the starting weights, one
+ * model more than a trainer, and has no sockets). Each process's peak is the
  * largest per-phase peak of its probe lines (the probe resets the kernel's high-water mark at each
  * phase boundary, so a line's peak is its phase's). Prints the load average before and after.
  */
@@ -25,7 +29,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { MEMORY_PROBE_ENV, type MemoryMark } from '../core/compute/memory-probe.ts';
+import { initBackend } from '../core/compute/backend.ts';
+import { markMemory, MEMORY_PROBE_ENV, type MemoryMark } from '../core/compute/memory-probe.ts';
+import { generateSynthetic } from '../core/data/synthetic.ts';
+import { initialWeights } from '../core/model/init.ts';
+import { cloneWeights } from '../core/model/tensor.ts';
+import { range } from '../core/rng.ts';
+import { LocalModel } from '../core/training/local-model.ts';
+import { trainModel } from '../core/training/train.ts';
 import { writeSynthetic } from '../core/data/synthetic.ts';
 import { alexnetLayers, parameterCount } from '../core/model/spec.ts';
 import { decode, maxFrameBytes } from '../core/wire/codec.ts';
@@ -48,8 +59,9 @@ const { values } = parseArgs({
     runs: { type: 'string', default: 'slice,fedavg,echo' },
     repo: { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
-    // internal: this file run as the echo trainers of the aggregator row
+    // internal: this file run as the echo trainers of the aggregator row, or as the lone trainer
     'echo-for': { type: 'string' },
+    'lone-trainer': { type: 'boolean', default: false },
     job: { type: 'string' },
   },
 });
@@ -59,6 +71,10 @@ const width = Number(values.width);
 const modelBytes = parameterCount(alexnetLayers({ width, numClasses: 100 })) * 4;
 if (values['echo-for']) {
   await echoTrainers(values['echo-for'], values.job ?? '', Number(values.echo));
+  process.exit(0);
+}
+if (values['lone-trainer']) {
+  await loneTrainer(Number(values.rounds), Number(values.steps));
   process.exit(0);
 }
 
@@ -75,10 +91,11 @@ const torch = values['no-torch'] ? { skipped: 'skipped (--no-torch)' } : runTorc
 try {
   const runs = new Set(values.runs.split(','));
   const none: Run = { marks: new Map(), sampled: new Map() };
+  const lone = runs.has('trainer') ? await runLoneTrainer() : none;
   const slice = runs.has('slice') ? await runFederation('slice', { mode: 'slice', worldSize: 2, rounds: 2, trainers: 'real' }) : none;
   const fedavg = runs.has('fedavg') ? await runFederation('fedavg', { mode: 'fedavg', worldSize: 2, rounds, trainers: 'real' }) : none;
   const echo = runs.has('echo') ? await runFederation('echo', { mode: 'fedavg', worldSize: echoCount, rounds: 3, trainers: 'echo' }) : none;
-  report({ slice, fedavg, echo, torch });
+  report({ slice, fedavg, echo, lone, torch });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -151,6 +168,43 @@ async function runFederation(name: string, spec: RunSpec): Promise<Run> {
     marks.set(m.who, [...(marks.get(m.who) ?? []), m]);
   }
   return { marks, sampled };
+}
+
+/** The lone trainer (this file with --lone-trainer) in a process of its own, with the probe on. */
+async function runLoneTrainer(): Promise<Run> {
+  const probe = join(dir, 'trainer.probe.jsonl');
+  writeFileSync(probe, '');
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--lone-trainer', '--width', String(width), '--rounds', String(rounds), '--steps', String(steps)];
+  const child = spawn(process.execPath, args, { cwd: REPO, env: { ...process.env, [MEMORY_PROBE_ENV]: probe }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const sampled = new Map<string, number>();
+  const sampler = setInterval(() => sampled.set('trainer', Math.max(sampled.get('trainer') ?? 0, vmRss(child.pid))), 100);
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  clearInterval(sampler);
+  if (code !== 0) throw new Error(`the lone trainer exited with ${code}`);
+  const marks: Marks = new Map([['trainer', readFileSync(probe, 'utf8').split('\n').filter(Boolean).map((l): MemoryMark => JSON.parse(l))]]);
+  return { marks, sampled };
+}
+
+/**
+ * A fedavg trainer's work without sockets: each round a fresh copy of the model arrives (as a
+ * received frame would), one LocalModel trains it `steps` steps of batch 32 and writes the delta
+ * over it, marking the same phases as trainer/run.ts.
+ */
+async function loneTrainer(roundCount: number, stepCount: number): Promise<void> {
+  await initBackend('auto');
+  const layers = alexnetLayers({ width, numClasses: 100 });
+  const start = initialWeights(layers, 1);
+  const { train } = generateSynthetic({ numClasses: 100, trainCount: 32 * stepCount, testCount: 10, seed: 0 });
+  const hyper = { learningRate: 1e-4, weightDecay: 1e-4, batchSize: 32, epochs: 1, augment: false, maxStepsPerEpoch: stepCount };
+  const model = new LocalModel();
+  for (let round = 1; round <= roundCount; round++) {
+    const task = cloneWeights(start);
+    markMemory('trainer', round, 'received');
+    await trainModel(model, { layers, weights: task, data: train, indices: range(train.count), hyper, seed: 1, round, onPhase: (p) => markMemory('trainer', round, p) });
+    model.deltaInPlace(task);
+    markMemory('trainer', round, 'delta');
+  }
+  model.dispose();
 }
 
 function vmRss(pid: number | undefined): number {
@@ -259,7 +313,7 @@ function evalWorkingSet(marks: MemoryMark[]): number {
   return most;
 }
 
-function report(r: { slice: Run; fedavg: Run; echo: Run; torch: TorchFigures | { skipped: string } }): void {
+function report(r: { slice: Run; fedavg: Run; echo: Run; lone: Run; torch: TorchFigures | { skipped: string } }): void {
   const torchPeak = 'peakRssBytes' in r.torch ? r.torch.peakRssBytes : null;
   const vsTorch = (n: number) => (torchPeak ? `${(n / torchPeak).toFixed(2)}x` : '-');
   /** A process's peak: the larger of its probe lines' and the VmRSS sampled from outside. */
@@ -267,7 +321,7 @@ function report(r: { slice: Run; fedavg: Run; echo: Run; torch: TorchFigures | {
   console.log(`fedslice memory, width ${width} (${(modelBytes / 1e6).toFixed(0)} MB of weights), ${steps} steps of batch 32 a round${values.repo ? `, roles from ${values.repo}` : ''}`);
   console.log(`load average before: ${loadBefore}\n`);
   const rows: string[][] = [];
-  for (const [name, run] of [['slice W=2', r.slice], ['fedavg W=2', r.fedavg], [`fedavg W=${echoCount} echo trainers`, r.echo]] as const) {
+  for (const [name, run] of [['slice W=2', r.slice], ['fedavg W=2', r.fedavg], [`fedavg W=${echoCount} echo trainers`, r.echo], ['fedavg trainer alone', r.lone]] as const) {
     for (const who of [...run.sampled.keys()].sort()) rows.push([name, who, gb(peak(run, who)), vsTorch(peak(run, who))]);
   }
   rows.push(['PyTorch', `trainer (${'torch' in r.torch ? r.torch.torch : 'absent'})`, torchPeak ? gb(torchPeak) : '-', torchPeak ? '1.00x' : '-']);
@@ -275,13 +329,13 @@ function report(r: { slice: Run; fedavg: Run; echo: Run; torch: TorchFigures | {
   table(['run', 'process', 'peak GB', 'vs torch'], rows);
   if ('skipped' in r.torch) console.log(`PyTorch: ${r.torch.skipped}\n`);
 
-  const trainer = r.fedavg.marks.get('trainer t0') ?? [];
-  const last = Math.max(0, ...trainer.map((m) => m.round));
   const head = ['phase (ends at)', 'peak GB', 'rss GB', 'wasm GB', 'tfjs GB', 'tensors', 'buffers GB', 'js heap GB'];
-  if (trainer.length) {
-    console.log(`fedavg trainer t0, round 2 by phase (peak: the phase's; the rest: at its end)`);
+  for (const [name, trainer] of [['fedavg trainer t0', r.fedavg.marks.get('trainer t0') ?? []], ['fedavg trainer alone', r.lone.marks.get('trainer') ?? []]] as const) {
+    if (!trainer.length) continue;
+    const last = Math.max(0, ...trainer.map((m) => m.round));
+    console.log(`${name}, round 2 by phase (peak: the phase's; the rest: at its end)`);
     table(head, phaseRows(trainer, 2));
-    console.log(`fedavg trainer t0, round ${last}`);
+    console.log(`${name}, round ${last}`);
     table(head, phaseRows(trainer, last));
   }
   if ('phases' in r.torch) {
@@ -295,10 +349,10 @@ function report(r: { slice: Run; fedavg: Run; echo: Run; torch: TorchFigures | {
   }
 
   let worstGrowth: number | null = null;
-  if (r.fedavg.marks.size) {
-    console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2)');
+  if (r.fedavg.marks.size || r.lone.marks.size) {
+    console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2; the trainer alone)');
     const growth: string[][] = [];
-    for (const [who, ms] of r.fedavg.marks) {
+    for (const [who, ms] of [...r.fedavg.marks, ...[...r.lone.marks].map(([w, m]): [string, MemoryMark[]] => [`${w} alone`, m])]) {
       const lastRound = Math.max(...ms.map((m) => m.round));
       const g = peakOf(ms, lastRound) / peakOf(ms, 2) - 1;
       worstGrowth = Math.max(worstGrowth ?? -Infinity, g);
@@ -313,6 +367,10 @@ function report(r: { slice: Run; fedavg: Run; echo: Run; torch: TorchFigures | {
   if (trainers.length) {
     const trainerPeak = Math.max(...trainers.map((w) => peak(r.fedavg, w)));
     console.log(`  fedavg trainer peak ${gb(trainerPeak)} GB = ${vsTorch(trainerPeak)} PyTorch's (goal <= 1.25x)${torchPeak ? met(trainerPeak <= 1.25 * torchPeak) : ''}`);
+  }
+  if (r.lone.sampled.size) {
+    const lonePeak = peak(r.lone, 'trainer');
+    console.log(`  fedavg trainer alone (no sockets, no frame) peak ${gb(lonePeak)} GB = ${vsTorch(lonePeak)} PyTorch's`);
   }
   if (r.echo.sampled.size) {
     const aggPeak = peak(r.echo, 'aggregator');

@@ -223,7 +223,7 @@ async function handleTask(t: Trainer, task: MessageOf<'task'>, shard: number | n
       stats: { ...result.stats, threads: currentBackend()?.threads ?? null },
     },
   }, () => markMemory(who, task.round, 'sent'));
-  o.log(`trainer ${o.id}: ${which}: sent update (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
+  o.log(`trainer ${o.id}: ${which}: update ready, sent when the aggregator grants it (loss ${result.trainLoss.toFixed(4)}, ${(result.numSamples / seconds).toFixed(0)} samples/s${slowdown > 1 ? `, slowed ${slowdown}x` : ''})`);
 }
 
 function idle(ms: number, signal: AbortSignal): Promise<void> {

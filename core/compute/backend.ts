@@ -10,6 +10,7 @@ import type { BackendName } from '../config.ts';
 import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
+import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
 import { registerWasmSum } from './sum-kernel.ts';
@@ -128,6 +129,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
       registerWasmSum();
+      registerWasmIdentity();
     }
     current = { name, detail: r.detail, tfjsVersion: tf.version_core, threads: r.threads };
     if (printed !== name) {

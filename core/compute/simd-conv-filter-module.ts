@@ -17,8 +17,8 @@
  * build the items are shared between the main thread and helper threads
  * (core/compute/wasm-helper-threads.ts).
  */
-import { WasmHelperThreads } from './wasm-helper-threads.ts';
-import { I32, V128, forLoop, instantiateOver, isShared, moduleBytes, wasmBackendMemory, get, iadd, imul, i32, loadAt, loadSplatAt, fadd, fmul, set, storeAt, type WasmFunction } from './wasm-asm.ts';
+import { threadedKernel } from './wasm-helper-threads.ts';
+import { I32, V128, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, fadd, fmul, set, storeAt, type WasmFunction } from './wasm-asm.ts';
 
 /** Input channels per tile: 1 to 4; output channels per tile: 4 x 1 or 2. */
 export const MAX_TILE_CI = 4;
@@ -128,57 +128,15 @@ export function runFilterItems(tiles: Array<(...args: number[]) => void>, p: Arr
   }
 }
 
-type Tile = (...args: number[]) => void;
+const kernel = threadedKernel(filterTileFunctions, runFilterItems);
 
-/** Below this many multiply-adds (~1 ms on one thread) waking a helper costs more than it saves. */
-const MIN_THREADED_MACS = 8_000_000;
+/** Whether the functions can run over the current backend's memory (false on another backend). */
+export const filterTilesAvailable = kernel.available;
 
-interface FilterKernel {
-  functions: WasmFunction[];
-  tiles: Tile[];
-  /** Made at the first job that asks for more than one thread. */
-  helpers?: WasmHelperThreads;
-}
+/** Helper threads ready to take work (0 before the first threaded job). */
+export const filterHelpersReady = kernel.helpersReady;
 
-const made = new WeakMap<WebAssembly.Memory, FilterKernel | null>();
-
-function kernelOver(memory: WebAssembly.Memory): FilterKernel | null {
-  if (!made.has(memory)) {
-    const functions = filterTileFunctions();
-    const exports = instantiateOver(memory, functions);
-    made.set(memory, exports ? { functions, tiles: functions.map((f) => exports[f.name] as Tile) } : null);
-  }
-  return made.get(memory) ?? null;
-}
-
-/** Whether the tiles can run over the current backend's memory (false on another backend). */
-export function filterTilesAvailable(): boolean {
-  const memory = wasmBackendMemory();
-  return memory !== null && kernelOver(memory) !== null;
-}
-
-/** Helper threads of the current memory's tiles that are ready to take work (0 before the first threaded job). */
-export function filterHelpersReady(): number {
-  const memory = wasmBackendMemory();
-  return (memory && made.get(memory)?.helpers?.ready()) || 0;
-}
-
-/**
- * Run a filter-gradient job (dW zeroed beforehand) over the current wasm memory, on `threads`
- * threads where the memory is shared (the first such call fixes the count); false on another
- * backend or where the engine cannot compile the tiles (then nothing was written).
- */
+/** Run a job over the current wasm memory on `threads` threads; false on another backend (nothing was written). */
 export function runFilterJob(job: FilterJob, threads: number): boolean {
-  const memory = wasmBackendMemory();
-  const kernel = memory && kernelOver(memory);
-  if (!memory || !kernel) return false;
-  if (!kernel.helpers && threads > 1 && isShared(memory)) {
-    const names = kernel.functions.map((f) => f.name);
-    kernel.helpers = new WasmHelperThreads(threads - 1, memory, moduleBytes(kernel.functions, true), names, runFilterItems, kernel.tiles);
-  }
-  const params = jobParams(job);
-  const macs = job.batch * job.ho * job.wo * job.kh * job.kw * job.ci * job.co;
-  if (kernel.helpers && threads > 1 && macs >= MIN_THREADED_MACS) kernel.helpers.run(params, filterItems(job));
-  else runFilterItems(kernel.tiles, params, 0, filterItems(job));
-  return true;
+  return kernel.run(jobParams(job), filterItems(job), job.batch * job.ho * job.wo * job.kh * job.kw * job.ci * job.co, threads);
 }

@@ -13,8 +13,8 @@
  * `dx` at the output row's first value for this tile; `dyRow` is a padded row's bytes, `wtStep`
  * the filter's bytes from one Co channel to the next (4 Ci), `dxPixel` the bytes of one pixel of dx.
  */
-import { WasmHelperThreads } from './wasm-helper-threads.ts';
-import { I32, V128, fadd, fmul, forLoop, get, iadd, imul, i32, instantiateOver, isShared, loadAt, loadSplatAt, moduleBytes, set, storeAt, vzero, wasmBackendMemory, type WasmFunction } from './wasm-asm.ts';
+import { threadedKernel } from './wasm-helper-threads.ts';
+import { I32, V128, fadd, fmul, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, set, storeAt, vzero, type WasmFunction } from './wasm-asm.ts';
 
 export const MAX_PIXELS = 4;
 export const MAX_VECTORS = 2;
@@ -105,55 +105,15 @@ export function runInputRows(rows: Array<(...args: number[]) => void>, p: ArrayL
   }
 }
 
-type Row = (...args: number[]) => void;
+const kernel = threadedKernel(rowFunctions, runInputRows);
 
-/** Below this many multiply-adds (~1 ms on one thread) waking a helper costs more than it saves. */
-const MIN_THREADED_MACS = 8_000_000;
+/** Whether the functions can run over the current backend's memory (false on another backend). */
+export const inputRowsAvailable = kernel.available;
 
-interface InputKernel {
-  functions: WasmFunction[];
-  rows: Row[];
-  helpers?: WasmHelperThreads;
-}
+/** Helper threads ready to take work (0 before the first threaded job). */
+export const inputHelpersReady = kernel.helpersReady;
 
-const made = new WeakMap<WebAssembly.Memory, InputKernel | null>();
-
-function kernelOver(memory: WebAssembly.Memory): InputKernel | null {
-  if (!made.has(memory)) {
-    const functions = rowFunctions();
-    const exports = instantiateOver(memory, functions);
-    made.set(memory, exports ? { functions, rows: functions.map((f) => exports[f.name] as Row) } : null);
-  }
-  return made.get(memory) ?? null;
-}
-
-/** Whether the row functions can run over the current backend's memory (false on another backend). */
-export function inputRowsAvailable(): boolean {
-  const memory = wasmBackendMemory();
-  return memory !== null && kernelOver(memory) !== null;
-}
-
-/** Helper threads of the current memory's row functions that are ready to take work. */
-export function inputHelpersReady(): number {
-  const memory = wasmBackendMemory();
-  return (memory && made.get(memory)?.helpers?.ready()) || 0;
-}
-
-/**
- * Run an input-gradient job over the current wasm memory on `threads` threads where the memory is
- * shared (the first such call fixes the count); false on another backend (nothing was written).
- */
+/** Run a job over the current wasm memory on `threads` threads; false on another backend (nothing was written). */
 export function runInputJob(job: InputJob, threads: number): boolean {
-  const memory = wasmBackendMemory();
-  const kernel = memory && kernelOver(memory);
-  if (!memory || !kernel) return false;
-  if (!kernel.helpers && threads > 1 && isShared(memory)) {
-    const names = kernel.functions.map((f) => f.name);
-    kernel.helpers = new WasmHelperThreads(threads - 1, memory, moduleBytes(kernel.functions, true), names, runInputRows, kernel.rows);
-  }
-  const params = jobParams(job);
-  const macs = job.batch * job.h * job.w * job.kh * job.kw * job.ci * job.co;
-  if (kernel.helpers && threads > 1 && macs >= MIN_THREADED_MACS) kernel.helpers.run(params, job.batch * job.h);
-  else runInputRows(kernel.rows, params, 0, job.batch * job.h);
-  return true;
+  return kernel.run(jobParams(job), job.batch * job.h, job.batch * job.h * job.w * job.kh * job.kw * job.ci * job.co, threads);
 }

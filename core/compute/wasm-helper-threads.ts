@@ -13,6 +13,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { FedsliceError } from '../errors.ts';
+import { instantiateOver, isShared, moduleBytes, wasmBackendMemory, type WasmFunction } from './wasm-asm.ts';
 
 export type Driver = (fns: Array<(...args: number[]) => void>, params: Int32Array, from: number, to: number) => void;
 
@@ -111,4 +112,64 @@ export class WasmHelperThreads {
       if (c[FAILED] === 1) throw new FedsliceError('FEDSLICE_ERR_KERNEL', 'a wasm helper thread failed in a kernel; run with FEDSLICE_WASM_THREADS=1');
     }
   }
+}
+
+/** Below this many multiply-adds (~1 ms on one thread) waking a helper costs more than it saves. */
+const MIN_THREADED_MACS = 8_000_000;
+
+type Fn = (...args: number[]) => void;
+
+interface Made {
+  functions: WasmFunction[];
+  fns: Fn[];
+  /** Made at the first job that asks for more than one thread. */
+  helpers?: WasmHelperThreads;
+}
+
+export interface ThreadedKernel {
+  /** Whether the functions run over the current backend's memory (false on another backend). */
+  available(): boolean;
+  /** Helper threads ready to take work (0 before the first threaded job). */
+  helpersReady(): number;
+  /**
+   * Run items [0, items) of the driver over the current wasm memory, on `threads` threads where the
+   * memory is shared and the job has `macs` multiply-adds or more than the wake-up is worth (the
+   * first threaded call fixes the count); false on another backend (nothing was run).
+   */
+  run(params: number[], items: number, macs: number, threads: number): boolean;
+}
+
+/** Hand-written functions and their driver, instantiated once per wasm memory, with helper threads where it is shared. */
+export function threadedKernel(build: () => WasmFunction[], driver: Driver): ThreadedKernel {
+  const made = new WeakMap<WebAssembly.Memory, Made | null>();
+  const over = (memory: WebAssembly.Memory): Made | null => {
+    if (!made.has(memory)) {
+      const functions = build();
+      const exports = instantiateOver(memory, functions);
+      made.set(memory, exports ? { functions, fns: functions.map((f) => exports[f.name] as Fn) } : null);
+    }
+    return made.get(memory) ?? null;
+  };
+  return {
+    available: () => {
+      const memory = wasmBackendMemory();
+      return memory !== null && over(memory) !== null;
+    },
+    helpersReady: () => {
+      const memory = wasmBackendMemory();
+      return (memory && made.get(memory)?.helpers?.ready()) || 0;
+    },
+    run: (params, items, macs, threads) => {
+      const memory = wasmBackendMemory();
+      const k = memory && over(memory);
+      if (!memory || !k) return false;
+      if (!k.helpers && threads > 1 && isShared(memory)) {
+        const names = k.functions.map((f) => f.name);
+        k.helpers = new WasmHelperThreads(threads - 1, memory, moduleBytes(k.functions, true), names, driver, k.fns);
+      }
+      if (k.helpers && threads > 1 && macs >= MIN_THREADED_MACS) k.helpers.run(params, items);
+      else driver(k.fns, Int32Array.from(params), 0, items);
+      return true;
+    },
+  };
 }

@@ -20,6 +20,45 @@ export type ParamTensors = Map<string, tf.Tensor>;
 export interface ForwardOptions {
   /** Training mode applies dropout with masks drawn from this stream; null means inference. */
   dropout: Rng | null;
+  /**
+   * Training only: the backward pass hands the weight gradient of each layer `ownWeightGrads` names
+   * to this callback as soon as it is computed (the callee owns and disposes it), and the weight is
+   * left out of the caller's gradient list. A trainer applies Adam there, so the three 67 MB dense
+   * gradients of the full model are freed before the convolutions' backward pass, the step's peak.
+   */
+  onWeightGrad?: (name: string, grad: tf.Tensor) => void;
+}
+
+/**
+ * The weights whose gradients go to `ForwardOptions.onWeightGrad`: those of the dense layers with a
+ * ReLU, which tfjs runs unfused while it records gradients (a product, a bias add, a ReLU).
+ */
+export function ownWeightGrads(layers: readonly LayerSpec[]): string[] {
+  return layers.filter((l) => l.kind === 'dense' && l.reluAfter).map((l) => `${l.name}.weight`);
+}
+
+/**
+ * x w, whose backward pass computes what tfjs's BatchMatMul gradient computes (dx = dy w^T, then
+ * dw = x^T dy: the same ops on the same values) and hands dw to `take` instead of returning it: `w`
+ * is not among the tape's sources, so its placeholder gradient is never read. dx is computed before
+ * `take` runs, which may replace the variable's weights.
+ */
+function productHandingGrad(x: tf.Tensor2D, w: tf.Tensor2D, take: (grad: tf.Tensor) => void): tf.Tensor2D {
+  // the op's inputs are x and w themselves; customGrad passes them back with the save function last
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[2];
+    if (typeof save !== 'function') throw new Error('customGrad passed no save function');
+    save([x]);
+    return {
+      value: tf.matMul(x, w),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const dx = tf.matMul(dy as tf.Tensor2D, w, false, true);
+        take(tf.matMul(saved[0] as tf.Tensor2D, dy as tf.Tensor2D, true, false));
+        return [dx, tf.scalar(0)];
+      },
+    };
+  });
+  return op(x, w) as tf.Tensor2D;
 }
 
 export function paramTensors(weights: Weights): ParamTensors {
@@ -74,7 +113,13 @@ export function forward(layers: LayerSpec[], params: ParamTensors, images: tf.Te
       } else {
         if (x.rank === 4) x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0], -1]);
         checkInputUnits(layer, w, b, x.shape[1]!);
-        x = tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b, activation });
+        const take = opts.onWeightGrad;
+        if (take && layer.reluAfter) {
+          // what tf.fused.matMul runs while gradients are recorded, with the weight gradient handed over
+          x = tf.relu(tf.add(productHandingGrad(x as tf.Tensor2D, w as tf.Tensor2D, (g) => take(`${layer.name}.weight`, g)), b));
+        } else {
+          x = tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b, activation });
+        }
         if (layer.dropoutAfter && opts.dropout) x = dropout(x as tf.Tensor2D, opts.dropout);
       }
     }

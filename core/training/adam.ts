@@ -64,6 +64,17 @@ export class AdamState {
 
   /** Applies one step to every slot; `grads[i]` is slot i's gradient (not modified, not disposed). */
   step(slots: readonly AdamSlot[], grads: readonly tf.Tensor[], hyper: AdamHyper): void {
+    const step = this.begin(hyper);
+    slots.forEach((slot, i) => step.update(slot, grads[i]));
+    step.end();
+  }
+
+  /**
+   * One step taken a parameter at a time, so a gradient can be applied and freed as soon as it
+   * exists: `update` every slot once, in any order (each slot's update depends on nothing else),
+   * then `end`. The same operations as `step`, so the same bits.
+   */
+  begin(hyper: AdamHyper): AdamStep {
     const s: StepScalars = {
       b1: f(ADAM.beta1),
       b2: f(ADAM.beta2),
@@ -76,12 +87,22 @@ export class AdamState {
       decay: f(hyper.weightDecay),
     };
     const kernel = simdEnabled ? wasmAdamKernel() : null;
-    slots.forEach((slot, i) => {
-      if (!stepViews(slot, grads[i], s, kernel)) adamOps(slot, grads[i], s);
-    });
-    this.accB1 = f(this.accB1 * f(ADAM.beta1));
-    this.accB2 = f(this.accB2 * f(ADAM.beta2));
+    return {
+      update: (slot, grad) => {
+        if (!stepViews(slot, grad, s, kernel)) adamOps(slot, grad, s);
+      },
+      end: () => {
+        this.accB1 = f(this.accB1 * f(ADAM.beta1));
+        this.accB2 = f(this.accB2 * f(ADAM.beta2));
+      },
+    };
   }
+}
+
+/** A step in progress (AdamState.begin). `grad` is not modified and not disposed. */
+export interface AdamStep {
+  update(slot: AdamSlot, grad: tf.Tensor): void;
+  end(): void;
 }
 
 let simdEnabled = true;

@@ -41,14 +41,35 @@ export class LocalModel {
     return this.slots.map((s) => s.weight);
   }
 
+  /** (parameter name, variable) in parameter order. */
+  named(): [string, tf.Variable][] {
+    return this.slots.map((s) => [s.name, s.weight]);
+  }
+
   /** The variables by parameter name, for the forward pass. */
   params(): ParamTensors {
     return new Map(this.slots.map((s) => [s.name, s.weight]));
   }
 
-  /** One Adam step; `grads[i]` belongs to variable i. */
-  step(grads: readonly tf.Tensor[], hyper: AdamHyper): void {
-    this.adam.step(this.slots, grads, hyper);
+  /**
+   * Starts one Adam step taken a parameter at a time: `update(name, grad)` every parameter once, in
+   * any order, as soon as its gradient exists; `end()` checks that none was missed or repeated.
+   */
+  beginStep(hyper: AdamHyper): { update: (name: string, grad: tf.Tensor) => void; end: () => void } {
+    const step = this.adam.begin(hyper);
+    const pending = new Map(this.slots.map((s) => [s.name, s]));
+    return {
+      update: (name, grad) => {
+        const slot = pending.get(name);
+        if (!slot) throw new Error(`Adam step: ${name} is not a parameter of this model, or was already updated`);
+        pending.delete(name);
+        step.update(slot, grad);
+      },
+      end: () => {
+        if (pending.size > 0) throw new Error(`Adam step: no gradient for ${[...pending.keys()].join(', ')}`);
+        step.end();
+      },
+    };
   }
 
   /** The current weights as new arrays. */

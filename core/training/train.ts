@@ -10,11 +10,13 @@ import { allocBatch, epochOrder, fillBatch } from '../data/batches.ts';
 import { IMAGE_CHANNELS, IMAGE_SIDE, type ImageSet } from '../data/types.ts';
 import { FedsliceError } from '../errors.ts';
 import type { LayerSpec } from '../model/spec.ts';
-import { forward, nllLoss } from '../model/network.ts';
+import { forward, nllLoss, ownWeightGrads } from '../model/network.ts';
 import { Rng } from '../rng.ts';
 import type { Weights } from '../model/tensor.ts';
 import type { TrainConfig } from '../config.ts';
 import { LocalModel } from './local-model.ts';
+import type { AdamHyper } from './adam.ts';
+import { releasePackedWeights } from '../compute/packed-weights.ts';
 import { StepMeter, autoEverySteps, type StepReport, type TrainerRoundStats } from './step-meter.ts';
 
 /** The config's train section as training uses it (Adam is the only optimizer). */
@@ -37,8 +39,8 @@ export interface TrainArgs {
   round: number;
   onProgress?: (p: TrainProgress) => void;
   /**
-   * Called at the phase boundaries of the call: 'variables' (weights loaded), 'first step' (inside
-   * the first step, its gradients and Adam's moments alive), 'trained'. For the memory probe.
+   * Called at the phase boundaries of the call: 'variables' (weights loaded), 'first step' (after
+   * the first step: the phase's peak is the step's, the largest of the call), 'trained'. For the memory probe.
    */
   onPhase?: (phase: 'variables' | 'first step' | 'trained') => void;
   /** The step log: called every `everySteps` steps (default: about 30 points per call) and at the last step. */
@@ -96,6 +98,32 @@ export async function trainLocal(args: TrainArgs): Promise<TrainResult> {
   }
 }
 
+/**
+ * One Adam step on a batch; returns the loss. The dense weights' gradients are applied as soon as
+ * the backward pass computes them (ForwardOptions.onWeightGrad) and freed, the rest once the tape is
+ * done; every parameter's update is the same either way. The weights' packed copies are released
+ * after the forward pass, as the weights change before they are read again.
+ */
+export function trainStep(model: LocalModel, layers: LayerSpec[], x: tf.Tensor4D, y: tf.Tensor1D, hyper: AdamHyper, dropout: Rng | null): tf.Scalar {
+  return tf.tidy(() => {
+    const handed = new Set(ownWeightGrads(layers));
+    const taped = model.named().filter(([name]) => !handed.has(name));
+    const adam = model.beginStep(hyper);
+    const onWeightGrad = (name: string, grad: tf.Tensor) => {
+      adam.update(name, grad);
+      grad.dispose();
+    };
+    const { value, grads } = tf.variableGrads(() => {
+      const loss = nllLoss(forward(layers, model.params(), x, { dropout, onWeightGrad }), y);
+      releasePackedWeights(model.variables);
+      return loss;
+    }, taped.map(([, v]) => v));
+    for (const [name, v] of taped) adam.update(name, grads[v.name]);
+    adam.end();
+    return value;
+  });
+}
+
 /** Loads `args.weights` into `model` and trains it; the trained weights stay in the model. */
 export async function trainModel(model: LocalModel, args: TrainArgs): Promise<TrainSummary> {
   checkArgs(args);
@@ -103,8 +131,6 @@ export async function trainModel(model: LocalModel, args: TrainArgs): Promise<Tr
   const started = performance.now();
   model.load(weights);
   args.onPhase?.('variables');
-  const vars = model.variables;
-  const byName = model.params();
   const shuffleRng = Rng.derive(seed, `shuffle/round${round}`);
   const augmentRng = hyper.augment ? Rng.derive(seed, `augment/round${round}`) : null;
   const dropoutRng = Rng.derive(seed, `dropout/round${round}`);
@@ -134,11 +160,7 @@ export async function trainModel(model: LocalModel, args: TrainArgs): Promise<Tr
       const loss = tf.tidy(() => {
         const x = tf.tensor4d(batch.x.subarray(0, size * FLOATS_PER_IMAGE), [size, IMAGE_SIDE, IMAGE_SIDE, IMAGE_CHANNELS]);
         const y = tf.tensor1d(batch.y.subarray(0, size), 'int32');
-        const { value, grads } = tf.variableGrads(() => nllLoss(forward(layers, byName, x, { dropout: dropoutRng }), y), vars);
-        model.step(
-          vars.map((v) => grads[v.name]),
-          hyper,
-        );
+        const value = trainStep(model, layers, x, y, hyper, dropoutRng);
         meter.inStep();
         if (steps === 0) args.onPhase?.('first step');
         return value;

@@ -1,0 +1,51 @@
+/**
+ * Identity for the wasm backend as a shared reference instead of a copy. tfjs's gradient tape
+ * keeps every input an op needs for its backward pass as a clone (engine.saveTensorsForBackwardMode,
+ * an Identity), and wasm's own Identity copies the bytes: each step held a second copy of every
+ * activation and of every weight a layer reads (201 MB for the three 4096x4096 dense weights at
+ * full width) until the gradients were done, and the heap, which never shrinks, kept that peak.
+ * The cpu backend shares the storage (a reference count on the data); so does this. Nothing writes
+ * into a tensor that the tape may hold: the weights get a new tensor each step (core/training/adam.ts),
+ * and only Adam's moments, which no op reads, are written in place.
+ */
+import { getKernel, Identity, registerKernel, unregisterKernel, type DataId, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+
+interface RefCountingBackend {
+  incRef(dataId: DataId): void;
+}
+
+interface Args {
+  inputs: { x: TensorInfo };
+  backend: RefCountingBackend;
+}
+
+let original: KernelConfig | undefined;
+
+function shared(own: KernelConfig): KernelFunc {
+  return (params) => {
+    const { inputs, backend } = params as unknown as Args;
+    const { x } = inputs;
+    // strings live outside the heap; wasm's kernel handles them
+    if (x.dtype === 'string') return own.kernelFunc(params) as TensorInfo;
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  };
+}
+
+/** Replace wasm's Identity with the shared reference above (idempotent). */
+export function registerWasmIdentity(): void {
+  if (original) return;
+  const own = getKernel(Identity, 'wasm');
+  if (!own) return;
+  original = own;
+  unregisterKernel(Identity, 'wasm');
+  registerKernel({ kernelName: Identity, backendName: 'wasm', kernelFunc: shared(own) });
+}
+
+/** Put wasm's own Identity back (for comparisons). */
+export function unregisterWasmIdentity(): void {
+  if (!original) return;
+  unregisterKernel(Identity, 'wasm');
+  registerKernel(original);
+  original = undefined;
+}
