@@ -27,6 +27,15 @@ const TO = 5;
 const PARAMS = 6;
 const MAX_PARAMS = 32;
 const WAIT_MS = 60_000;
+/**
+ * Waits on either side are taken in slices this long, each followed by a fresh look at the control
+ * word. A whole-job wait once sat out its full minute in a real round though the helper had
+ * finished: a wake-up can be missed, and a thread that returns from a wait also lets V8 service
+ * the interrupts (a shared memory's growth, for one) that a thread parked in a long wait does not.
+ */
+const SLICE_MS = 5;
+/** An idle helper looks again this often: a missed job costs at most this, and idling costs nothing measurable. */
+const IDLE_SLICE_MS = 50;
 
 /** The worker's code; `drive` is spliced in as source text. */
 function workerSource(driver: Driver): string {
@@ -41,7 +50,7 @@ const params = c.subarray(${PARAMS});
 Atomics.store(c, ${READY}, 1);
 let seq = 0;
 for (;;) {
-  Atomics.wait(c, ${SEQ}, seq);
+  while (Atomics.load(c, ${SEQ}) === seq) Atomics.wait(c, ${SEQ}, seq, ${IDLE_SLICE_MS});
   seq = Atomics.load(c, ${SEQ});
   try {
     drive(fns, params, c[${FROM}], c[${TO}]);
@@ -103,9 +112,11 @@ export class WasmHelperThreads {
     });
     const own = Int32Array.from(params);
     this.driver(this.fns, own, 0, bound(1));
+    const deadline = performance.now() + WAIT_MS;
     for (const c of helpers) {
       while (Atomics.load(c, DONE) !== this.seq) {
-        if (Atomics.wait(c, DONE, Atomics.load(c, DONE), WAIT_MS) === 'timed-out' && Atomics.load(c, DONE) !== this.seq) {
+        Atomics.wait(c, DONE, Atomics.load(c, DONE), SLICE_MS);
+        if (Atomics.load(c, DONE) !== this.seq && performance.now() > deadline) {
           throw new FedsliceError('FEDSLICE_ERR_KERNEL', `a wasm helper thread did not finish its share within ${WAIT_MS / 1000} s; run with FEDSLICE_WASM_THREADS=1`);
         }
       }
