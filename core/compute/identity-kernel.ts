@@ -8,7 +8,8 @@
  * into a tensor that the tape may hold: the weights get a new tensor each step (core/training/adam.ts),
  * and only Adam's moments, which no op reads, are written in place.
  */
-import { getKernel, Identity, registerKernel, unregisterKernel, type DataId, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { Identity, type DataId, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { wasmKernelOverride } from './wasm-kernel-override.ts';
 
 interface RefCountingBackend {
   incRef(dataId: DataId): void;
@@ -18,8 +19,6 @@ interface Args {
   inputs: { x: TensorInfo };
   backend: RefCountingBackend;
 }
-
-let original: KernelConfig | undefined;
 
 function shared(own: KernelConfig): KernelFunc {
   return (params) => {
@@ -32,20 +31,10 @@ function shared(own: KernelConfig): KernelFunc {
   };
 }
 
+const override = wasmKernelOverride(Identity, shared);
+
 /** Replace wasm's Identity with the shared reference above (idempotent). */
-export function registerWasmIdentity(): void {
-  if (original) return;
-  const own = getKernel(Identity, 'wasm');
-  if (!own) return;
-  original = own;
-  unregisterKernel(Identity, 'wasm');
-  registerKernel({ kernelName: Identity, backendName: 'wasm', kernelFunc: shared(own) });
-}
+export const registerWasmIdentity = (): void => override.register();
 
 /** Put wasm's own Identity back (for comparisons). */
-export function unregisterWasmIdentity(): void {
-  if (!original) return;
-  unregisterKernel(Identity, 'wasm');
-  registerKernel(original);
-  original = undefined;
-}
+export const unregisterWasmIdentity = (): void => override.unregister();

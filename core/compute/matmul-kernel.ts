@@ -7,15 +7,14 @@
  * runs untransposed: a^T b = (T a) b; a b^T = (T b-side) or (b (T a))^T, whichever copies fewer
  * floats. Batched products (batch > 1) go to the backend's own kernel unchanged.
  */
-import { BatchMatMul, getKernel, registerKernel, Transpose, unregisterKernel, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from './tf.ts';
+import { BatchMatMul, getKernel, Transpose, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from './tf.ts';
+import { wasmKernelOverride } from './wasm-kernel-override.ts';
 
 interface Args {
   inputs: { a: TensorInfo; b: TensorInfo };
   backend: KernelBackend;
   attrs: { transposeA: boolean; transposeB: boolean };
 }
-
-let original: KernelConfig | undefined;
 
 const view = (t: TensorInfo, shape: number[]): TensorInfo => ({ dataId: t.dataId, shape, dtype: t.dtype });
 const batchOf = (t: TensorInfo) => t.shape.slice(0, -2).reduce((p, d) => p * d, 1);
@@ -66,21 +65,13 @@ function makeKernel(own: KernelConfig, transpose: KernelConfig): KernelFunc {
   };
 }
 
-/** Replace wasm's BatchMatMul with the version above (idempotent). */
-export function registerWasmMatMul(): void {
-  if (original) return;
-  const own = getKernel(BatchMatMul, 'wasm');
+const override = wasmKernelOverride(BatchMatMul, (own) => {
   const transpose = getKernel(Transpose, 'wasm');
-  if (!own || !transpose) return;
-  original = own;
-  unregisterKernel(BatchMatMul, 'wasm');
-  registerKernel({ kernelName: BatchMatMul, backendName: 'wasm', kernelFunc: makeKernel(own, transpose) });
-}
+  return transpose ? makeKernel(own, transpose) : null;
+});
+
+/** Replace wasm's BatchMatMul with the version above (idempotent). */
+export const registerWasmMatMul = (): void => override.register();
 
 /** Put wasm's own BatchMatMul back (for comparisons). */
-export function unregisterWasmMatMul(): void {
-  if (!original) return;
-  unregisterKernel(BatchMatMul, 'wasm');
-  registerKernel(original);
-  original = undefined;
-}
+export const unregisterWasmMatMul = (): void => override.unregister();

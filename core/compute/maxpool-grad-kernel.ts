@@ -7,7 +7,8 @@
  * are a multiple of 4 the loop runs as a wasm SIMD function (core/compute/simd-maxpool-module.ts,
  * 4-6x less CPU than this JS loop, the same bits).
  */
-import { getKernel, MaxPoolGrad, registerKernel, unregisterKernel, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { MaxPoolGrad, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { wasmKernelOverride } from './wasm-kernel-override.ts';
 import { wasmMaxPoolGradKernel } from './simd-maxpool-module.ts';
 
 interface WasmBackend {
@@ -21,7 +22,6 @@ interface Args {
   attrs: { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
 }
 
-let original: KernelConfig | undefined;
 let simdEnabled = true;
 
 /** Run the JS loop even where the SIMD function could (false), for comparisons; true by default. */
@@ -89,20 +89,10 @@ function maxPoolGrad2x2(own: KernelConfig): KernelFunc {
   };
 }
 
+const override = wasmKernelOverride(MaxPoolGrad, maxPoolGrad2x2);
+
 /** Replace wasm's MaxPoolGrad with the 2x2 version above (idempotent). */
-export function registerWasmMaxPoolGrad(): void {
-  if (original) return;
-  const own = getKernel(MaxPoolGrad, 'wasm');
-  if (!own) return;
-  original = own;
-  unregisterKernel(MaxPoolGrad, 'wasm');
-  registerKernel({ kernelName: MaxPoolGrad, backendName: 'wasm', kernelFunc: maxPoolGrad2x2(own) });
-}
+export const registerWasmMaxPoolGrad = (): void => override.register();
 
 /** Put wasm's own MaxPoolGrad back (for comparisons). */
-export function unregisterWasmMaxPoolGrad(): void {
-  if (!original) return;
-  unregisterKernel(MaxPoolGrad, 'wasm');
-  registerKernel(original);
-  original = undefined;
-}
+export const unregisterWasmMaxPoolGrad = (): void => override.unregister();

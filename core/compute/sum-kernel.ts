@@ -6,7 +6,8 @@
  * order (core/compute/simd-sum-module.ts), so the results are the same bits. Other sums, other
  * dtypes and a last axis that is not a multiple of 4 go to wasm's own kernel.
  */
-import { getKernel, registerKernel, Sum, unregisterKernel, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { Sum, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { wasmKernelOverride } from './wasm-kernel-override.ts';
 import { wasmColSumKernel } from './simd-sum-module.ts';
 
 interface WasmBackend {
@@ -19,8 +20,6 @@ interface Args {
   backend: WasmBackend;
   attrs: { axis: number | number[]; keepDims: boolean };
 }
-
-let original: KernelConfig | undefined;
 
 /**
  * True when `axis` is 0 .. rank-2 in this order (negatives allowed): wasm's kernel sums in the order
@@ -49,20 +48,10 @@ function columnSum(own: KernelConfig): KernelFunc {
   };
 }
 
+const override = wasmKernelOverride(Sum, columnSum);
+
 /** Replace wasm's Sum with the column sum above (idempotent). */
-export function registerWasmSum(): void {
-  if (original) return;
-  const own = getKernel(Sum, 'wasm');
-  if (!own) return;
-  original = own;
-  unregisterKernel(Sum, 'wasm');
-  registerKernel({ kernelName: Sum, backendName: 'wasm', kernelFunc: columnSum(own) });
-}
+export const registerWasmSum = (): void => override.register();
 
 /** Put wasm's own Sum back (for comparisons). */
-export function unregisterWasmSum(): void {
-  if (!original) return;
-  unregisterKernel(Sum, 'wasm');
-  registerKernel(original);
-  original = undefined;
-}
+export const unregisterWasmSum = (): void => override.unregister();
