@@ -18,7 +18,7 @@
  * (core/compute/wasm-helper-threads.ts).
  */
 import { threadedKernel } from './wasm-helper-threads.ts';
-import { I32, V128, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, fadd, fmul, set, storeAt, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, fadd, fmul, set, storeAt, tileFunctions, type WasmFunction } from './wasm-asm.ts';
 
 /** Input channels per tile: 1 to 4; output channels per tile: 4 x 1 or 2. */
 export const MAX_TILE_CI = 4;
@@ -61,11 +61,7 @@ function filterTileFunction(nci: number, nco: number): WasmFunction {
 }
 
 /** Every tile function, input channels major: index (nci - 1) * MAX_TILE_CO4 + nco - 1. */
-function filterTileFunctions(): WasmFunction[] {
-  const all: WasmFunction[] = [];
-  for (let nci = 1; nci <= MAX_TILE_CI; nci++) for (let nco = 1; nco <= MAX_TILE_CO4; nco++) all.push(filterTileFunction(nci, nco));
-  return all;
-}
+const filterTileFunctions = () => tileFunctions(MAX_TILE_CI, MAX_TILE_CO4, filterTileFunction);
 
 /** The parameters of `runFilterItems`, in order. */
 export interface FilterJob {

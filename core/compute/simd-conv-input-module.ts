@@ -14,7 +14,7 @@
  * the filter's bytes from one Co channel to the next (4 Ci), `dxPixel` the bytes of one pixel of dx.
  */
 import { threadedKernel } from './wasm-helper-threads.ts';
-import { I32, V128, fadd, fmul, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, set, storeAt, vzero, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, fadd, fmul, forLoop, get, iadd, imul, i32, loadAt, loadSplatAt, set, storeAt, tileFunctions, vzero, type WasmFunction } from './wasm-asm.ts';
 
 export const MAX_PIXELS = 4;
 export const MAX_VECTORS = 2;
@@ -57,11 +57,7 @@ function rowFunction(npix: number, nv: number): WasmFunction {
 }
 
 /** Every row function, pixels major: index (npix - 1) * MAX_VECTORS + nv - 1. */
-function rowFunctions(): WasmFunction[] {
-  const all: WasmFunction[] = [];
-  for (let npix = 1; npix <= MAX_PIXELS; npix++) for (let nv = 1; nv <= MAX_VECTORS; nv++) all.push(rowFunction(npix, nv));
-  return all;
-}
+const rowFunctions = () => tileFunctions(MAX_PIXELS, MAX_VECTORS, rowFunction);
 
 /** An input-gradient job: pointers (bytes) and sizes; dy is already zero-padded to [batch, h + kh - 1, w + kw - 1, co]. */
 export interface InputJob {

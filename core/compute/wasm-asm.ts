@@ -91,6 +91,16 @@ export interface WasmFunction {
   code: Code;
 }
 
+/**
+ * One function per tile shape (a, b), a in 1..maxA major, b in 1..maxB: the function for (a, b) is
+ * at index (a - 1) * maxB + b - 1, which is how a driver finds the one for a tile's remainder.
+ */
+export function tileFunctions(maxA: number, maxB: number, make: (a: number, b: number) => WasmFunction): WasmFunction[] {
+  const all: WasmFunction[] = [];
+  for (let a = 1; a <= maxA; a++) for (let b = 1; b <= maxB; b++) all.push(make(a, b));
+  return all;
+}
+
 /** The module's bytes; `shared` must match the imported memory (the threaded build's is shared). */
 export function moduleBytes(functions: WasmFunction[], shared: boolean): Uint8Array<ArrayBuffer> {
   const types = functions.map((f) => [0x60, ...uleb(f.params.length), ...f.params, 0x00]);
