@@ -131,22 +131,6 @@ describe('conv-gradient kernels', () => {
     });
   });
 
-  it('filter gradient: shared with a helper thread, the same bits as on the main thread alone', async (ctx) => {
-    if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
-    const c = SIMD_CASES[SIMD_CASES.length - 2]; // conv2 at width 1/8: 315 M multiply-adds
-    filterGradient(c, 1); // the first threaded job starts the helper
-    for (let i = 0; i < 200 && filterHelpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(filterHelpersReady()).toBeGreaterThan(0);
-    try {
-      const shared = filterGradient(c, 400);
-      setThreadedConvKernels(false);
-      const alone = filterGradient(c, 400);
-      expect(sameBits(shared, alone)).toBe(true);
-    } finally {
-      setThreadedConvKernels(true);
-    }
-  });
-
 /** dx of `c` by the Conv2DBackpropInput kernel as registered now, for seeded dy and W. */
   function inputGradient(c: Case, seed: number): Float32Array {
     const rng = new Rng(seed);
@@ -185,20 +169,26 @@ describe('conv-gradient kernels', () => {
     });
   });
 
-  it('input gradient: shared with a helper thread, the same bits as on the main thread alone', async (ctx) => {
-    if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
-    const c = INPUT_CASES[INPUT_CASES.length - 2]; // conv2 at width 1/8: 315 M multiply-adds
-    inputGradient(c, 1); // the first threaded job starts the helper
-    for (let i = 0; i < 200 && inputHelpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(inputHelpersReady()).toBeGreaterThan(0);
-    try {
-      const shared = inputGradient(c, 600);
-      setThreadedConvKernels(false);
-      const alone = inputGradient(c, 600);
-      expect(sameBits(shared, alone)).toBe(true);
-    } finally {
-      setThreadedConvKernels(true);
-    }
+  // conv2 at width 1/8 (315 M multiply-adds) for both kernels
+  const THREADED = [
+    { kernel: 'filter', gradient: filterGradient, helpersReady: filterHelpersReady, c: SIMD_CASES[SIMD_CASES.length - 2], seed: 400 },
+    { kernel: 'input', gradient: inputGradient, helpersReady: inputHelpersReady, c: INPUT_CASES[INPUT_CASES.length - 2], seed: 600 },
+  ];
+  THREADED.forEach(({ kernel, gradient, helpersReady, c, seed }) => {
+    it(`${kernel} gradient: shared with a helper thread, the same bits as on the main thread alone`, async (ctx) => {
+      if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
+      gradient(c, 1); // the first threaded job starts the helper
+      for (let i = 0; i < 200 && helpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(helpersReady()).toBeGreaterThan(0);
+      try {
+        const shared = gradient(c, seed);
+        setThreadedConvKernels(false);
+        const alone = gradient(c, seed);
+        expect(sameBits(shared, alone)).toBe(true);
+      } finally {
+        setThreadedConvKernels(true);
+      }
+    });
   });
 
   it('on cpu (opt-in) also match the cpu backend own kernels', async () => {
