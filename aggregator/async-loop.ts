@@ -14,7 +14,7 @@ import type { MessageOf } from '../core/wire/schema.ts';
 import type { AsyncCounts, TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { TaskTimes } from './task-times.ts';
-import { checkAnswers, checkUpdate, grantFor, taskMessage, type OpenTask } from './tasks.ts';
+import { checkAnswers, checkUpdate, sendGrant, taskMessage, type OpenTask } from './tasks.ts';
 import { UpdateCredits } from './update-credits.ts';
 import { initialDraft, secondsNow, type TimedUpdate } from './round-record.ts';
 import { commitRound, evaluateAndRecord, type FederationLoop, type LoopContext, type LoopStart } from './federation-loop.ts';
@@ -65,11 +65,7 @@ export class AsyncLoop<C> implements FederationLoop<C> {
    * Who may send an update now. A credit comes back when the update arrives, not when it is applied:
    * the buffer waits for bufferSize arrivals, more than the credits may be.
    */
-  private readonly credits = new UpdateCredits((slot) => {
-    const conn = this.ctx.registry.bySlot(slot)?.conn;
-    const task = this.outstanding.get(slot);
-    return conn !== null && conn !== undefined && task !== undefined && this.ctx.outbox.send(conn, grantFor(this.ctx.job, task)) > 0;
-  });
+  private readonly credits = new UpdateCredits((slot) => sendGrant(this.ctx, slot, this.outstanding.get(slot)));
   private readonly seqs = new Map<number, number>();
   private readonly queue: Arrived[] = [];
   private wake: (() => void) | null = null;

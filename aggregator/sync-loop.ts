@@ -13,7 +13,7 @@ import type { TaskSeconds } from '../core/results/summary.ts';
 import type { SlotHolder } from './registry.ts';
 import { RoundCollector } from './round-collector.ts';
 import { TaskTimes } from './task-times.ts';
-import { checkAnswers, checkUpdate, grantFor, taskMessage, taskWeightsPerPlan, type OpenTask } from './tasks.ts';
+import { checkAnswers, checkUpdate, sendGrant, taskMessage, taskWeightsPerPlan, type OpenTask } from './tasks.ts';
 import { UpdateCredits } from './update-credits.ts';
 import { initialDraft, secondsNow, type RoundDraft, type TimedUpdate } from './round-record.ts';
 import type { FederationLoop, LoopContext, LoopStart } from './federation-loop.ts';
@@ -178,11 +178,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     const collector = new RoundCollector<TimedUpdate>(round, fed.worldSize, minTrainersOf(config), fed.roundTimeoutS, describe);
     const merge = this.rule.startMerge(this.global, [...tasks.values()].map((t) => t.assignment));
     const open = new Map<number, OpenTask>();
-    const credits = new UpdateCredits((slot) => {
-      const conn = registry.bySlot(slot)?.conn;
-      const task = open.get(slot);
-      return conn !== null && conn !== undefined && task !== undefined && this.ctx.outbox.send(conn, grantFor(job, task)) > 0;
-    });
+    const credits = new UpdateCredits((slot) => sendGrant(this.ctx, slot, open.get(slot)));
     this.current = { round, collector, tasks, open, credits, merge, mergeSeconds: 0 };
     return this.current;
   }

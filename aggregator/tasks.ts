@@ -7,6 +7,7 @@ import type { AggregationRule, Assignment } from '../core/aggregation/rules.ts';
 import type { Weights } from '../core/model/tensor.ts';
 import { checkUpdateContent } from '../core/wire/checks.ts';
 import type { MessageOf } from '../core/wire/schema.ts';
+import type { LoopContext } from './federation-loop.ts';
 
 /** A task a trainer holds and has not answered yet. */
 export interface OpenTask {
@@ -75,7 +76,13 @@ export function checkUpdate(msg: MessageOf<'update'>, job: string, slot: number,
   return checkAnswers(msg, job, slot, task) ?? (task ? checkUpdateContent(msg, rule.expectedShapes(task.assignment)) : null);
 }
 
-/** The grant that lets the holder of `task` send its update. */
-export function grantFor(job: string, task: OpenTask): MessageOf<'grant'> {
-  return { type: 'grant', job, round: task.msg.round, ...(task.msg.seq !== undefined ? { seq: task.msg.seq } : {}) };
+/**
+ * Grants the trainer in `slot` the sending of the update for `task` (UpdateCredits' grant): false,
+ * with nothing sent, when the slot holds no task or no connection, or the grant could not be written.
+ */
+export function sendGrant<C>(ctx: Pick<LoopContext<C>, 'job' | 'registry' | 'outbox'>, slot: number, task: OpenTask | undefined): boolean {
+  const conn = ctx.registry.bySlot(slot)?.conn;
+  if (conn === null || conn === undefined || task === undefined) return false;
+  const grant: MessageOf<'grant'> = { type: 'grant', job: ctx.job, round: task.msg.round, ...(task.msg.seq !== undefined ? { seq: task.msg.seq } : {}) };
+  return ctx.outbox.send(conn, grant) > 0;
 }
