@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../core/compute/backend.ts';
 import { setSimdAdam } from '../core/training/adam.ts';
 import { setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
+import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { registerWasmMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
@@ -29,6 +30,7 @@ interface Lever {
 const LEVERS: Lever[] = [
   { name: 'SIMD conv filter gradient (core/compute/simd-conv-filter-module.ts; off: transposed conv on XNNPACK)', off: () => setSimdConvFilter(false), on: () => setSimdConvFilter(true) },
   { name: 'SIMD conv input gradient (core/compute/simd-conv-input-module.ts; off: XNNPACK conv)', off: () => setSimdConvInput(false), on: () => setSimdConvInput(true) },
+  { name: 'SIMD forward conv (core/compute/conv-forward-kernel.ts; off: XNNPACK conv)', off: unregisterWasmConv2D, on: registerWasmConv2D },
   { name: 'conv gradients on helper threads too (core/compute/wasm-helper-threads.ts; off: main thread alone)', off: () => setThreadedConvKernels(false), on: () => setThreadedConvKernels(true) },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },

@@ -10,6 +10,7 @@ import type { BackendName } from '../config.ts';
 import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
+import { registerWasmConv2D } from './conv-forward-kernel.ts';
 import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
@@ -127,6 +128,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
     // on cpu they stay opt-in (registerConvGradKernels('cpu')): its own kernels are the reference they are tested against
     if (name === 'wasm') {
       registerConvGradKernels('wasm');
+      registerWasmConv2D();
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
       registerWasmSum();
