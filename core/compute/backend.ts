@@ -15,7 +15,7 @@ import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
 import { registerWasmSum } from './sum-kernel.ts';
-import { requestedWasmThreads, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
+import { requestedWasmThreads, sizePthreadPool, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
 
 export type ChosenBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -81,6 +81,7 @@ async function tryWasm(): Promise<Tried> {
   const asked = requestedWasmThreads();
   if (typeof asked === 'string') throw new FedsliceError('FEDSLICE_ERR_BACKEND', asked);
   try {
+    sizePthreadPool();
     // a CommonJS package: its default export is the package itself, under Node and in the build alike
     const { default: wasm } = await import('@tensorflow/tfjs-backend-wasm');
     if (!(await withWasmThreads(asked, wasm.setThreadsCount, () => tf.setBackend('wasm')))) return 'the wasm backend did not initialise';
