@@ -11,6 +11,7 @@ import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
 import { registerWasmConv2D } from './conv-forward-kernel.ts';
+import { registerWasmReluGrad } from './relu-grad-kernel.ts';
 import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
@@ -130,6 +131,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
     if (name === 'wasm') {
       registerConvGradKernels('wasm');
       registerWasmConv2D();
+      registerWasmReluGrad();
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
       registerWasmSum();
