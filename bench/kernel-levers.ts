@@ -15,7 +15,9 @@ import { parseArgs } from 'node:util';
 import { initBackend } from '../core/compute/backend.ts';
 import { setSimdAdam } from '../core/training/adam.ts';
 import { setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
-import { registerWasmMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
+import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
+import { registerWasmMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
+import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
 import { TRAIN_BATCH, timeTrainSteps, type StepTiming } from './train-step.ts';
@@ -29,9 +31,12 @@ interface Lever {
 const LEVERS: Lever[] = [
   { name: 'SIMD conv filter gradient (core/compute/simd-conv-filter-module.ts; off: transposed conv on XNNPACK)', off: () => setSimdConvFilter(false), on: () => setSimdConvFilter(true) },
   { name: 'SIMD conv input gradient (core/compute/simd-conv-input-module.ts; off: XNNPACK conv)', off: () => setSimdConvInput(false), on: () => setSimdConvInput(true) },
+  { name: 'SIMD forward conv (core/compute/conv-forward-kernel.ts; off: XNNPACK conv)', off: unregisterWasmConv2D, on: registerWasmConv2D },
   { name: 'conv gradients on helper threads too (core/compute/wasm-helper-threads.ts; off: main thread alone)', off: () => setThreadedConvKernels(false), on: () => setThreadedConvKernels(true) },
+  { name: 'SIMD ReLU gradient (core/compute/relu-grad-kernel.ts; off: Step, Cast, Multiply)', off: () => setSimdReluGrad(false), on: () => setSimdReluGrad(true) },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
+  { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
   { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },

@@ -1,10 +1,13 @@
 /**
  * The conv-gradient kernels (core/compute/conv-grad-kernels.ts) on wasm against the cpu backend's own
- * Conv2DBackpropFilter / Conv2DBackpropInput, over several shapes, and a whole-model gradient check.
+ * Conv2DBackpropFilter / Conv2DBackpropInput, over several shapes, and a whole-model gradient check;
+ * the SIMD kernels (both gradients and the forward convolution, core/compute/conv-forward-kernel.ts)
+ * against XNNPACK's bits.
  */
 import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { currentBackend, initBackend } from '../core/compute/backend.ts';
+import { registerWasmConv2D, setThreadedConvForward, unregisterWasmConv2D, xnnpackConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { convGradKernelsRegistered, registerConvGradKernels, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import { filterHelpersReady, filterTilesAvailable } from '../core/compute/simd-conv-filter-module.ts';
 import { inputHelpersReady, inputRowsAvailable } from '../core/compute/simd-conv-input-module.ts';
@@ -169,24 +172,70 @@ describe('conv-gradient kernels', () => {
     });
   });
 
-  // conv2 at width 1/8 (315 M multiply-adds) for both kernels
-  const THREADED = [
-    { kernel: 'filter', gradient: filterGradient, helpersReady: filterHelpersReady, c: SIMD_CASES[SIMD_CASES.length - 2], seed: 400 },
-    { kernel: 'input', gradient: inputGradient, helpersReady: inputHelpersReady, c: INPUT_CASES[INPUT_CASES.length - 2], seed: 600 },
+/** conv2d(x, W) of `c` by the Conv2D kernel as registered now, for seeded x and W. */
+  function forwardConv(c: Case, seed: number): Float32Array {
+    const rng = new Rng(seed);
+    return tf.tidy(() => {
+      const x = tf.tensor4d(randomArray(c.batch * c.h * c.w * c.ci, rng), [c.batch, c.h, c.w, c.ci]);
+      const filter = tf.tensor4d(randomArray(c.k * c.k * c.ci * c.co, rng), [c.k, c.k, c.ci, c.co]);
+      const attrs = { strides: [1, 1], pad: c.pad, dataFormat: 'NHWC', dilations: [1, 1] };
+      return (tf.engine().runKernel('Conv2D', { x, filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
+    });
+  }
+
+  // every row shape (1-4 pixels at a row's end, 4 or 8 output channels), 1 to 48 input channels,
+  // padding on all sides, none, asymmetric, wider than the kernel's reach, and the width-1/8
+  // AlexNet's five convolutions; output channels not a multiple of 4 go to XNNPACK itself
+  const FORWARD_CASES: Case[] = [
+    ...CASES,
+    { batch: 2, h: 7, w: 9, ci: 5, co: 8, k: 3, pad: 1 },
+    { batch: 3, h: 6, w: 6, ci: 4, co: 4, k: 3, pad: 'valid' },
+    { batch: 2, h: 5, w: 6, ci: 3, co: 12, k: 4, pad: 'same' },
+    { batch: 1, h: 5, w: 7, ci: 1, co: 20, k: 5, pad: 2 },
+    { batch: 2, h: 4, w: 5, ci: 6, co: 8, k: 1, pad: 0 },
+    { batch: 1, h: 3, w: 3, ci: 2, co: 4, k: 3, pad: 3 },
+    { batch: 32, h: 32, w: 32, ci: 3, co: 12, k: 5, pad: 2 },
+    { batch: 32, h: 32, w: 32, ci: 12, co: 32, k: 5, pad: 2 },
+    { batch: 32, h: 16, w: 16, ci: 32, co: 48, k: 3, pad: 1 },
+    { batch: 32, h: 16, w: 16, ci: 48, co: 48, k: 3, pad: 1 },
+    { batch: 32, h: 8, w: 8, ci: 48, co: 32, k: 3, pad: 1 },
   ];
-  THREADED.forEach(({ kernel, gradient, helpersReady, c, seed }) => {
-    it(`${kernel} gradient: shared with a helper thread, the same bits as on the main thread alone`, async (ctx) => {
+  FORWARD_CASES.forEach((c, i) => {
+    it(`forward conv: the SIMD rows give XNNPACK's bits, batch ${c.batch}, ${c.h}x${c.w}, ${c.ci}->${c.co}, k${c.k}, pad ${c.pad}`, () => {
+      expect(inputRowsAvailable()).toBe(true);
+      expect(tf.getKernel('Conv2D', 'wasm')).not.toBe(xnnpackConv2D());
+      try {
+        const simd = forwardConv(c, 700 + i);
+        unregisterWasmConv2D();
+        const xnnpack = forwardConv(c, 700 + i);
+        expect(simd.length).toBe(xnnpack.length);
+        expect(simd.length).toBeGreaterThan(0);
+        expect(sameBits(simd, xnnpack)).toBe(true);
+      } finally {
+        registerWasmConv2D();
+      }
+    });
+  });
+
+  // conv2 at width 1/8 (315 M multiply-adds) for each kernel
+  const THREADED = [
+    { kernel: 'filter gradient', run: filterGradient, helpersReady: filterHelpersReady, threaded: setThreadedConvKernels, c: SIMD_CASES[SIMD_CASES.length - 2], seed: 400 },
+    { kernel: 'input gradient', run: inputGradient, helpersReady: inputHelpersReady, threaded: setThreadedConvKernels, c: INPUT_CASES[INPUT_CASES.length - 2], seed: 600 },
+    { kernel: 'forward conv', run: forwardConv, helpersReady: inputHelpersReady, threaded: setThreadedConvForward, c: FORWARD_CASES[FORWARD_CASES.length - 4], seed: 800 },
+  ];
+  THREADED.forEach(({ kernel, run, helpersReady, threaded, c, seed }) => {
+    it(`${kernel}: shared with a helper thread, the same bits as on the main thread alone`, async (ctx) => {
       if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
-      gradient(c, 1); // the first threaded job starts the helper
+      run(c, 1); // the first threaded job starts the helper
       for (let i = 0; i < 200 && helpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
       expect(helpersReady()).toBeGreaterThan(0);
       try {
-        const shared = gradient(c, seed);
-        setThreadedConvKernels(false);
-        const alone = gradient(c, seed);
+        const shared = run(c, seed);
+        threaded(false);
+        const alone = run(c, seed);
         expect(sameBits(shared, alone)).toBe(true);
       } finally {
-        setThreadedConvKernels(true);
+        threaded(true);
       }
     });
   });

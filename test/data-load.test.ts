@@ -42,11 +42,15 @@ describe('loadForExperiment', () => {
 
   it('applies the fraction to both splits, seeded', () => {
     const dir = join(root, 'small');
-    writeSynthetic(dir, { numClasses: 4, trainCount: 400, testCount: 100, seed: 3 });
+    const full = writeSynthetic(dir, { numClasses: 4, trainCount: 400, testCount: 100, seed: 3 });
     const cfg = DatasetSchema.parse({ name: 'synthetic', dir, fraction: 0.25 });
     const a = loadForExperiment(cfg, 5);
     expect([a.train.count, a.test.count]).toEqual([100, 25]);
     expect(loadForExperiment(cfg, 5).train.labels).toEqual(a.train.labels);
+    // every kept image is one of the originals, with its own label
+    const key = (set: ImageSet, i: number) => Buffer.from(set.images.subarray(i * 3072, (i + 1) * 3072)).toString('base64');
+    const originals = new Map(Array.from({ length: full.train.count }, (_, i) => [key(full.train, i), full.train.labels[i]]));
+    for (let i = 0; i < a.train.count; i++) expect(originals.get(key(a.train, i))).toBe(a.train.labels[i]);
   });
 
   it("gives a trainer and an aggregator the very sets loadForExperiment cuts, each only what it uses", () => {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isFedsliceError } from '../core/errors.ts';
-import { CIFAR100_LAYOUT, layoutOf, loadCifarDir, readSplit, type SetLayout } from '../core/data/reader.ts';
+import { CIFAR100_LAYOUT, layoutOf, loadCifarDir, readSplit, readSplitRecords, type SetLayout } from '../core/data/reader.ts';
+import { imagesAt } from '../core/data/records.ts';
 import { writeSynthetic } from '../core/data/synthetic.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'fedslice-reader-'));
@@ -126,5 +127,30 @@ describe('CIFAR-100 binary reader', () => {
     expect(sets.classNames).toEqual(['class_0', 'class_1', 'class_2', 'class_3']);
     const e = errorOf(() => readSplit(join(dir, 'train.bin'), 31, layoutOf(dir), dir));
     expect(e.message).toMatch(/train\.bin is 92,220 bytes but must be 95,294 /);
+  });
+
+  it('copies out the images at any indices, in their order and with repeats, from a file read in chunks', () => {
+    // 1,000 records: the file is read a chunk (341 records) at a time
+    const n = 1000;
+    const dir = officialDir('many', n, 3);
+    const path = join(dir, 'train.bin');
+    const bytes = officialRecords(n, (i) => (i * 13) % 100, (i) => i % 20);
+    const records = readSplitRecords(path, n, { ...CIFAR100_LAYOUT, trainRecords: n }, dir);
+    const indices = Int32Array.from([999, 0, 340, 341, 682, 500, 0, 998, 341]);
+    const set = imagesAt(records, indices);
+    indices.forEach((j, i) => {
+      expect(Buffer.from(set.images.subarray(i * 3072, (i + 1) * 3072)).equals(bytes.subarray(j * 3074 + 2, (j + 1) * 3074))).toBe(true);
+      expect(set.labels[i]).toBe((j * 13) % 100);
+      expect(set.coarseLabels![i]).toBe(j % 20);
+    });
+    const all = imagesAt(records);
+    expect(all.count).toBe(n);
+    expect(Buffer.from(all.images.subarray(999 * 3072)).equals(bytes.subarray(999 * 3074 + 2))).toBe(true);
+    expect(() => imagesAt(records, Int32Array.from([n]))).toThrow(/record 1000 is outside the split's 1000 records/);
+    // the file shrinks after its labels were read: an error naming it, not images of zeros
+    truncateSync(path, 700 * 3074);
+    const e = errorOf(() => imagesAt(records, Int32Array.from([10, 900])));
+    expect(e.code).toBe('FEDSLICE_ERR_DATA_SIZE');
+    expect(e.message).toContain(`${path} ends before record 900: the file changed while it was read`);
   });
 });

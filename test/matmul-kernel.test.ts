@@ -1,7 +1,12 @@
-/** wasm BatchMatMul with explicit transposes matches the cpu backend for every transpose combination and frees its temporaries. */
+/**
+ * wasm BatchMatMul with explicit transposes matches the cpu backend for every transpose combination
+ * and frees its temporaries; its products on the SIMD rows give XNNPACK's bits.
+ */
 import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it } from 'vitest';
-import { initBackend } from '../core/compute/backend.ts';
+import { currentBackend, initBackend } from '../core/compute/backend.ts';
+import { setSimdMatMul } from '../core/compute/matmul-kernel.ts';
+import { inputHelpersReady, inputRowsAvailable } from '../core/compute/simd-conv-input-module.ts';
 import { Rng } from '../core/rng.ts';
 
 type Case = [number[], number[], boolean, boolean];
@@ -38,5 +43,61 @@ describe('wasm BatchMatMul with explicit transposes', () => {
     });
     tf.dispose(ours);
     expect(dataIds()).toBe(before); // the transposed copies are released
+  });
+
+  // rows of 16, of 4 and of M pixels; N a multiple of 4 (the SIMD rows) or not (XNNPACK itself);
+  // the width-1/8 AlexNet's dense products and their gradients' (fc1, fc3)
+  const SIMD_CASES: Case[] = [
+    [[32, 64], [64, 48], false, false],
+    [[12, 7], [7, 20], false, false],
+    [[5, 33], [33, 8], false, false],
+    [[1, 16], [16, 4], false, false],
+    [[48, 9], [9, 6], false, false],
+    [[64, 32], [64, 48], true, false],
+    [[32, 64], [48, 64], false, true],
+    [[32, 512], [512, 512], false, false],
+    [[32, 512], [512, 512], false, true],
+    [[32, 512], [32, 512], true, false],
+    [[32, 512], [512, 100], false, false],
+    [[32, 100], [512, 100], false, true],
+    [[32, 512], [32, 100], true, false],
+  ];
+  const sameBits = (a: Float32Array, b: Float32Array) =>
+    a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+
+  it("products on the SIMD rows give XNNPACK's bits", async () => {
+    await initBackend('wasm');
+    expect(inputRowsAvailable()).toBe(true);
+    const inputs = SIMD_CASES.map(([as, bs], i) => [values(as.reduce((p, d) => p * d), 50 + 2 * i), values(bs.reduce((p, d) => p * d), 51 + 2 * i)]);
+    const run = () => SIMD_CASES.map(([as, bs, ta, tb], i) => tf.tidy(() => tf.matMul(tf.tensor(inputs[i][0], as), tf.tensor(inputs[i][1], bs), ta, tb).dataSync() as Float32Array));
+    try {
+      const simd = run();
+      setSimdMatMul(false);
+      const xnnpack = run();
+      SIMD_CASES.forEach((c, i) => {
+        expect(simd[i].length, `case ${i}`).toBe(c[0][c[2] ? 1 : 0] * c[1][c[3] ? 0 : 1]);
+        expect(sameBits(simd[i], xnnpack[i]), `case ${i}: ${JSON.stringify(c)}`).toBe(true);
+      });
+    } finally {
+      setSimdMatMul(true);
+    }
+  });
+
+  it("a product shared with a helper thread gives XNNPACK's bits", async (ctx) => {
+    await initBackend('wasm');
+    if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
+    const a = values(64 * 512, 7);
+    const b = values(512 * 512, 8);
+    const product = () => tf.tidy(() => tf.matMul(tf.tensor2d(a, [64, 512]), tf.tensor2d(b, [512, 512])).dataSync() as Float32Array);
+    product(); // the first threaded job starts the helper
+    for (let i = 0; i < 200 && inputHelpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(inputHelpersReady()).toBeGreaterThan(0);
+    const shared = product();
+    setSimdMatMul(false);
+    try {
+      expect(sameBits(shared, product())).toBe(true);
+    } finally {
+      setSimdMatMul(true);
+    }
   });
 });

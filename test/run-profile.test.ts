@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { parseExperiment } from '../core/config.ts';
 import { dataStatistics } from '../core/data/statistics.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
-import { takeFraction } from '../core/data/subset.ts';
+import { fractionIndices } from '../core/data/subset.ts';
+import type { LabelSet } from '../core/data/types.ts';
 import { buildProfile, timingSummary, writeProfile } from '../core/results/profile.ts';
 import { runKey, runKeyFields } from '../core/results/schema.ts';
 import type { RoundRecord } from '../core/results/types.ts';
@@ -15,7 +16,11 @@ describe('data statistics', () => {
   it('shards cover the training subset; per-class counts per shard add up to the class counts', () => {
     const full = generateSynthetic({ numClasses: 5, trainCount: 1000, testCount: 200, seed: 3 });
     const dataset = parseExperiment({ dataset: { fraction: 0.1, partition: 'dirichlet', alpha: 0.3 } }).dataset;
-    const sets = { ...full, train: takeFraction(full.train, 0.1, 7), test: takeFraction(full.test, 0.1, 8) };
+    const labelsAt = (set: LabelSet, seed: number): LabelSet => {
+      const labels = Uint8Array.from(fractionIndices(set, 0.1, seed), (i) => set.labels[i]);
+      return { count: labels.length, labels, numClasses: set.numClasses };
+    };
+    const sets = { train: labelsAt(full.train, 7), test: labelsAt(full.test, 8) };
     const s = dataStatistics(dataset, sets, 3, 7);
     expect([s.dataset, s.fraction, s.partition, s.alpha, s.numClasses, s.trainImages, s.testImages]).toEqual(['synthetic', 0.1, 'dirichlet', 0.3, 5, 100, 20]);
     expect(s.shards.map((x) => x.shard)).toEqual([0, 1, 2]);

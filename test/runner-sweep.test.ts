@@ -1,7 +1,7 @@
 // The sweep runner over real processes: completes and resumes, survives Ctrl-C with nothing left
 // running, records a crashed run and carries on, and shares a results directory safely.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -199,5 +199,36 @@ describe('runner sweep', () => {
     const s = sweep(bad, join(dir, 'results-bad'));
     expect((await s.exited).code).toBe(1);
     expect(s.output().trim().split('\n')).toEqual([expect.stringMatching(/^fedslice: error: .*bad.json run worldSize=0: invalid config: federation.worldSize: Too small/)]);
+  });
+
+  it('makes a missing synthetic set once, in the runner, before any role starts', async () => {
+    const data = join(dir, 'fresh-synthetic');
+    const file = writeJson(join(dir, 'fresh.json'), {
+      name: 'fresh',
+      base: {
+        dataset: { name: 'synthetic', dir: data, fraction: 0.02 },
+        model: { width: 0.125, numClasses: 10 },
+        federation: { rounds: 1, roundTimeoutS: 120 },
+        train: { learningRate: 0.001, epochs: 1, maxStepsPerEpoch: 2 },
+      },
+      grid: { 'federation.worldSize': [2] },
+    });
+    const results = join(dir, 'results-fresh');
+    const s = sweep(file, results);
+    expect((await s.exited).code).toBe(0);
+    expect(s.output().match(/no synthetic set in .*; generating the default one/g)).toHaveLength(1);
+    const logs = readdirSync(join(results, 'logs'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.log'));
+    expect(logs.length).toBeGreaterThanOrEqual(3);
+    for (const log of logs) expect(readFileSync(join(results, 'logs', log), 'utf8')).not.toMatch(/no synthetic set/);
+  });
+
+  it('stops before starting any run when CIFAR-100 is not downloaded', async () => {
+    const missing = join(dir, 'no-cifar');
+    const file = writeJson(join(dir, 'cifar.json'), { name: 'cifar', base: { dataset: { name: 'cifar100', dir: missing } }, grid: { seed: [1, 2] } });
+    const results = join(dir, 'results-cifar');
+    const s = sweep(file, results);
+    expect((await s.exited).code).toBe(1);
+    expect(s.output().trim().split('\n')).toEqual([`fedslice: error: CIFAR-100 is not in ${missing} (no train.bin / test.bin); run \`fedslice data download --dir ${missing}\` first`]);
+    expect(existsSync(join(results, 'runs.jsonl'))).toBe(false);
   });
 });

@@ -24,7 +24,9 @@ const x = tf.tensor4d(Float32Array.from({ length: 8 * 16 * 16 * 8 }, () => r.nor
 const w = tf.tensor4d(Float32Array.from({ length: 3 * 3 * 8 * 16 }, () => r.normal()), [3, 3, 8, 16]);
 const y = tf.conv2d(x, w, 1, 'same');
 const z = tf.matMul(tf.reshape(y, [8, -1]), tf.reshape(y, [8, -1]), false, true);
-console.log(JSON.stringify({ detail: info.detail, sum: Array.from(z.dataSync()).map((v) => v.toFixed(2)).join(',') }));
+const pthread = (tf.backend() as unknown as { wasm: { PThread?: { runningWorkers: unknown[]; unusedWorkers: unknown[] } } }).wasm.PThread;
+const workers = pthread ? { running: pthread.runningWorkers.length, unused: pthread.unusedWorkers.length } : null;
+console.log(JSON.stringify({ detail: info.detail, sum: Array.from(z.dataSync()).map((v) => v.toFixed(2)).join(','), workers }));
 `,
   );
   // no explicit exit: the process must end on its own with the pool's threads idle
@@ -51,11 +53,15 @@ describe('wasm threads', () => {
     const two = runChild('2');
     expect(one.status, one.stderr).toBe(0);
     expect(two.status, two.stderr).toBe(0);
-    const a = JSON.parse(one.stdout) as { detail: string; sum: string };
-    const b = JSON.parse(two.stdout) as { detail: string; sum: string };
+    type Child = { detail: string; sum: string; workers: { running: number; unused: number } | null };
+    const a = JSON.parse(one.stdout) as Child;
+    const b = JSON.parse(two.stdout) as Child;
     expect(a.detail).toBe('simd, 1 thread');
     expect(b.detail).toBe('simd, 2 threads');
     expect(b.sum).toBe(a.sum);
+    // emscripten's pool is sized to the threads asked, not its built-in 8 (each a Node worker booted at start)
+    expect(a.workers).toBeNull();
+    expect(b.workers).toEqual({ running: 1, unused: 1 });
   }, 120_000);
 
   it('a bad FEDSLICE_WASM_THREADS is one clear error', () => {

@@ -10,11 +10,13 @@ import type { BackendName } from '../config.ts';
 import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
+import { registerWasmConv2D } from './conv-forward-kernel.ts';
+import { registerWasmReluGrad } from './relu-grad-kernel.ts';
 import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
 import { registerWasmSum } from './sum-kernel.ts';
-import { requestedWasmThreads, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
+import { requestedWasmThreads, sizePthreadPool, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
 
 export type ChosenBackend = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -80,6 +82,7 @@ async function tryWasm(): Promise<Tried> {
   const asked = requestedWasmThreads();
   if (typeof asked === 'string') throw new FedsliceError('FEDSLICE_ERR_BACKEND', asked);
   try {
+    sizePthreadPool();
     // a CommonJS package: its default export is the package itself, under Node and in the build alike
     const { default: wasm } = await import('@tensorflow/tfjs-backend-wasm');
     if (!(await withWasmThreads(asked, wasm.setThreadsCount, () => tf.setBackend('wasm')))) return 'the wasm backend did not initialise';
@@ -94,6 +97,7 @@ async function tryWasm(): Promise<Tried> {
 }
 
 async function tryCpu(): Promise<Tried> {
+  await import('@tensorflow/tfjs-backend-cpu');
   if (!(await tf.setBackend('cpu'))) return 'the cpu backend did not initialise';
   // the cpu backend otherwise prints a multi-line "install tfjs-node" banner on first use
   (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
@@ -126,6 +130,8 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
     // on cpu they stay opt-in (registerConvGradKernels('cpu')): its own kernels are the reference they are tested against
     if (name === 'wasm') {
       registerConvGradKernels('wasm');
+      registerWasmConv2D();
+      registerWasmReluGrad();
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
       registerWasmSum();

@@ -27,6 +27,7 @@ import {
 } from './tf.ts';
 import { FedsliceError } from '../errors.ts';
 import { currentBackend } from './backend.ts';
+import { xnnpackConv2D } from './conv-forward-kernel.ts';
 import { filterTilesAvailable, runFilterJob } from './simd-conv-filter-module.ts';
 import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
 
@@ -88,12 +89,15 @@ function explicit(t: number, b: number, l: number, r: number): backend_util.Expl
   return [[0, 0], [t, b], [l, r], [0, 0]];
 }
 
+/** A forward convolution by the backend's own kernel (on wasm XNNPACK's, also where ours is registered). */
 function conv(backendName: string, backend: KernelBackend, x: TensorInfo, filter: TensorInfo, pad: backend_util.ExplicitPadding): TensorInfo {
-  return run(Conv2D, backendName, {
+  const args = {
     inputs: { x, filter },
     backend,
     attrs: { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] } as unknown as NamedAttrMap,
-  });
+  };
+  const own = backendName === 'wasm' ? xnnpackConv2D() : undefined;
+  return own ? (own.kernelFunc(args as Parameters<KernelFunc>[0]) as TensorInfo) : run(Conv2D, backendName, args);
 }
 
 function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, perm: number[]): TensorInfo {

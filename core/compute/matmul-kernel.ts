@@ -5,10 +5,52 @@
  * ~4x the time of a b (bench/profile-step.ts), and the gradients of every matMul are exactly
  * those two. Here the transposed operand is transposed explicitly (a cheap copy) and the product
  * runs untransposed: a^T b = (T a) b; a b^T = (T b-side) or (b (T a))^T, whichever copies fewer
- * floats. Batched products (batch > 1) go to the backend's own kernel unchanged.
+ * floats. The untransposed products then run on our SIMD rows (below) where they apply. Batched
+ * products (batch > 1) go to the backend's own kernel unchanged.
  */
 import { BatchMatMul, getKernel, Transpose, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from './tf.ts';
+import { currentBackend } from './backend.ts';
+import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
+
+interface HeapBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+let simdProducts = true;
+
+/** Run the untransposed products on the SIMD rows where they apply (true, the default) or on XNNPACK (false), for comparisons. */
+export function setSimdMatMul(enabled: boolean): void {
+  simdProducts = enabled;
+}
+
+/**
+ * x [M, K] y [K, N] as a 1x1 convolution on the SIMD rows of core/compute/simd-conv-input-module.ts:
+ * M pixels of K channels, y the filter. Each output is summed over k in order, one product at a
+ * time from +0, as XNNPACK's GEMM sums it, so the bits are the same (test/matmul-kernel.test.ts),
+ * without the operator XNNPACK makes (and the weights it packs) for every product whose right
+ * operand is new, which in training is every one. The M pixels are laid out as rows of up to 16,
+ * the work items shared with the helper threads. Null where the rows do not apply (N not a multiple
+ * of 4, not float32, another backend).
+ */
+function simdProduct(backend: KernelBackend, x: TensorInfo, y: TensorInfo): TensorInfo | null {
+  const [m, k] = x.shape;
+  const n = y.shape[1];
+  if (!simdProducts || n % 4 !== 0 || x.dtype !== 'float32' || y.dtype !== 'float32' || !inputRowsAvailable()) return null;
+  const w = m % 16 === 0 && m >= 32 ? 16 : m % 4 === 0 ? 4 : m;
+  const heap = backend as unknown as HeapBackend;
+  const out = heap.makeOutput([m, n], 'float32');
+  // views are taken after makeOutput: an allocation may grow the heap and detach older views
+  const job = {
+    dyPadded: heap.typedArrayFromHeap(x).byteOffset,
+    wt: heap.typedArrayFromHeap(y).byteOffset,
+    dx: heap.typedArrayFromHeap(out).byteOffset,
+    batch: 1, h: m / w, w, ci: n, co: k, kh: 1, kw: 1,
+  };
+  runInputJob(job, currentBackend()?.threads ?? 1);
+  return out;
+}
 
 interface Args {
   inputs: { a: TensorInfo; b: TensorInfo };
@@ -28,7 +70,7 @@ function makeKernel(own: KernelConfig, transpose: KernelConfig): KernelFunc {
     const { inputs, backend, attrs } = params as unknown as Args;
     const { a, b } = inputs;
     const { transposeA, transposeB } = attrs;
-    if ((!transposeA && !transposeB) || batchOf(a) !== 1 || batchOf(b) !== 1 || a.dtype !== 'float32') {
+    if (batchOf(a) !== 1 || batchOf(b) !== 1 || a.dtype !== 'float32') {
       return call(own, backend, inputs as unknown as Record<string, TensorInfo>, attrs as unknown as NamedAttrMap);
     }
     const [ar, ac] = a.shape.slice(-2);
@@ -41,7 +83,7 @@ function makeKernel(own: KernelConfig, transpose: KernelConfig): KernelFunc {
       return t;
     };
     const mm = (x: TensorInfo, y: TensorInfo): TensorInfo =>
-      call(own, backend, { a: x, b: y }, { transposeA: false, transposeB: false } as unknown as NamedAttrMap);
+      simdProduct(backend, x, y) ?? call(own, backend, { a: x, b: y }, { transposeA: false, transposeB: false } as unknown as NamedAttrMap);
     const a2 = view(a, [ar, ac]);
     const b2 = view(b, [br, bc]);
     // the left operand as [M, K]

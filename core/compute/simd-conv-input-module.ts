@@ -1,8 +1,10 @@
 /**
- * The convolution input gradient as WebAssembly SIMD functions over the wasm backend's memory
- * (core/compute/wasm-asm.ts): dx = conv2d(dy zero-padded, W flipped and transposed to
- * [kh, kw, Co, Ci]), the convolution tfjs runs for it, written out so that no XNNPACK operator is
- * made per call. Each output value is summed as XNNPACK sums it: over (fy, fx) in row-major order,
+ * A stride-1 convolution over an explicitly zero-padded input as WebAssembly SIMD functions over the
+ * wasm backend's memory (core/compute/wasm-asm.ts), written out so that no XNNPACK operator is made
+ * per call. It runs the convolution input gradient, dx = conv2d(dy zero-padded, W flipped and
+ * transposed to [kh, kw, Co, Ci]), the convolution tfjs runs for it, and the forward convolution
+ * itself (core/compute/conv-forward-kernel.ts: x zero-padded, W as it is); the names below are the
+ * input gradient's. Each output value is summed as XNNPACK sums it: over (fy, fx) in row-major order,
  * then the Co channels, one product at a time into one accumulator started at +0 (f32x4 mul, then
  * add), so the bits are the same. The zero padding adds +-0 products, which leave every such sum
  * unchanged (a sum started at +0 never becomes -0).
@@ -22,14 +24,16 @@ export const MAX_VECTORS = 2;
 function rowFunction(npix: number, nv: number): WasmFunction {
   const [DY, WT, DX, GROUPS, KH, KW, CO, DYROW, WTSTEP, DXPIX] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const [G, FY, FX, C, DP, WP, COB] = [10, 11, 12, 13, 14, 15, 16];
-  const firstV = 17;
+  // byte offsets of pixels 1 .. npix - 1 of a group from its first, computed once per call
+  const PIXOFF = (p: number) => 16 + p;
+  const firstV = 17 + npix - 1;
   const acc = (p: number, j: number) => firstV + p * nv + j;
   const wv = (j: number) => firstV + npix * nv + j;
   const S = firstV + npix * nv + nv;
   const inner: number[] = [];
   for (let j = 0; j < nv; j++) inner.push(...loadAt(get(WP), 16 * j), ...set(wv(j)));
   for (let p = 0; p < npix; p++) {
-    inner.push(...loadSplatAt(p === 0 ? get(DP) : iadd(get(DP), imul(i32(p), get(COB))), 0), ...set(S));
+    inner.push(...loadSplatAt(p === 0 ? get(DP) : iadd(get(DP), get(PIXOFF(p))), 0), ...set(S));
     for (let j = 0; j < nv; j++) inner.push(...fadd(get(acc(p, j)), fmul(get(S), get(wv(j)))), ...set(acc(p, j)));
   }
   inner.push(...iadd(get(DP), i32(4)), ...set(DP), ...iadd(get(WP), get(WTSTEP)), ...set(WP));
@@ -47,12 +51,14 @@ function rowFunction(npix: number, nv: number): WasmFunction {
       out.push(...storeAt(pixel(p), 16 * j, get(acc(p, j))));
     }
   }
+  const pixelOffsets: number[] = [];
+  for (let p = 1; p < npix; p++) pixelOffsets.push(...imul(i32(p), get(COB)), ...set(PIXOFF(p)));
   const perGroup = [...zero, ...get(WT), ...set(WP), ...forLoop(FY, get(KH), 1, forLoop(FX, get(KW), 1, perFx)), ...out];
   return {
     name: `inputRow${npix}x${nv}`,
     params: Array<number>(10).fill(I32),
-    locals: [[7, I32], [npix * nv + nv + 1, V128]],
-    code: [...imul(get(CO), i32(4)), ...set(COB), ...forLoop(G, get(GROUPS), 1, perGroup)],
+    locals: [[7 + npix - 1, I32], [npix * nv + nv + 1, V128]],
+    code: [...imul(get(CO), i32(4)), ...set(COB), ...pixelOffsets, ...forLoop(G, get(GROUPS), 1, perGroup)],
   };
 }
 

@@ -10,6 +10,8 @@ export interface KernelOverride {
   register(): void;
   /** Put wasm's own kernel back (for comparisons). */
   unregister(): void;
+  /** wasm's own kernel, whether ours is registered or not (undefined where wasm has none). */
+  own(): KernelConfig | undefined;
 }
 
 export function wasmKernelOverride(kernelName: string, make: (own: KernelConfig) => KernelFunc | null): KernelOverride {
@@ -30,5 +32,6 @@ export function wasmKernelOverride(kernelName: string, make: (own: KernelConfig)
       registerKernel(original);
       original = undefined;
     },
+    own: () => original ?? getKernel(kernelName, 'wasm'),
   };
 }

@@ -29,6 +29,22 @@ function experimentDir(dataset: DatasetConfig): CifarDir {
   return openCifarDir(dir);
 }
 
+/**
+ * Makes or checks the data folder of every distinct data set before any role starts, so roles
+ * started at once do not each generate the same synthetic set, and a missing CIFAR-100 stops the
+ * sweep with one line instead of failing every run.
+ */
+export function prepareDatasets(datasets: Iterable<DatasetConfig>): void {
+  const seen = new Set<string>();
+  for (const dataset of datasets) {
+    const key = `${dataset.name}:${datasetDir(dataset)}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      experimentDir(dataset);
+    }
+  }
+}
+
 /** Each split is cut to the fraction with its own seed, the same on every role. */
 const FRACTION_SEED: Record<Split, (seed: number) => number> = { train: (seed) => seed, test: (seed) => seed + 1 };
 

@@ -9,10 +9,10 @@ import {
   CIFAR100_TEST_RECORDS,
   CIFAR100_TRAIN_RECORDS,
   COARSE_NAMES_FILE,
-  decodeLabels,
   FINE_NAMES_FILE,
   imagesAt,
   parseNames,
+  readLabels,
   RECORD_BYTES,
   TEST_FILE,
   TRAIN_FILE,
@@ -51,7 +51,7 @@ export function layoutOf(dir: string): SetLayout {
   return { kind: 'synthetic', trainRecords: m.trainCount, testRecords: m.testCount, numClasses: m.numClasses, numCoarse: null };
 }
 
-/** Reads one .bin split, checking its size against `records` and every label against the class counts; images are left in the file's bytes. */
+/** Reads one .bin split, checking its size against `records` and every label against the class counts; images stay in the file until copied out (imagesAt). */
 export function readSplitRecords(path: string, records: number, layout: SetLayout, dir: string): RecordSet {
   if (!existsSync(path)) throw new FedsliceError('FEDSLICE_ERR_DATA_MISSING', `${path} is missing; ${missingHint(dir)}`);
   const size = statSync(path).size;
@@ -63,7 +63,7 @@ export function readSplitRecords(path: string, records: number, layout: SetLayou
       `${path} is ${fmt(size)} bytes but must be ${fmt(expected)} (${fmt(records)} records of ${fmt(RECORD_BYTES)} bytes): the file is ${what} or not ${layout.kind === 'cifar100' ? 'CIFAR-100 binary' : 'this synthetic set'}; ${missingHint(dir)} again`,
     );
   }
-  const set = decodeLabels(readFileSync(path), layout.numClasses);
+  const set = readLabels(path, records, layout.numClasses);
   for (let i = 0; i < set.count; i++) {
     if (set.labels[i] >= layout.numClasses) {
       throw new FedsliceError('FEDSLICE_ERR_DATA_LABEL', `${path}: record ${i} has fine label ${set.labels[i]}, outside [0, ${layout.numClasses}); the file is corrupt, ${missingHint(dir)} again`);

@@ -1,22 +1,7 @@
-/** Seeded, class-stratified fractions of an image set. */
+/** Seeded, class-stratified fractions of a labelled set. */
 import { FedsliceError } from '../errors.ts';
 import { Rng } from '../rng.ts';
-import { IMAGE_BYTES, type ImageSet, type LabelSet } from './types.ts';
-
-/** Copies the images at `indices` (in that order) into a new set. */
-export function selectImages(set: ImageSet, indices: Int32Array): ImageSet {
-  const count = indices.length;
-  const images = new Uint8Array(count * IMAGE_BYTES);
-  const labels = new Uint8Array(count);
-  const coarseLabels = set.coarseLabels ? new Uint8Array(count) : undefined;
-  for (let i = 0; i < count; i++) {
-    const j = indices[i];
-    images.set(set.images.subarray(j * IMAGE_BYTES, (j + 1) * IMAGE_BYTES), i * IMAGE_BYTES);
-    labels[i] = set.labels[j];
-    if (coarseLabels) coarseLabels[i] = set.coarseLabels![j];
-  }
-  return coarseLabels ? { count, images, labels, numClasses: set.numClasses, coarseLabels } : { count, images, labels, numClasses: set.numClasses };
-}
+import type { LabelSet } from './types.ts';
 
 /**
  * The indices of round(fraction * count) records (at least one), taking the same share of every
@@ -44,10 +29,4 @@ export function fractionIndices(set: LabelSet, fraction: number, seed: number): 
   });
   chosen.sort((a, b) => a - b);
   return Int32Array.from(chosen);
-}
-
-/** The images fractionIndices chooses, as a new set; fraction 1 returns `set` itself. */
-export function takeFraction(set: ImageSet, fraction: number, seed: number): ImageSet {
-  const indices = fractionIndices(set, fraction, seed);
-  return fraction === 1 ? set : selectImages(set, indices);
 }

@@ -1,0 +1,103 @@
+/**
+ * Conv2D for the wasm backend as the SIMD rows of core/compute/simd-conv-input-module.ts (a stride-1
+ * convolution over a zero-padded input, the module the input gradient runs on) instead of XNNPACK:
+ * x is copied once into a zero-padded buffer and each output is summed over (ky, kx) in row-major
+ * order, then the input channels, one product at a time from +0, which is how XNNPACK's
+ * convolution sums it, so the results are bit for bit wasm's own (test/conv-grad.test.ts). It shares
+ * the rows with the helper threads, and no XNNPACK operator is made and no filter packed per call
+ * (the weights change every step, so tfjs packed them afresh for every forward pass).
+ *
+ * Applies to stride-1, undilated NHWC convolutions with output channels a multiple of 4 on float32;
+ * anything else goes to wasm's own kernel.
+ */
+import { backend_util, Conv2D, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { currentBackend } from './backend.ts';
+import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
+import { wasmKernelOverride } from './wasm-kernel-override.ts';
+
+interface Args {
+  inputs: { x: TensorInfo; filter: TensorInfo };
+  backend: KernelBackend;
+  attrs: {
+    strides: number | [number, number];
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dataFormat?: 'NHWC' | 'NCHW';
+    dilations?: number | [number, number];
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+}
+
+interface HeapBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+let threaded = true;
+
+/** Share the forward convolution with the helper threads (true, the default) or run it on the main thread alone, for comparisons. */
+export function setThreadedConvForward(enabled: boolean): void {
+  threaded = enabled;
+}
+
+function simdConv(own: KernelConfig): KernelFunc {
+  return (params) => {
+    const { inputs, backend, attrs } = params as unknown as Args;
+    const { x, filter } = inputs;
+    const fallback = () => own.kernelFunc(params) as TensorInfo;
+    if ((attrs.dataFormat ?? 'NHWC') !== 'NHWC' || x.dtype !== 'float32' || filter.dtype !== 'float32' || !inputRowsAvailable()) return fallback();
+    const info = backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      attrs.dilations ?? 1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      'channelsLast',
+    );
+    const { padInfo } = info;
+    const pads = [padInfo.top, padInfo.bottom, padInfo.left, padInfo.right];
+    if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return fallback();
+    if (info.outChannels % 4 !== 0 || pads.some((p) => p < 0)) return fallback();
+    const [batch, h, w, ci] = x.shape;
+    const { outHeight: ho, outWidth: wo, outChannels: co, filterHeight: kh, filterWidth: kw } = info;
+    const heap = backend as unknown as HeapBackend;
+    const unpadded = pads.every((p) => p === 0);
+    const [hp, wp] = [ho + kh - 1, wo + kw - 1];
+    const padded = unpadded ? null : heap.makeOutput([batch, hp, wp, ci], 'float32');
+    const out = heap.makeOutput([batch, ho, wo, co], 'float32');
+    // views are taken after makeOutput: an allocation may grow the heap and detach older views
+    const xView = heap.typedArrayFromHeap(x);
+    let source = xView;
+    if (padded) {
+      source = heap.typedArrayFromHeap(padded);
+      source.fill(0);
+      for (let b = 0; b < batch; b++) {
+        for (let y = 0; y < h; y++) {
+          const from = (b * h + y) * w * ci;
+          source.set(xView.subarray(from, from + w * ci), ((b * hp + y + padInfo.top) * wp + padInfo.left) * ci);
+        }
+      }
+    }
+    const job = {
+      dyPadded: source.byteOffset,
+      wt: heap.typedArrayFromHeap(filter).byteOffset,
+      dx: heap.typedArrayFromHeap(out).byteOffset,
+      batch, h: ho, w: wo, ci: co, co: ci, kh, kw,
+    };
+    runInputJob(job, threaded ? (currentBackend()?.threads ?? 1) : 1);
+    if (padded) backend.disposeData(padded.dataId);
+    return out;
+  };
+}
+
+const override = wasmKernelOverride(Conv2D, simdConv);
+
+/** Replace wasm's Conv2D with the SIMD rows above (idempotent). */
+export const registerWasmConv2D = (): void => override.register();
+
+/** Put wasm's own Conv2D back (for comparisons). */
+export const unregisterWasmConv2D = (): void => override.unregister();
+
+/** wasm's own (XNNPACK) Conv2D, whether ours is registered or not. */
+export const xnnpackConv2D = (): KernelConfig | undefined => override.own();
