@@ -66,7 +66,8 @@ export class SyncLoop<C> implements FederationLoop<C> {
     if (reason !== null || !r) return reason ?? 'no round is running';
     r.credits.ready(h.slot);
     if (r.credits.queued().includes(h.slot)) {
-      this.ctx.log(`aggregator: round ${r.round}: ${h.id} (slot ${h.slot}) waits to send its update; slots ${r.credits.granted().sort((a, b) => a - b).join(', ')} are sending`);
+      const sending = r.credits.granted().sort((a, b) => a - b);
+      this.ctx.log(`aggregator: round ${r.round}: ${h.id} (slot ${h.slot}) waits to send its update while slot${sending.length === 1 ? '' : 's'} ${sending.join(', ')} send${sending.length === 1 ? 's' : ''}`);
     }
     return null;
   }
