@@ -65,12 +65,26 @@ function isCommonJsPackage(specifier) {
   const file = (requireFrom.resolve.paths(name) ?? []).map((dir) => join(dir, name, 'package.json')).find((f) => existsSync(f));
   return file !== undefined && JSON.parse(readFileSync(file, 'utf8')).type !== 'module';
 }
+/**
+ * Packages of many small files that a role loads at start are bundled in: Node's loader resolves,
+ * reads and compiles each file one by one (for an ES module, asynchronously, and links it).
+ * Importing zod and msgpackr (ES modules) cost 170-200 ms of CPU per process against 45-50 ms
+ * bundled; requiring ws and commander 70-80 ms against 43-56 (best of 4, under load). Native
+ * addons they may load at run time (ws's bufferutil, msgpackr's msgpackr-extract) stay in
+ * node_modules; so do tfjs-core and its backends (one file each, and the wasm backend finds its
+ * .wasm files beside its own) and the analysis packages, which load only in `fedslice analyze`.
+ */
+const BUNDLED_PACKAGES = new Set(['zod', 'msgpackr', 'ws', 'commander']);
+const NATIVE_ADDONS = new Set(['bufferutil', 'utf-8-validate', 'msgpackr-extract']);
 const requireCommonJs = {
   name: 'require-commonjs',
   setup(b) {
     b.onResolve({ filter: /^[^.]/ }, (args) => {
       if (args.namespace === 'commonjs-package') return { path: args.path, external: true };
-      return isCommonJsPackage(args.path) ? { path: args.path, namespace: 'commonjs-package' } : undefined;
+      if (args.path.startsWith('node:') || args.path.startsWith('/')) return undefined;
+      if (BUNDLED_PACKAGES.has(packageName(args.path))) return undefined; // esbuild resolves and bundles it
+      if (NATIVE_ADDONS.has(packageName(args.path))) return { path: args.path, external: true };
+      return isCommonJsPackage(args.path) ? { path: args.path, namespace: 'commonjs-package' } : { path: args.path, external: true };
     });
     b.onLoad({ filter: /.*/, namespace: 'commonjs-package' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: 'js' }));
   },
@@ -93,7 +107,6 @@ export async function build(out = join(ROOT, 'dist')) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
     plugins: [tfjsGradients, requireCommonJs],
     // the require the CommonJS packages are loaded with (see requireCommonJs)
     banner: { js: "import { createRequire as __fedsliceCreateRequire } from 'node:module';\nconst require = __fedsliceCreateRequire(import.meta.url);" },

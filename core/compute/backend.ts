@@ -97,6 +97,7 @@ async function tryWasm(): Promise<Tried> {
 }
 
 async function tryCpu(): Promise<Tried> {
+  await import('@tensorflow/tfjs-backend-cpu');
   if (!(await tf.setBackend('cpu'))) return 'the cpu backend did not initialise';
   // the cpu backend otherwise prints a multi-line "install tfjs-node" banner on first use
   (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
