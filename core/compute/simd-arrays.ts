@@ -53,7 +53,8 @@ let made: Window | null | undefined;
 function simdWindow(): Window | null {
   if (made !== undefined) return made;
   made = null;
-  if (typeof WebAssembly === 'undefined') return made;
+  // FEDSLICE_SIMD_ARRAYS=off: the plain loops, for the bench's before/after (bench/transfer.ts)
+  if (typeof WebAssembly === 'undefined' || process.env.FEDSLICE_SIMD_ARRAYS === 'off') return made;
   const memory = new WebAssembly.Memory({ initial: Math.ceil((FLAGS + 16) / 65536) });
   const e = instantiateOver(memory, [scanFunction(), addFunction()]);
   const scan = e?.nonFiniteLanes;

@@ -48,6 +48,8 @@ export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
 export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
+/** f32x4.pmax: b where a < b, else a (lane by lane). */
+export const fpmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xeb)];
 export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
 /** i32x4.eq: all ones in each lane where a and b are equal. */
 export const ieq = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x37)];
@@ -73,6 +75,11 @@ function sleb(n: number): number[] {
     }
     out.push(byte | 0x80);
   }
+}
+
+/** `if (condition on the stack is non-zero) then; else otherwise` (no result). */
+export function ifElse(then: Code, otherwise: Code): Code {
+  return [0x04, 0x40, ...then, ...(otherwise.length ? [0x05, ...otherwise] : []), 0x0b];
 }
 
 /** `for (local = 0; local < end; local += step) body` with i32 operands. */
