@@ -44,6 +44,15 @@ const LEVERS: Lever[] = [
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
 ];
 
+/** The round's levers (issue 14, part 5) together: what they are worth as a set. */
+const ROUND_LEVERS = ['SIMD forward conv', 'SIMD matMul products', 'SIMD ReLU gradient', 'SIMD Add'];
+const roundLevers = () => LEVERS.filter((l) => ROUND_LEVERS.some((n) => l.name.startsWith(n)));
+LEVERS.push({
+  name: `the round's four levers together (${ROUND_LEVERS.join(', ')})`,
+  off: () => roundLevers().forEach((l) => l.off()),
+  on: () => roundLevers().forEach((l) => l.on()),
+});
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
