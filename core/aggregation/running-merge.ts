@@ -15,7 +15,7 @@
 import type { NamedTensor, Weights } from '../model/tensor.ts';
 import { sizeOf } from '../model/tensor.ts';
 import type { SlicePlan, TensorCut } from '../model/slice-plan.ts';
-import { addRows, type Rows } from '../compute/simd-arrays.ts';
+import { accumulateTwoSum, addRows, type Rows } from '../compute/simd-arrays.ts';
 
 export interface Contribution {
   plan: SlicePlan;
@@ -190,21 +190,7 @@ class TensorMerge {
   /** sum[dst..] += weight x data[src..], each addition error-free (Knuth's TwoSum). */
   private accumulate(data: Float32Array, src: number, dst: number, n: number, weight: number): void {
     const sum = (this.sum ??= new Float64Array(this.base.length));
-    const spillAt = this.spillAt;
-    const spillError = this.spillError;
-    for (let k = 0; k < n; k++) {
-      const x = weight * data[src + k];
-      const j = dst + k;
-      const a = sum[j];
-      const s = a + x;
-      const b = s - a;
-      const e = a - (s - b) + (x - b);
-      sum[j] = s;
-      if (e !== 0) {
-        spillAt.push(j);
-        spillError.push(e);
-      }
-    }
+    accumulateTwoSum(sum, dst, data, src, n, weight, this.spillAt, this.spillError);
   }
 }
 

@@ -7,6 +7,7 @@
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
 
 /** Unsigned LEB128. */
@@ -53,6 +54,15 @@ export const fmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe9)];
 /** f32x4.pmax: b where a < b, else a (lane by lane). */
 export const fpmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xeb)];
 export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
+/** Two float64 lanes: a + b, a - b, a * b, all ones where a != b; the low two f32 lanes widened; a scalar in both. */
+export const dadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf0)];
+export const dsub = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf1)];
+export const dmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf2)];
+export const dne = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x48)];
+export const promoteLow = (a: Code): Code => [...a, ...simd(0x5f)];
+export const dsplat = (f: Code): Code => [...f, ...simd(0x14)];
+/** v128.load64_zero: 8 bytes at an address into the low half, the high half zero. */
+export const load64 = (addr: Code): Code => [...addr, ...simd(0x5d), 0x00, 0x00];
 /** i32x4.eq: all ones in each lane where a and b are equal. */
 export const ieq = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x37)];
 /** i32x4.splat of a constant. */
