@@ -43,9 +43,10 @@ export async function evaluate({ layers, weights, data, batchSize, kept }: Evalu
   if (data.count === 0) throw new FedsliceError('FEDSLICE_ERR_EVAL', 'the evaluation set is empty; check the dataset config');
   if (!(batchSize >= 1)) throw new FedsliceError('FEDSLICE_ERR_EVAL', `eval batch size ${batchSize} must be at least 1`);
   const started = performance.now();
-  const params = kept ? kept.take(weights) : paramTensors(weights);
   const order = range(data.count);
   const batch = allocBatch(Math.min(batchSize, data.count));
+  // taken before the first await: the caller may write over `weights` once this returns its promise
+  const params = kept ? kept.take(weights) : paramTensors(weights);
   let nllSum = 0;
   let correct = 0;
   try {
