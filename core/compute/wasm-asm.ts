@@ -49,6 +49,8 @@ export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
 export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
+/** f32x4.max: the larger lane, NaN where either is NaN, +0 over -0. */
+export const fmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe9)];
 /** f32x4.pmax: b where a < b, else a (lane by lane). */
 export const fpmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xeb)];
 export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
