@@ -15,7 +15,7 @@
 import type { NamedTensor, Weights } from '../model/tensor.ts';
 import { sizeOf } from '../model/tensor.ts';
 import type { SlicePlan, TensorCut } from '../model/slice-plan.ts';
-import { accumulateTwoSum, addRows, type Rows } from '../compute/simd-arrays.ts';
+import { accumulateTwoSum, addRows, finishMean, type Rows } from '../compute/simd-arrays.ts';
 
 export interface Contribution {
   plan: SlicePlan;
@@ -196,7 +196,7 @@ class TensorMerge {
 
 /** out[at..at+n] = (base +) sum / w, rounded once to float32. */
 function finish(out: Float32Array, base: Float32Array, sum: Float64Array, at: number, n: number, w: number, asDelta: boolean): void {
-  if (asDelta) for (let k = at; k < at + n; k++) out[k] = base[k] + sum[k] / w;
+  if (asDelta) finishMean(out, base, sum, at, n, w);
   else for (let k = at; k < at + n; k++) out[k] = sum[k] / w;
 }
 
