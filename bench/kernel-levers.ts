@@ -17,6 +17,7 @@ import { setSimdAdam } from '../core/training/adam.ts';
 import { setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
 import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { registerWasmMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
+import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
@@ -34,6 +35,7 @@ const LEVERS: Lever[] = [
   { name: 'SIMD forward conv (core/compute/conv-forward-kernel.ts; off: XNNPACK conv)', off: unregisterWasmConv2D, on: registerWasmConv2D },
   { name: 'conv gradients on helper threads too (core/compute/wasm-helper-threads.ts; off: main thread alone)', off: () => setThreadedConvKernels(false), on: () => setThreadedConvKernels(true) },
   { name: 'SIMD ReLU gradient (core/compute/relu-grad-kernel.ts; off: Step, Cast, Multiply)', off: () => setSimdReluGrad(false), on: () => setSimdReluGrad(true) },
+  { name: 'SIMD Add (core/compute/add-kernel.ts; off: wasm own)', off: unregisterWasmAdd, on: registerWasmAdd },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },

@@ -7,7 +7,7 @@
 import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { currentBackend, initBackend } from '../core/compute/backend.ts';
-import { registerWasmConv2D, setThreadedConvForward, unregisterWasmConv2D, xnnpackConv2D } from '../core/compute/conv-forward-kernel.ts';
+import { registerWasmConv2D, setThreadedConvForward, unregisterWasmConv2D, wasmConv2DRegistered } from '../core/compute/conv-forward-kernel.ts';
 import { convGradKernelsRegistered, registerConvGradKernels, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import { filterHelpersReady, filterTilesAvailable } from '../core/compute/simd-conv-filter-module.ts';
 import { inputHelpersReady, inputRowsAvailable } from '../core/compute/simd-conv-input-module.ts';
@@ -183,6 +183,17 @@ describe('conv-gradient kernels', () => {
     });
   }
 
+/** tf.fused.conv2d of `c` with a bias and `activation`, as inference runs it (the FusedConv2D kernel). */
+  function fusedConv(c: Case, seed: number, activation: 'relu' | 'linear'): Float32Array {
+    const rng = new Rng(seed);
+    return tf.tidy(() => {
+      const x = tf.tensor4d(randomArray(c.batch * c.h * c.w * c.ci, rng), [c.batch, c.h, c.w, c.ci]);
+      const filter = tf.tensor4d(randomArray(c.k * c.k * c.ci * c.co, rng), [c.k, c.k, c.ci, c.co]);
+      const bias = tf.tensor1d(randomArray(c.co, rng));
+      return tf.fused.conv2d({ x, filter, bias, activation, strides: 1, pad: c.pad }).dataSync() as Float32Array;
+    });
+  }
+
   // every row shape (1-4 pixels at a row's end, 4 or 8 output channels), 1 to 48 input channels,
   // padding on all sides, none, asymmetric, wider than the kernel's reach, and the width-1/8
   // AlexNet's five convolutions; output channels not a multiple of 4 go to XNNPACK itself
@@ -201,16 +212,20 @@ describe('conv-gradient kernels', () => {
     { batch: 32, h: 8, w: 8, ci: 48, co: 32, k: 3, pad: 1 },
   ];
   FORWARD_CASES.forEach((c, i) => {
-    it(`forward conv: the SIMD rows give XNNPACK's bits, batch ${c.batch}, ${c.h}x${c.w}, ${c.ci}->${c.co}, k${c.k}, pad ${c.pad}`, () => {
+    it(`forward conv (alone, and fused with a bias and a ReLU or none): the SIMD rows give XNNPACK's bits, batch ${c.batch}, ${c.h}x${c.w}, ${c.ci}->${c.co}, k${c.k}, pad ${c.pad}`, () => {
       expect(inputRowsAvailable()).toBe(true);
-      expect(tf.getKernel('Conv2D', 'wasm')).not.toBe(xnnpackConv2D());
+      expect(wasmConv2DRegistered()).toBe(true);
       try {
-        const simd = forwardConv(c, 700 + i);
+        const run = () => [forwardConv(c, 700 + i), fusedConv(c, 750 + i, 'relu'), fusedConv(c, 750 + i, 'linear')];
+        const simd = run();
         unregisterWasmConv2D();
-        const xnnpack = forwardConv(c, 700 + i);
-        expect(simd.length).toBe(xnnpack.length);
-        expect(simd.length).toBeGreaterThan(0);
-        expect(sameBits(simd, xnnpack)).toBe(true);
+        const xnnpack = run();
+        simd.forEach((ours, j) => {
+          expect(ours.length).toBe(xnnpack[j].length);
+          expect(ours.length).toBeGreaterThan(0);
+          expect(sameBits(ours, xnnpack[j]), ['Conv2D', 'FusedConv2D relu', 'FusedConv2D linear'][j]).toBe(true);
+        });
+        expect(simd[1].some((v) => v === 0) && simd[1].every((v) => v >= 0)).toBe(true); // the ReLU clamped
       } finally {
         registerWasmConv2D();
       }

@@ -300,6 +300,23 @@ describe('wire codec', () => {
     }
   });
 
+  it('refuses a non-finite value anywhere in a large tensor, read in place or copied from misaligned fragments', () => {
+    const n = 100_003;
+    for (const [at, v] of [[0, NaN], [16_383, Infinity], [16_384, -Infinity], [65_537, NaN], [n - 1, Infinity]] as const) {
+      const data = new Float32Array(n).map((_, i) => Math.sin(i));
+      data[at] = v;
+      const frame = encode(update(data));
+      // whole (a view), then cut into odd pieces (the tensor copied out of them first)
+      const pieces = [frame.subarray(0, 13), frame.subarray(13, 40_001), frame.subarray(40_001)];
+      for (const f of [frame, pieces]) {
+        const d = decode(trainerToAggregator, f);
+        expect(d).toEqual({ ok: false, code: 'FEDSLICE_ERR_NONFINITE', error: `update.delta[0] is tensor conv1.weight with a non-finite value (${v}) at index ${at}` });
+      }
+    }
+    const finite = new Float32Array(n).map((_, i) => (i % 2 ? -3.4028234663852886e38 : 1e-45));
+    expect(decode(trainerToAggregator, encode(update(finite))).ok).toBe(true);
+  });
+
   it('matches tensor lists against the names and shapes expected', () => {
     const got = [{ name: 'a', shape: [2, 3], data: new Float32Array(6) }];
     expect(checkTensorsMatch([{ name: 'a', shape: [2, 3] }], got)).toBeNull();

@@ -15,6 +15,7 @@
 import type { NamedTensor, Weights } from '../model/tensor.ts';
 import { sizeOf } from '../model/tensor.ts';
 import type { SlicePlan, TensorCut } from '../model/slice-plan.ts';
+import { addRows, type Rows } from '../compute/simd-arrays.ts';
 
 export interface Contribution {
   plan: SlicePlan;
@@ -115,12 +116,13 @@ class TensorMerge {
     const block = pg.len * pg.inner;
     for (const [a0, a1, alone] of runs(pg.start, pg.start + pg.len, (a) => this.planned[a] === 1)) {
       const n = (a1 - a0) * pg.inner;
-      for (let o = 0; o < pg.outer; o++) {
-        const dst = (o * pg.axisLen + a0) * pg.inner;
-        const src = o * block + (a0 - pg.start) * pg.inner;
-        if (!alone) this.accumulate(data, src, dst, n, weight);
-        else if (weight > 0) this.writeThrough(data, src, dst, n);
+      const at = a0 * pg.inner;
+      const from = (a0 - pg.start) * pg.inner;
+      if (alone) {
+        if (weight > 0) this.writeThrough(data, { count: pg.outer, n, at, stride: pg.axisLen * pg.inner, from, fromStride: block });
+        continue;
       }
+      for (let o = 0; o < pg.outer; o++) this.accumulate(data, from + o * block, at + o * pg.axisLen * pg.inner, n, weight);
     }
   }
 
@@ -172,14 +174,17 @@ class TensorMerge {
     }
   }
 
-  private writeThrough(data: Float32Array, src: number, dst: number, n: number): void {
+  /** Rows of data written to out (+ base, for deltas) where no other contribution overlaps. */
+  private writeThrough(data: Float32Array, rows: Rows): void {
     const out = (this.out ??= this.newOut());
-    if (!this.asDelta) {
-      out.set(data.subarray(src, src + n), dst);
+    if (this.asDelta) {
+      addRows(out, this.base, data, rows);
       return;
     }
-    const base = this.base;
-    for (let k = 0; k < n; k++) out[dst + k] = base[dst + k] + data[src + k];
+    for (let r = 0; r < rows.count; r++) {
+      const src = rows.from + r * rows.fromStride;
+      out.set(data.subarray(src, src + rows.n), rows.at + r * rows.stride);
+    }
   }
 
   /** sum[dst..] += weight x data[src..], each addition error-free (Knuth's TwoSum). */

@@ -10,6 +10,7 @@ import type { BackendName } from '../config.ts';
 import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
+import { registerWasmAdd } from './add-kernel.ts';
 import { registerWasmConv2D } from './conv-forward-kernel.ts';
 import { registerWasmReluGrad } from './relu-grad-kernel.ts';
 import { registerWasmIdentity } from './identity-kernel.ts';
@@ -132,6 +133,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerConvGradKernels('wasm');
       registerWasmConv2D();
       registerWasmReluGrad();
+      registerWasmAdd();
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
       registerWasmSum();

@@ -7,16 +7,19 @@
  * the rows with the helper threads, and no XNNPACK operator is made and no filter packed per call
  * (the weights change every step, so tfjs packed them afresh for every forward pass).
  *
- * Applies to stride-1, undilated NHWC convolutions with output channels a multiple of 4 on float32;
- * anything else goes to wasm's own kernel.
+ * FusedConv2D (inference: tfjs fuses the bias and the activation only while no gradient is recorded)
+ * runs the same way, each sum started at the bias and a ReLU clamped as XNNPACK clamps it.
+ *
+ * Applies to stride-1, undilated NHWC convolutions with output channels a multiple of 4 on float32,
+ * with a linear or ReLU activation; anything else goes to wasm's own kernel.
  */
-import { backend_util, Conv2D, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { backend_util, Conv2D, FusedConv2D, getKernel, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { currentBackend } from './backend.ts';
 import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
 
 interface Args {
-  inputs: { x: TensorInfo; filter: TensorInfo };
+  inputs: { x: TensorInfo; filter: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
   backend: KernelBackend;
   attrs: {
     strides: number | [number, number];
@@ -24,6 +27,8 @@ interface Args {
     dataFormat?: 'NHWC' | 'NCHW';
     dilations?: number | [number, number];
     dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    /** FusedConv2D's */
+    activation?: string;
   };
 }
 
@@ -39,11 +44,15 @@ export function setThreadedConvForward(enabled: boolean): void {
   threaded = enabled;
 }
 
+/** Conv2D, and FusedConv2D with a bias (added first, as XNNPACK does) and a linear or ReLU activation. */
 function simdConv(own: KernelConfig): KernelFunc {
   return (params) => {
     const { inputs, backend, attrs } = params as unknown as Args;
-    const { x, filter } = inputs;
+    const { x, filter, bias } = inputs;
     const fallback = () => own.kernelFunc(params) as TensorInfo;
+    const activation = attrs.activation ?? 'linear';
+    if (inputs.preluActivationWeights || (activation !== 'linear' && activation !== 'relu')) return fallback();
+    if (bias && (bias.dtype !== 'float32' || bias.shape.reduce((a, b) => a * b, 1) !== filter.shape[3])) return fallback();
     if ((attrs.dataFormat ?? 'NHWC') !== 'NHWC' || x.dtype !== 'float32' || filter.dtype !== 'float32' || !inputRowsAvailable()) return fallback();
     const info = backend_util.computeConv2DInfo(
       x.shape as [number, number, number, number],
@@ -84,6 +93,8 @@ function simdConv(own: KernelConfig): KernelFunc {
       wt: heap.typedArrayFromHeap(filter).byteOffset,
       dx: heap.typedArrayFromHeap(out).byteOffset,
       batch, h: ho, w: wo, ci: co, co: ci, kh, kw,
+      bias: bias ? heap.typedArrayFromHeap(bias).byteOffset : 0,
+      relu: activation === 'relu',
     };
     runInputJob(job, threaded ? (currentBackend()?.threads ?? 1) : 1);
     if (padded) backend.disposeData(padded.dataId);
@@ -92,12 +103,22 @@ function simdConv(own: KernelConfig): KernelFunc {
 }
 
 const override = wasmKernelOverride(Conv2D, simdConv);
+const fused = wasmKernelOverride(FusedConv2D, simdConv);
 
-/** Replace wasm's Conv2D with the SIMD rows above (idempotent). */
-export const registerWasmConv2D = (): void => override.register();
+/** Replace wasm's Conv2D and FusedConv2D with the SIMD rows above (idempotent). */
+export function registerWasmConv2D(): void {
+  override.register();
+  fused.register();
+}
 
-/** Put wasm's own Conv2D back (for comparisons). */
-export const unregisterWasmConv2D = (): void => override.unregister();
+/** Put wasm's own Conv2D and FusedConv2D back (for comparisons). */
+export function unregisterWasmConv2D(): void {
+  override.unregister();
+  fused.unregister();
+}
+
+/** Whether ours are wasm's Conv2D and FusedConv2D now. */
+export const wasmConv2DRegistered = (): boolean => getKernel(Conv2D, 'wasm') !== override.own() && getKernel(FusedConv2D, 'wasm') !== fused.own();
 
 /** wasm's own (XNNPACK) Conv2D, whether ours is registered or not. */
 export const xnnpackConv2D = (): KernelConfig | undefined => override.own();

@@ -10,7 +10,8 @@
  */
 import * as tf from './tf.ts';
 import { Relu, getGradient, registerGradient, registerKernel, type GradConfig, type KernelBackend, type KernelFunc, type TensorInfo } from './tf.ts';
-import { I32, V128, backendKernel, bitselect, fgt, fmul, forLoop, get, iadd, load, set, store, vand, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, bitselect, fgt, fmul, forLoop, get, iadd, load, set, store, vand, type WasmFunction } from './wasm-asm.ts';
+import { backendKernel } from './backend-kernel.ts';
 
 type ReluGradKernel = (dy: number, x: number, out: number, bytes: number) => void;
 

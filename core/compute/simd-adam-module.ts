@@ -10,7 +10,8 @@
  *   m = m*b1 + g'*(1-b1);  v = v*b2 + (g'*g')*(1-b2)
  *   out = ((m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)) * (-lr) + w
  */
-import { F32, I32, V128, fadd, fdiv, fmul, forLoop, fsqrt, get, iadd, load, set, splat, store, backendKernel, type WasmFunction } from './wasm-asm.ts';
+import { F32, I32, V128, fadd, fdiv, fmul, forLoop, fsqrt, get, iadd, load, set, splat, store, type WasmFunction } from './wasm-asm.ts';
+import { backendKernel } from './backend-kernel.ts';
 
 export type AdamKernel = (
   w: number, g: number, m: number, v: number, out: number, bytes: number,

@@ -7,7 +7,8 @@
  * maxPoolGrad(x, dy, dx, rows, wo, c4, rowBytes): `rows` = batch * output height; `wo` output
  * columns; `c4` = channels * 4 bytes (channels a multiple of 4); `rowBytes` one input row's bytes.
  */
-import { I32, V128, bitselect, fgt, forLoop, get, iadd, imul, load, set, store, vand, vandnot, vnot, vor, backendKernel, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, bitselect, fgt, forLoop, get, iadd, imul, load, set, store, vand, vandnot, vnot, vor, type WasmFunction } from './wasm-asm.ts';
+import { backendKernel } from './backend-kernel.ts';
 
 export type MaxPoolGradKernel = (x: number, dy: number, dx: number, rows: number, wo: number, c4: number, rowBytes: number) => void;
 

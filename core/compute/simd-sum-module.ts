@@ -4,7 +4,8 @@
  *
  * colSum(x, out, rows, rowBytes): rowBytes = columns * 4, columns a multiple of 4.
  */
-import { I32, V128, fadd, forLoop, get, iadd, imul, load, set, store, backendKernel, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, fadd, forLoop, get, iadd, imul, load, set, store, type WasmFunction } from './wasm-asm.ts';
+import { backendKernel } from './backend-kernel.ts';
 
 export type ColSumKernel = (x: number, out: number, rows: number, rowBytes: number) => void;
 

@@ -1,9 +1,9 @@
 /**
  * Just enough of the WebAssembly binary format to write small SIMD kernels by hand: a module that
- * imports the wasm backend's memory and exports functions over pointers into it. Each helper
- * returns the bytes of one instruction with its operands' bytes before it (stack order).
+ * imports a memory (the wasm backend's, core/compute/backend-kernel.ts, or a window of its own)
+ * and exports functions over pointers into it. Each helper returns the bytes of one instruction
+ * with its operands' bytes before it (stack order). No tfjs here: the wire uses it too.
  */
-import * as tf from './tf.ts';
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
@@ -48,7 +48,13 @@ export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
 export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
+/** f32x4.pmax: b where a < b, else a (lane by lane). */
+export const fpmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xeb)];
 export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
+/** i32x4.eq: all ones in each lane where a and b are equal. */
+export const ieq = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x37)];
+/** i32x4.splat of a constant. */
+export const isplat = (n: number): Code => [...i32(n), ...simd(0x11)];
 export const vnot = (a: Code): Code => [...a, ...simd(0x4d)];
 export const vand = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x4e)];
 /** a & ~b */
@@ -69,6 +75,11 @@ function sleb(n: number): number[] {
     }
     out.push(byte | 0x80);
   }
+}
+
+/** `if (condition on the stack is non-zero) then; else otherwise` (no result). */
+export function ifElse(then: Code, otherwise: Code): Code {
+  return [0x04, 0x40, ...then, ...(otherwise.length ? [0x05, ...otherwise] : []), 0x0b];
 }
 
 /** `for (local = 0; local < end; local += step) body` with i32 operands. */
@@ -120,20 +131,6 @@ export function moduleBytes(functions: WasmFunction[], shared: boolean): Uint8Ar
   ]);
 }
 
-interface EmscriptenModule {
-  wasmMemory?: WebAssembly.Memory; // the threaded build: memory made in JS and shared with the workers
-  asm?: { memory?: WebAssembly.Memory }; // the single-threaded build exports its memory
-}
-
-/** The current wasm backend's memory, or null on another backend. */
-export function wasmBackendMemory(): WebAssembly.Memory | null {
-  if (tf.getBackend() !== 'wasm') return null;
-  const backend: object = tf.backend();
-  const module = 'wasm' in backend ? (backend.wasm as EmscriptenModule | undefined) : undefined;
-  const memory = module?.wasmMemory ?? module?.asm?.memory;
-  return memory instanceof WebAssembly.Memory ? memory : null;
-}
-
 /** True for the threaded build's memory (a SharedArrayBuffer other threads can work on). */
 export function isShared(memory: WebAssembly.Memory): boolean {
   return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
@@ -144,22 +141,4 @@ export function instantiateOver(memory: WebAssembly.Memory, functions: WasmFunct
   const bytes = moduleBytes(functions, isShared(memory));
   if (!WebAssembly.validate(bytes)) return null;
   return new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
-}
-
-/**
- * A getter for one hand-written function over the current wasm backend's memory: instantiated once
- * per memory, null on another backend or where the engine cannot compile it.
- */
-export function backendKernel<K extends (...args: number[]) => void>(build: () => WasmFunction): () => K | null {
-  const made = new WeakMap<WebAssembly.Memory, K | null>();
-  return () => {
-    const memory = wasmBackendMemory();
-    if (!memory) return null;
-    if (!made.has(memory)) {
-      const fn = build();
-      const exported = instantiateOver(memory, [fn])?.[fn.name];
-      made.set(memory, typeof exported === 'function' ? (exported as K) : null);
-    }
-    return made.get(memory) ?? null;
-  };
 }

@@ -13,7 +13,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { FedsliceError } from '../errors.ts';
-import { instantiateOver, isShared, moduleBytes, wasmBackendMemory, type WasmFunction } from './wasm-asm.ts';
+import { instantiateOver, isShared, moduleBytes, type WasmFunction } from './wasm-asm.ts';
+import { wasmBackendMemory } from './backend-kernel.ts';
 
 export type Driver = (fns: Array<(...args: number[]) => void>, params: Int32Array, from: number, to: number) => void;
 

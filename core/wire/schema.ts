@@ -2,13 +2,14 @@
  * The wire protocol's messages, one zod schema each, grouped by the direction they travel. The
  * TypeScript types are inferred from the schemas, so a sender cannot build a message the receiver's
  * validator would not accept, and the validator is the schema (core/wire/codec.ts runs it).
- * Tensors are { name, shape, data: Float32Array }: checked with instanceof and one loop for
- * non-finite values, never copied.
+ * Tensors are { name, shape, data: Float32Array }: checked with instanceof and one SIMD scan for
+ * non-finite values (core/compute/simd-arrays.ts), never copied.
  */
 import { z } from 'zod';
 import { StragglerSchema, TrainSchema } from '../config.ts';
 import { isErrorCode, type ErrorCode } from '../errors.ts';
 import { StepReportSchema, TrainerRoundStatsSchema } from '../training/metrics-schema.ts';
+import { firstNonFinite } from '../compute/simd-arrays.ts';
 
 // ---- limits: a peer cannot make a receiver allocate or loop without bound ----------------------
 
@@ -50,12 +51,10 @@ const Tensor = z
       ctx.issues.push({ code: 'custom', input: ctx.value, message: `is tensor ${name} with ${data.length} values, but shape [${shape}] needs ${size}` });
       return;
     }
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        const params: WireIssueParams = { code: 'FEDSLICE_ERR_NONFINITE' };
-        ctx.issues.push({ code: 'custom', input: ctx.value, params, message: `is tensor ${name} with a non-finite value (${data[i]}) at index ${i}` });
-        return;
-      }
+    const i = firstNonFinite(data);
+    if (i >= 0) {
+      const params: WireIssueParams = { code: 'FEDSLICE_ERR_NONFINITE' };
+      ctx.issues.push({ code: 'custom', input: ctx.value, params, message: `is tensor ${name} with a non-finite value (${data[i]}) at index ${i}` });
     }
   });
 const tensors = z.array(Tensor).max(MAX_TENSORS);

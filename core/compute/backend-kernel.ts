@@ -1,0 +1,38 @@
+/**
+ * Hand-written wasm functions over the wasm backend's own memory, so they work on tensors where
+ * the backend keeps them (core/compute/wasm-asm.ts writes the functions).
+ */
+import * as tf from './tf.ts';
+import { instantiateOver, type WasmFunction } from './wasm-asm.ts';
+
+interface EmscriptenModule {
+  wasmMemory?: WebAssembly.Memory; // the threaded build: memory made in JS and shared with the workers
+  asm?: { memory?: WebAssembly.Memory }; // the single-threaded build exports its memory
+}
+
+/** The current wasm backend's memory, or null on another backend. */
+export function wasmBackendMemory(): WebAssembly.Memory | null {
+  if (tf.getBackend() !== 'wasm') return null;
+  const backend: object = tf.backend();
+  const module = 'wasm' in backend ? (backend.wasm as EmscriptenModule | undefined) : undefined;
+  const memory = module?.wasmMemory ?? module?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? memory : null;
+}
+
+/**
+ * A getter for one hand-written function over the current wasm backend's memory: instantiated once
+ * per memory, null on another backend or where the engine cannot compile it.
+ */
+export function backendKernel<K extends (...args: number[]) => void>(build: () => WasmFunction): () => K | null {
+  const made = new WeakMap<WebAssembly.Memory, K | null>();
+  return () => {
+    const memory = wasmBackendMemory();
+    if (!memory) return null;
+    if (!made.has(memory)) {
+      const fn = build();
+      const exported = instantiateOver(memory, [fn])?.[fn.name];
+      made.set(memory, typeof exported === 'function' ? (exported as K) : null);
+    }
+    return made.get(memory) ?? null;
+  };
+}
