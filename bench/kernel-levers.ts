@@ -18,6 +18,7 @@ import { setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../
 import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { registerWasmMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
+import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
@@ -35,6 +36,7 @@ const LEVERS: Lever[] = [
   { name: 'SIMD forward conv (core/compute/conv-forward-kernel.ts; off: XNNPACK conv)', off: unregisterWasmConv2D, on: registerWasmConv2D },
   { name: 'conv gradients on helper threads too (core/compute/wasm-helper-threads.ts; off: main thread alone)', off: () => setThreadedConvKernels(false), on: () => setThreadedConvKernels(true) },
   { name: 'SIMD ReLU gradient (core/compute/relu-grad-kernel.ts; off: Step, Cast, Multiply)', off: () => setSimdReluGrad(false), on: () => setSimdReluGrad(true) },
+  { name: 'SIMD Relu (core/compute/relu-kernel.ts; off: wasm own)', off: unregisterWasmRelu, on: registerWasmRelu },
   { name: 'SIMD Add (core/compute/add-kernel.ts; off: wasm own)', off: unregisterWasmAdd, on: registerWasmAdd },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
@@ -43,6 +45,15 @@ const LEVERS: Lever[] = [
   { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
 ];
+
+/** The round's levers (issue 14, part 5) together: what they are worth as a set. */
+const ROUND_LEVERS = ['SIMD forward conv', 'SIMD matMul products', 'SIMD ReLU gradient', 'SIMD Relu', 'SIMD Add'];
+const roundLevers = () => LEVERS.filter((l) => ROUND_LEVERS.some((n) => l.name.startsWith(n)));
+LEVERS.push({
+  name: `the round's levers together (${ROUND_LEVERS.join(', ')})`,
+  off: () => roundLevers().forEach((l) => l.off()),
+  on: () => roundLevers().forEach((l) => l.on()),
+});
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

@@ -1,8 +1,12 @@
-/** Relu's gradient as one SIMD pass on wasm (core/compute/relu-grad-kernel.ts) gives the bits of tfjs's dy * cast(step(x)). */
+/**
+ * Relu's gradient as one SIMD pass on wasm (core/compute/relu-grad-kernel.ts) gives the bits of tfjs's
+ * dy * cast(step(x)); Relu itself as one pass (core/compute/relu-kernel.ts) gives wasm's own bits.
+ */
 import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
+import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { Rng } from '../core/rng.ts';
 
 const sameBits = (a: Float32Array, b: Float32Array) =>
@@ -39,6 +43,21 @@ describe('SIMD ReLU gradient', () => {
         setSimdReluGrad(true);
       }
     });
+  });
+
+  it("Relu itself gives wasm's own bits, including zeros of both signs, infinities and NaN", async () => {
+    await initBackend('wasm');
+    const ours = tf.getKernel('Relu', 'wasm');
+    const relu = () => SHAPES.map((shape, i) => tf.tidy(() => tf.relu(tf.tensor(values(shape.reduce((a, b) => a * b, 1), 70 + i), shape)).dataSync() as Float32Array));
+    const simd = relu();
+    unregisterWasmRelu();
+    try {
+      expect(tf.getKernel('Relu', 'wasm')).not.toBe(ours);
+      const own = relu();
+      SHAPES.forEach((shape, i) => expect(sameBits(simd[i], own[i]), `shape [${shape}]`).toBe(true));
+    } finally {
+      registerWasmRelu();
+    }
   });
 
   it('runs as one kernel instead of Step, Cast and Multiply, and leaks no tensor', async () => {

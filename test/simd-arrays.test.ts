@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addRows, firstNonFinite, type Rows } from '../core/compute/simd-arrays.ts';
+import { accumulateTwoSum, addRows, finishMean, firstNonFinite, type Rows } from '../core/compute/simd-arrays.ts';
 
 /** The window holds 16384 floats; lengths and positions around its edges and the 16-float blocks. */
 const CHUNK = 16384;
@@ -88,5 +88,61 @@ describe('addRows', () => {
       const w = bits(want);
       expect(g.findIndex((b, j) => b !== w[j]), `shape ${i}`).toBe(-1);
     });
+  });
+});
+
+describe('accumulateTwoSum', () => {
+  function reference(sum: Float64Array, dst: number, data: Float32Array, src: number, n: number, weight: number, at: number[], error: number[]): void {
+    for (let k = 0; k < n; k++) {
+      const x = weight * data[src + k];
+      const j = dst + k;
+      const a = sum[j];
+      const s = a + x;
+      const b = s - a;
+      const e = a - (s - b) + (x - b);
+      sum[j] = s;
+      if (e !== 0) {
+        at.push(j);
+        error.push(e);
+      }
+    }
+  }
+
+  it('gives the bits and the rounding errors of the JavaScript loop, over several adds, at any offsets and lengths', () => {
+    const SUMS = 8192; // float64 sums per window chunk
+    for (const [n, dst, src] of [[5, 3, 1], [64, 0, 0], [1001, 7, 3], [SUMS, 0, 0], [SUMS + 3, 2, 9], [3 * SUMS - 1, 1, 0]]) {
+      const got = { sum: new Float64Array(n + dst + 4), at: [] as number[], error: [] as number[] };
+      const want = { sum: new Float64Array(n + dst + 4), at: [] as number[], error: [] as number[] };
+      // weights and magnitudes that make some additions round and others exact
+      [6250, 3, 0.1, 6251].forEach((weight, i) => {
+        const data = floats(n + src, 31 + i + n);
+        accumulateTwoSum(got.sum, dst, data, src, n, weight, got.at, got.error);
+        reference(want.sum, dst, data, src, n, weight, want.at, want.error);
+      });
+      const a = new BigUint64Array(got.sum.buffer);
+      const b = new BigUint64Array(want.sum.buffer);
+      expect(a.findIndex((x, j) => x !== b[j]), `n ${n}`).toBe(-1);
+      expect(got.at.length).toBeGreaterThan(0);
+      expect(got.at).toEqual(want.at);
+      expect(got.error).toEqual(want.error);
+    }
+  });
+});
+
+describe('finishMean', () => {
+  it('gives the bits of base + sum / w rounded to float32 in JavaScript, at any offset and length', () => {
+    for (const [n, at] of [[3, 1], [64, 0], [1001, 5], [8192, 0], [3 * 8192 + 7, 3]]) {
+      const base = floats(n + at + 2, n);
+      const sum = new Float64Array(n + at + 2).map((_, i) => Math.sin(i * 1.7) * 10 ** ((i % 13) - 6) * 6250.5);
+      for (const w of [1, 3, 6250 * 8 + 17, 0.1]) {
+        const got = floats(n + at + 2, 5);
+        const want = got.slice();
+        finishMean(got, base, sum, at, n, w);
+        for (let k = at; k < at + n; k++) want[k] = base[k] + sum[k] / w;
+        const g = new Uint32Array(got.buffer);
+        const e = new Uint32Array(want.buffer);
+        expect(g.findIndex((b, j) => b !== e[j]), `n ${n} w ${w}`).toBe(-1);
+      }
+    }
   });
 });

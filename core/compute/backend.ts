@@ -13,6 +13,7 @@ import { registerConvGradKernels } from './conv-grad-kernels.ts';
 import { registerWasmAdd } from './add-kernel.ts';
 import { registerWasmConv2D } from './conv-forward-kernel.ts';
 import { registerWasmReluGrad } from './relu-grad-kernel.ts';
+import { registerWasmRelu } from './relu-kernel.ts';
 import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
@@ -133,6 +134,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerConvGradKernels('wasm');
       registerWasmConv2D();
       registerWasmReluGrad();
+      registerWasmRelu();
       registerWasmAdd();
       registerWasmMatMul();
       registerWasmMaxPoolGrad();

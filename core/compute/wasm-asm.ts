@@ -7,6 +7,7 @@
 
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
 
 /** Unsigned LEB128. */
@@ -48,9 +49,25 @@ export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
 export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
+/** f32x4.max: the larger lane, NaN where either is NaN, +0 over -0. */
+export const fmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe9)];
 /** f32x4.pmax: b where a < b, else a (lane by lane). */
 export const fpmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xeb)];
 export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
+/** Two float64 lanes: a + b, a - b, a * b, all ones where a != b; the low two f32 lanes widened; a scalar in both. */
+export const dadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf0)];
+export const dsub = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf1)];
+export const dmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf2)];
+export const ddiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf3)];
+/** f32x4.demote_f64x2_zero: both f64 lanes rounded to f32 in the low two lanes. */
+export const demote = (a: Code): Code => [...a, ...simd(0x5e)];
+/** v128.store64_lane 0: the low 8 bytes of a vector to an address. */
+export const store64 = (addr: Code, value: Code): Code => [...addr, ...value, ...simd(0x5b), 0x00, 0x00, 0x00];
+export const dne = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x48)];
+export const promoteLow = (a: Code): Code => [...a, ...simd(0x5f)];
+export const dsplat = (f: Code): Code => [...f, ...simd(0x14)];
+/** v128.load64_zero: 8 bytes at an address into the low half, the high half zero. */
+export const load64 = (addr: Code): Code => [...addr, ...simd(0x5d), 0x00, 0x00];
 /** i32x4.eq: all ones in each lane where a and b are equal. */
 export const ieq = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x37)];
 /** i32x4.splat of a constant. */
