@@ -40,7 +40,10 @@ export interface LoopContext<C> {
   registry: TrainerRegistry<C>;
   outbox: Outbox<C>;
   log: (line: string) => void;
-  /** Evaluates a model on the test set. */
+  /**
+   * Evaluates a model on the test set. Reads `weights` only before it returns: the sync loop then
+   * writes the next round's model over the same arrays.
+   */
   evaluate(weights: Weights): Promise<Evaluation>;
   /** Checkpoints a merged model with its round's figures so far (RunRecorder.checkpoint). */
   checkpoint(weights: Weights, draft: RoundDraft): Promise<TrainedRound>;

@@ -17,6 +17,8 @@ export interface Outbox<C> {
   send(conn: C, msg: AggregatorToTrainer): number;
   /** Bytes sent to and received from trainers so far. */
   traffic(): Traffic;
+  /** Whether every frame sent so far is written to its socket (none still reads the arrays it was sent from). */
+  idle(): boolean;
 }
 
 export class SocketOutbox implements Outbox<WebSocket> {
@@ -38,6 +40,10 @@ export class SocketOutbox implements Outbox<WebSocket> {
 
   traffic(): Traffic {
     return { ...this.bytes };
+  }
+
+  idle(): boolean {
+    return this.unwritten === 0;
   }
 
   /** Resolves once every frame sent so far is written to its socket (or failed), or after `ms`. */

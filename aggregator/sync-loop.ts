@@ -66,12 +66,13 @@ export class SyncLoop<C> implements FederationLoop<C> {
     if (reason !== null || !r) return reason ?? 'no round is running';
     r.credits.ready(h.slot);
     if (r.credits.queued().includes(h.slot)) {
-      this.ctx.log(`aggregator: round ${r.round}: ${h.id} (slot ${h.slot}) waits to send its update; slots ${r.credits.granted().sort((a, b) => a - b).join(', ')} are sending`);
+      const sending = r.credits.granted().sort((a, b) => a - b);
+      this.ctx.log(`aggregator: round ${r.round}: ${h.id} (slot ${h.slot}) waits to send its update while slot${sending.length === 1 ? '' : 's'} ${sending.join(', ')} send${sending.length === 1 ? 's' : ''}`);
     }
     return null;
   }
 
-  /** Takes an update into the round's merge; then its sender's credit goes to the next trainer waiting. */
+  /** Takes an update into the round's merge; its sender's credit goes to the next trainer waiting as the merge starts (or at once, if refused). */
   onUpdate(h: SlotHolder<C>, msg: MessageOf<'update'>): string | null {
     const r = this.current;
     try {
@@ -97,6 +98,9 @@ export class SyncLoop<C> implements FederationLoop<C> {
       ...(m.stats ? { stats: m.stats } : {}),
     });
     if (!accepted) return 'the round is over';
+    // The next trainer may start writing while this update merges: until the merge ends its bytes
+    // wait in the sockets' buffers, so one update at a time is held here and no transfer waits for a merge.
+    r.credits.release(h.slot);
     // The round's end awaits the collector in a later microtask, so this add comes before result().
     const t0 = secondsNow();
     r.merge.add({ assignment: task.assignment, delta: msg.delta, numSamples: msg.numSamples });
@@ -156,7 +160,10 @@ export class SyncLoop<C> implements FederationLoop<C> {
     const updates = [...outcome.updates.values()];
     for (const u of updates) this.taskTimes.add(u.slot, u.trainSeconds);
     const mergeStart = secondsNow();
-    this.global = r.merge.result();
+    // Nothing reads the old model now: this round's tasks are written (unless one still goes to a slow
+    // trainer) and its evaluation took its copy when it started, as the tasks went out; so the new
+    // model takes its arrays instead of a fresh 4 bytes a parameter.
+    this.global = r.merge.result({ overBase: ctx.outbox.idle() });
     const mergeSeconds = r.mergeSeconds + secondsNow() - mergeStart;
     markMemory('aggregator', round, 'merged');
     ctx.log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s (${r.mergeSeconds.toFixed(3)} s of it as updates arrived)`);

@@ -1,19 +1,20 @@
 /**
  * Which trainers may send their update now. A trainer announces a ready update (a `ready` message);
  * at most UPDATE_CREDITS of them hold a grant at once, the rest wait in the order they announced.
- * A credit comes back when the holder's update has arrived (and is merged, or refused), when the
+ * A credit comes back when the holder's update has arrived (accepted, or refused), when the
  * holder goes away, or with the whole set when the round that owns it ends (the round timeout
  * ends a round whose holder hangs). So the aggregator receives a few whole updates at a time,
  * however many trainers finish together.
  */
 
 /**
- * Grants at once. With one, an update is merged before the next starts to arrive; with two, one
- * arrives while the other merges. Full width, 8 fedavg trainers (bench/memory.ts, bench/README.md):
- * the aggregator's peak was 1.86 GB with one and 2.02 GB with two, against 3.25-3.50 GB with no
- * flow control; two keeps a transfer overlapping each merge (bench/transfer.ts times both).
+ * Grants at once. The sync loop frees a credit as an update is accepted, before it merges, so the
+ * next trainer starts writing while the merge runs (its bytes wait in the sockets' buffers until
+ * the merge ends) and the aggregator holds one update at a time. Full width, 8 fedavg trainers
+ * (bench/memory.ts, bench/README.md): round 1's collection peaked at 1.82 GB this way against 2.03
+ * with two credits freed after the merge, and 3.14 with no flow control.
  */
-export const UPDATE_CREDITS = 2;
+export const UPDATE_CREDITS = 1;
 
 export class UpdateCredits {
   private readonly holders = new Set<number>();

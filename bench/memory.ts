@@ -9,13 +9,14 @@
  *   nice -n 10 node --import tsx bench/memory.ts --width 0.125    # a quick look
  *   nice -n 10 node --import tsx bench/memory.ts --runs trainer --rounds 3   # the trainer alone: quick
  *   options: --rounds 10 (fedavg run, growth from round 2 to the last) --steps 2 (per round)
- *            --echo 8 (trainers of the aggregator row) --runs slice,fedavg,echo[,trainer] (which runs) --no-torch
+ *            --echo 8 (trainers of the aggregator row) --echo-rounds 3 (its rounds; 10 gives the aggregator's
+ *            growth from round 2 to 10 without training) --runs slice,fedavg,echo[,trainer] (which runs) --no-torch
  *            --repo DIR (run the roles of another checkout, e.g. a worktree of an older commit: without
  *            the probe only the sampled peaks are printed; compare two invocations' tables)
  * PyTorch is /usr/bin/python3 or $FEDSLICE_PYTHON; without torch its column says so and is skipped.
  *
  * Runs: slice W=2 (2 rounds), fedavg W=2 (--rounds), and an aggregator with --echo fedavg trainers
- * that answer each task with a zero delta without training (3 rounds); with `trainer` in --runs, also
+ * that answer each task with a zero delta without training (--echo-rounds); with `trainer` in --runs, also
  * a fedavg trainer's work alone in a process (LocalModel, trainModel, the delta over a fresh copy of
  * the model each round standing for the received frame; it also holds the starting weights, one
  * model more than a trainer, and has no sockets). Each process's peak is the
@@ -56,6 +57,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '10' },
     steps: { type: 'string', default: '2' },
     echo: { type: 'string', default: '8' },
+    'echo-rounds': { type: 'string', default: '3' },
     runs: { type: 'string', default: 'slice,fedavg,echo' },
     repo: { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
@@ -81,11 +83,14 @@ if (values['lone-trainer']) {
 const rounds = Number(values.rounds);
 const steps = Number(values.steps);
 const echoCount = Number(values.echo);
+const echoRounds = Number(values['echo-rounds']);
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const loadBefore = load();
 const dir = mkdtempSync(join(tmpdir(), 'fedslice-memory-'));
 const dataDir = join(dir, 'data');
-writeSynthetic(dataDir, { numClasses: 100, trainCount: 8 * 32 * steps, testCount: 500, seed: 0 });
+// 128 test images: two of the aggregator's evaluation batches (64), so its working set is whole and
+// each evaluation at full width is short
+writeSynthetic(dataDir, { numClasses: 100, trainCount: 8 * 32 * steps, testCount: 128, seed: 0 });
 
 const torch = values['no-torch'] ? { skipped: 'skipped (--no-torch)' } : runTorch();
 try {
@@ -94,7 +99,7 @@ try {
   const lone = runs.has('trainer') ? await runLoneTrainer() : none;
   const slice = runs.has('slice') ? await runFederation('slice', { mode: 'slice', worldSize: 2, rounds: 2, trainers: 'real' }) : none;
   const fedavg = runs.has('fedavg') ? await runFederation('fedavg', { mode: 'fedavg', worldSize: 2, rounds, trainers: 'real' }) : none;
-  const echo = runs.has('echo') ? await runFederation('echo', { mode: 'fedavg', worldSize: echoCount, rounds: 3, trainers: 'echo' }) : none;
+  const echo = runs.has('echo') ? await runFederation('echo', { mode: 'fedavg', worldSize: echoCount, rounds: echoRounds, trainers: 'echo' }) : none;
   report({ slice, fedavg, echo, lone, torch });
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -304,6 +309,12 @@ function phaseRows(marks: MemoryMark[], round: number): string[][] {
     .map((m) => [m.phase, gb(m.peakRssBytes), gb(m.rssBytes), gb(m.wasmHeapBytes), gb(m.tensorBytes), String(m.tensorCount), gb(m.arrayBuffersBytes), gb(m.heapUsedBytes)]);
 }
 
+/** Per round: seconds from its tasks sent to its merge (the collection and the merge). */
+function collectSeconds(marks: MemoryMark[]): number[] {
+  const sent = new Map(marks.filter((m) => m.phase === 'tasks sent').map((m) => [m.round, m.time]));
+  return marks.filter((m) => m.phase === 'merged' && sent.has(m.round)).map((m) => (m.time - sent.get(m.round)!) / 1000);
+}
+
 /** The aggregator's evaluation working set: the evaluation phase's peak over the resident memory before it. */
 function evalWorkingSet(marks: MemoryMark[]): number {
   let most = 0;
@@ -344,15 +355,20 @@ function report(r: { slice: Run; fedavg: Run; echo: Run; lone: Run; torch: Torch
   }
   const agg = r.echo.marks.get('aggregator') ?? [];
   if (agg.length) {
-    console.log(`aggregator with ${echoCount} echo trainers, round 2 by phase`);
-    table(head, phaseRows(agg, 2));
+    const last = Math.max(...agg.map((m) => m.round));
+    for (const round of new Set([2, last])) {
+      console.log(`aggregator with ${echoCount} echo trainers, round ${round} by phase`);
+      table(head, phaseRows(agg, round));
+    }
+    console.log(`aggregator with ${echoCount} echo trainers: seconds from tasks sent to merged, rounds 1-${last} (under load, direction only): ${collectSeconds(agg).map((s) => s.toFixed(2)).join(' ')}\n`);
   }
 
   let worstGrowth: number | null = null;
-  if (r.fedavg.marks.size || r.lone.marks.size) {
-    console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2; the trainer alone)');
+  if (r.fedavg.marks.size || r.lone.marks.size || agg.length) {
+    console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2; the echo aggregator with --echo-rounds > 2; the trainer alone)');
     const growth: string[][] = [];
-    for (const [who, ms] of [...r.fedavg.marks, ...[...r.lone.marks].map(([w, m]): [string, MemoryMark[]] => [`${w} alone`, m])]) {
+    const echoAgg: [string, MemoryMark[]][] = agg.length && Math.max(...agg.map((m) => m.round)) > 2 ? [[`aggregator, ${echoCount} echo trainers`, agg]] : [];
+    for (const [who, ms] of [...r.fedavg.marks, ...echoAgg, ...[...r.lone.marks].map(([w, m]): [string, MemoryMark[]] => [`${w} alone`, m])]) {
       const lastRound = Math.max(...ms.map((m) => m.round));
       const g = peakOf(ms, lastRound) / peakOf(ms, 2) - 1;
       worstGrowth = Math.max(worstGrowth ?? -Infinity, g);

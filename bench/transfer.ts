@@ -159,8 +159,9 @@ async function serveRound(trainers: number, way: Way): Promise<{ conns: WebSocke
           if (u.type === 'ready' && credits) return credits.ready(rank);
           if (u.type !== 'update' || u.rank !== rank) throw new Error('bad update');
           c.off('message', onMessage);
-          merge?.add({ plan, tensors: u.delta, weight: u.numSamples });
+          // as the sync loop does: the next trainer is granted before this update merges
           credits?.release(rank);
+          merge?.add({ plan, tensors: u.delta, weight: u.numSamples });
           if (--left === 0) {
             merge?.result();
             resolve();

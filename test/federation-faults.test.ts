@@ -228,8 +228,8 @@ describe('trainers and aggregators that die', () => {
   });
 
   it('a trainer killed while it holds a grant frees its credit: the trainer waiting behind it sends', async () => {
-    // W = 3, two credits, a timeout no round reaches: two scripted trainers take both grants and
-    // hold them; the real trainer's update waits until one holder dies.
+    // W = 3, one credit, a timeout no round reaches: a scripted trainer takes the grant and holds
+    // it; the real trainer's update waits until the holder dies.
     const cfgPath = writeConfig(dir, 'grant-kill.json', { dataDir, worldSize: 3, mode: 'fedavg', minTrainers: 2, roundTimeoutS: 3600, rounds: 2, steps: 5, name: 'grantkill' });
     const results = join(dir, 'results-grant-kill');
     const agg = aggregator(cfgPath, 'grantkill', results);
@@ -237,20 +237,25 @@ describe('trainers and aggregators that die', () => {
     for (const t of [dies, stays]) expect(await t.next()).toMatchObject({ type: 'joined' });
     const real = trainer(cfgPath, 'grantkill', 'g2');
     const metrics = { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 100, steps: 1 };
-    const holdGrant = async (t: typeof dies) => {
+    const takeTask = async (t: typeof dies) => {
       const task = (await t.next()) as MessageOf<'task'>;
       expect(task).toMatchObject({ type: 'task', mode: 'fedavg' });
-      t.send({ type: 'ready', job: 'grantkill', round: task.round, rank: task.rank });
-      expect(await t.next()).toEqual({ type: 'grant', job: 'grantkill', round: task.round });
       return task;
     };
-    const [, held] = await Promise.all([holdGrant(dies), holdGrant(stays)]);
-    await agg.waitFor(/round 1: g2 \(slot 2\) waits to send its update; slots 0, 1 are sending/);
+    const holdGrant = async (t: typeof dies, task: MessageOf<'task'>) => {
+      t.send({ type: 'ready', job: 'grantkill', round: task.round, rank: task.rank });
+      expect(await t.next()).toEqual({ type: 'grant', job: 'grantkill', round: task.round });
+    };
+    await holdGrant(dies, await takeTask(dies));
+    const held = await takeTask(stays); // announced only later: the real trainer is next in line
+    await agg.waitFor(/round 1: g2 \(slot 2\) waits to send its update while slot 0 sends/);
     dies.ws.terminate(); // its connection drops as a killed process's does
     await agg.waitFor(/round 1: update from rank \d \(g2,/);
     const delta = held.weights.map((w) => ({ ...w, data: new Float32Array(w.data.length) }));
+    await holdGrant(stays, held);
     stays.send({ type: 'update', job: 'grantkill', round: 1, rank: held.rank, delta, numSamples: 100, metrics });
-    const task2 = await holdGrant(stays);
+    const task2 = await takeTask(stays);
+    await holdGrant(stays, task2);
     stays.send({ type: 'update', job: 'grantkill', round: 2, rank: task2.rank, delta, numSamples: 100, metrics });
     expect((await agg.exited).code).toBe(0);
     expect((await real.exited).code).toBe(0);

@@ -2,7 +2,9 @@
  * A trainer's memory is flat over rounds: with one LocalModel kept across tasks (as the trainer
  * keeps it), ten rounds of load, train, delta in place and evaluate leave tfjs's tensor count and
  * bytes and the wasm heap exactly where round 2 left them. A tensor not disposed, or a buffer
- * allocated afresh each round that the heap cannot reuse, makes them grow.
+ * allocated afresh each round that the heap cannot reuse, makes them grow. The same for the
+ * aggregator's evaluations with their weights kept (EvaluationWeights), which must also give the
+ * figures a fresh evaluation gives.
  */
 import * as tf from '../core/compute/tf.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,10 +13,11 @@ import { wasmHeapBytes } from '../core/compute/tensor-views.ts';
 import { generateSynthetic } from '../core/data/synthetic.ts';
 import type { TrainTestSets } from '../core/data/types.ts';
 import { initialWeights } from '../core/model/init.ts';
-import { alexnetLayers } from '../core/model/spec.ts';
+import { alexnetLayers, parameterSpecs } from '../core/model/spec.ts';
 import { cloneWeights, type Weights } from '../core/model/tensor.ts';
 import { range } from '../core/rng.ts';
 import { evaluate } from '../core/training/evaluate.ts';
+import { EvaluationWeights } from '../core/training/evaluation-weights.ts';
 import { LocalModel } from '../core/training/local-model.ts';
 import { trainLocal, trainModel, type TrainHyper } from '../core/training/train.ts';
 
@@ -52,6 +55,25 @@ describe('memory over rounds', () => {
     model.dispose();
     expect(after[1].heap).not.toBeNull();
     for (let r = 2; r < after.length; r++) expect(after[r], `after round ${r + 1}`).toEqual(after[1]);
+  }, 300_000);
+
+  it('ten evaluations with kept weights give the fresh figures and leave the wasm heap as the second left it', async () => {
+    const layers = alexnetLayers({ width: 1 / 16, numClasses: NUM_CLASSES });
+    const kept = new EvaluationWeights();
+    const after: AfterRound[] = [];
+    for (let round = 1; round <= 10; round++) {
+      // a new model each round, as the aggregator's merge gives
+      const weights = initialWeights(layers, 20 + round);
+      const fresh = await evaluate({ layers, weights, data: sets.test, batchSize: 30 });
+      const again = await evaluate({ layers, weights, data: sets.test, batchSize: 30, kept });
+      expect({ loss: again.loss, accuracy: again.accuracy }, `round ${round}`).toEqual({ loss: fresh.loss, accuracy: fresh.accuracy });
+      const m = tf.memory();
+      after.push({ tensors: m.numTensors, bytes: m.numBytes, heap: wasmHeapBytes() });
+    }
+    kept.dispose();
+    expect(after[1].heap).not.toBeNull();
+    for (let r = 2; r < after.length; r++) expect(after[r], `after round ${r + 1}`).toEqual(after[1]);
+    expect(tf.memory().numTensors).toBe(after[1].tensors - parameterSpecs(layers).length);
   }, 300_000);
 
   it('the delta computed in place equals trained minus starting weights, and matches trainLocal', async () => {

@@ -123,6 +123,39 @@ describe('running merge', () => {
     }
   });
 
+  it('a result over base is the same bits, in base\'s own arrays where nothing was written through', () => {
+    // fedavg: every element a running sum; the tiny case: additions that round (the exact sums path)
+    const base = randomWeights(5);
+    const contributions = [1, 2, 3].map((r) => ({ plan, tensors: randomWeights(40 + r, 1e-3 * r), weight: 7 * r }));
+    const expected = merged(base.map((t) => ({ ...t, data: t.data.slice() })), contributions, [0, 1, 2]);
+    const m = new RunningMerge(base, contributions.map((c) => c.plan), true);
+    for (const c of [2, 0, 1]) m.add(contributions[c]);
+    const over = m.result({ overBase: true });
+    expect(bits(over).equals(bits(expected))).toBe(true);
+    over.forEach((t, i) => expect(t.data).toBe(base[i].data));
+
+    const zeros = tinyWeights(() => 0);
+    const rounding = [4, 2 ** -22, 2 ** -51, 2 ** -51].map((v) => ({ plan: tinyPlan, tensors: tinyWeights(() => v), weight: 1 }));
+    for (const order of permutations([0, 1, 2, 3])) {
+      const into = tinyWeights(() => 0);
+      const mm = new RunningMerge(into, rounding.map((c) => c.plan), true);
+      for (const i of order) mm.add(rounding[i]);
+      expect(bits(mm.result({ overBase: true })).equals(bits(merged(zeros, rounding, order)))).toBe(true);
+      expect(into[0].data[0]).toBe(1 + 2 ** -23);
+    }
+
+    // slice mode: sliced tensors are written through into new arrays, replicated ones over base
+    const W = 4;
+    const rule = new SliceRule(layers, { worldSize: W, swap: true, layerwiseSwap: true });
+    const global = randomWeights(6);
+    const assignments = Array.from({ length: W }, (_, slot) => rule.assign(slot, 3));
+    const updates = assignments.map((assignment, r) => ({ assignment, delta: cutWeights(randomWeights(50 + r, 0.01), assignment.plan), numSamples: 30 + r }));
+    const fresh = rule.combine(global.map((t) => ({ ...t, data: t.data.slice() })), updates.slice(0, 3));
+    const sm = rule.startMerge(global, assignments);
+    for (const u of updates.slice(0, 3)) sm.add(u);
+    expect(bits(sm.result({ overBase: true })).equals(bits(fresh))).toBe(true);
+  });
+
   it('refuses a contribution the round did not plan', () => {
     const m = new RunningMerge(randomWeights(1), [plan], true);
     const c = { plan, tensors: randomWeights(2), weight: 1 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accumulateTwoSum, addRows, firstNonFinite, type Rows } from '../core/compute/simd-arrays.ts';
+import { accumulateTwoSum, addRows, finishMean, firstNonFinite, type Rows } from '../core/compute/simd-arrays.ts';
 
 /** The window holds 16384 floats; lengths and positions around its edges and the 16-float blocks. */
 const CHUNK = 16384;
@@ -125,6 +125,24 @@ describe('accumulateTwoSum', () => {
       expect(got.at.length).toBeGreaterThan(0);
       expect(got.at).toEqual(want.at);
       expect(got.error).toEqual(want.error);
+    }
+  });
+});
+
+describe('finishMean', () => {
+  it('gives the bits of base + sum / w rounded to float32 in JavaScript, at any offset and length', () => {
+    for (const [n, at] of [[3, 1], [64, 0], [1001, 5], [8192, 0], [3 * 8192 + 7, 3]]) {
+      const base = floats(n + at + 2, n);
+      const sum = new Float64Array(n + at + 2).map((_, i) => Math.sin(i * 1.7) * 10 ** ((i % 13) - 6) * 6250.5);
+      for (const w of [1, 3, 6250 * 8 + 17, 0.1]) {
+        const got = floats(n + at + 2, 5);
+        const want = got.slice();
+        finishMean(got, base, sum, at, n, w);
+        for (let k = at; k < at + n; k++) want[k] = base[k] + sum[k] / w;
+        const g = new Uint32Array(got.buffer);
+        const e = new Uint32Array(want.buffer);
+        expect(g.findIndex((b, j) => b !== e[j]), `n ${n} w ${w}`).toBe(-1);
+      }
     }
   });
 });

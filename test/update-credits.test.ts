@@ -1,10 +1,11 @@
 // Update flow control alone: the credit rule (UpdateCredits), the trainer's gate (UpdateGate), and
-// the rule inside SyncLoop on fake timers: a grant per free credit, the next grant once an update
-// is merged, a credit freed by a departure and by the round timeout.
+// the rule inside SyncLoop on fake timers: a grant per free credit, the next grant as an update is
+// accepted (before it merges), a credit freed by a departure and by the round timeout.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { UpdateCredits } from '../aggregator/update-credits.ts';
 import { SyncLoop } from '../aggregator/sync-loop.ts';
-import { FedAvgRule } from '../core/aggregation/rules.ts';
+import { FedAvgRule, type Assignment, type RoundMerge } from '../core/aggregation/rules.ts';
+import type { Weights } from '../core/model/tensor.ts';
 import { parseExperiment } from '../core/config.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
@@ -95,10 +96,18 @@ describe('SyncLoop flow control (fake timers)', () => {
     const layers = alexnetLayers(config.model);
     const f = fakeLoop({ ...config, federation: fed });
     const start = { weights: initialWeights(layers, config.seed), firstRound: 1, totals: { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 }, unrecorded: null };
-    const loop = new SyncLoop(f.ctx, new FedAvgRule(layers), start);
+    const grants = () => f.conns.map((c) => c.inbox.filter((m) => m.type === 'grant').map((m) => m.round));
+    // the grants each update found already sent when its merge began
+    const atMerge: number[][][] = [];
+    class WatchedRule extends FedAvgRule {
+      override startMerge(global: Weights, assignments: readonly Assignment[]): RoundMerge {
+        const m = super.startMerge(global, assignments);
+        return { add: (u) => (atMerge.push(grants()), m.add(u)), result: (o) => m.result(o) };
+      }
+    }
+    const loop = new SyncLoop(f.ctx, new WatchedRule(layers), start);
     const slot = (s: number) => f.registry.bySlot(s)!;
     const task = (c: FakeConn) => c.inbox.filter((m): m is Task => m.type === 'task').at(-1)!;
-    const grants = () => f.conns.map((c) => c.inbox.filter((m) => m.type === 'grant').map((m) => m.round));
     const ready = (s: number) => {
       const t = task(f.conns[s]);
       return loop.onReady(slot(s), { type: 'ready', job: JOB, round: t.round, rank: t.rank });
@@ -111,26 +120,29 @@ describe('SyncLoop flow control (fake timers)', () => {
         delta: t.weights.map((w) => ({ ...w, data: new Float32Array(w.data.length) })),
       });
     };
-    return { loop, ...f, slot, grants, ready, answer };
+    return { loop, ...f, slot, grants, atMerge, ready, answer };
   }
 
-  it('grants two at a time and the next once an update is merged; refuses a ready for no task', async () => {
+  it('grants one at a time, the next as an update is accepted and before it merges; refuses a ready for no task', async () => {
     const t = setup(4, 4);
     const run = t.loop.run(new AbortController().signal);
     await settle();
     for (const s of [2, 0, 3, 1]) expect(t.ready(s)).toBeNull();
-    expect(t.grants()).toEqual([[1], [], [1], []]);
+    expect(t.grants()).toEqual([[], [], [1], []]);
     expect(t.answer(2)).toBeNull();
-    expect(t.grants()).toEqual([[1], [], [1], [1]]);
+    expect(t.atMerge).toEqual([[[1], [], [1], []]]); // slot 0 was granted before slot 2's update merged
     expect(t.ready(2)).toBe('slot 2 holds no task (a duplicate or late update)');
     expect(t.loop.onReady(t.slot(1), { type: 'ready', job: JOB, round: 2, rank: 1 })).toBe("round 2 is not the round 1 of this trainer's task");
-    for (const s of [0, 3]) expect(t.answer(s)).toBeNull();
+    expect(t.answer(0)).toBeNull();
+    expect(t.grants()).toEqual([[1], [], [1], [1]]);
+    expect(t.answer(3)).toBeNull();
     expect(t.grants()).toEqual([[1], [1], [1], [1]]);
     expect(t.answer(1)).toBeNull();
     await settle(); // round 2: fresh credits
     for (const s of [0, 1, 2, 3]) t.ready(s);
-    expect(t.grants()).toEqual([[1, 2], [1, 2], [1], [1]]);
+    expect(t.grants()).toEqual([[1, 2], [1], [1], [1]]);
     for (const s of [0, 1, 2, 3]) t.answer(s);
+    expect(t.grants()).toEqual([[1, 2], [1, 2], [1, 2], [1, 2]]);
     await run;
     expect(vi.getTimerCount()).toBe(0);
   });
@@ -140,11 +152,12 @@ describe('SyncLoop flow control (fake timers)', () => {
     const run = t.loop.run(new AbortController().signal);
     await settle();
     for (const s of [0, 1, 2]) t.ready(s);
-    expect(t.grants()).toEqual([[1], [1], []]);
+    expect(t.grants()).toEqual([[1], [], []]);
     t.registry.leave(t.conns[0]);
     t.loop.onLeave(t.slot(0));
-    expect(t.grants()).toEqual([[1], [1], [1]]);
+    expect(t.grants()).toEqual([[1], [1], []]);
     t.answer(1);
+    expect(t.grants()).toEqual([[1], [1], [1]]);
     t.answer(2);
     await settle(); // round 1 proceeds with 2 of 3 (minTrainers 2, slot 0 gone)
     expect(t.drafts.at(-1)?.updates.map((u) => u.slot)).toEqual([1, 2]);
@@ -160,13 +173,13 @@ describe('SyncLoop flow control (fake timers)', () => {
     await settle();
     for (const s of [0, 1, 2]) t.ready(s);
     t.answer(1);
-    expect(t.grants()).toEqual([[1], [1], [1]]);
-    // slot 0 holds a grant and never sends; slot 2 is granted and hangs too
+    // slot 0 holds the grant and never sends; slot 2 waits behind it
+    expect(t.grants()).toEqual([[1], [], []]);
     await vi.advanceTimersByTimeAsync(5000);
     expect(t.drafts.at(-1)).toMatchObject({ round: 1, updates: [{ slot: 1 }] });
-    // round 2 grants afresh although round 1's holders never sent
+    // round 2 grants afresh although round 1's holder never sent
     for (const s of [1, 2]) t.ready(s);
-    expect(t.grants()).toEqual([[1], [1, 2], [1, 2]]);
+    expect(t.grants()).toEqual([[1], [2], []]);
     for (const s of [0, 1, 2]) {
       t.ready(s);
       t.answer(s);

@@ -43,8 +43,11 @@ export interface AggregationRule {
 /** A round's merge in progress; updates may be added in any order with the same result. */
 export interface RoundMerge {
   add(u: Update): void;
-  /** old + merged deltas; parts nobody updated keep their values. */
-  result(): Weights;
+  /**
+   * old + merged deltas; parts nobody updated keep their values. `overBase`: written over the
+   * global model's arrays where it can be, for a caller that no longer reads the old model.
+   */
+  result(options?: { overBase?: boolean }): Weights;
 }
 
 abstract class RuleBase implements AggregationRule {
@@ -62,7 +65,7 @@ abstract class RuleBase implements AggregationRule {
     const merge = new RunningMerge(global, assignments.map((a) => a.plan), true);
     return {
       add: (u) => merge.add({ plan: u.assignment.plan, tensors: u.delta, weight: u.numSamples }),
-      result: () => merge.result(),
+      result: (options) => merge.result(options),
     };
   }
 

@@ -15,7 +15,7 @@
 import type { NamedTensor, Weights } from '../model/tensor.ts';
 import { sizeOf } from '../model/tensor.ts';
 import type { SlicePlan, TensorCut } from '../model/slice-plan.ts';
-import { accumulateTwoSum, addRows, type Rows } from '../compute/simd-arrays.ts';
+import { accumulateTwoSum, addRows, finishMean, type Rows } from '../compute/simd-arrays.ts';
 
 export interface Contribution {
   plan: SlicePlan;
@@ -62,9 +62,13 @@ export class RunningMerge {
     });
   }
 
-  /** The merged model; the merge holds nothing after this. */
-  result(): Weights {
-    return this.tensors.map((m) => m.result());
+  /**
+   * The merged model; the merge holds nothing after this. `overBase`: written over base's arrays
+   * wherever no contribution was written straight through (fedavg with two or more contributions:
+   * everywhere), instead of into new ones, for a caller that reads base nowhere else any more.
+   */
+  result({ overBase = false }: { overBase?: boolean } = {}): Weights {
+    return this.tensors.map((m) => m.result(overBase));
   }
 }
 
@@ -126,12 +130,13 @@ class TensorMerge {
     }
   }
 
-  result(): Weights[number] {
-    const out = this.out ?? this.newOut();
-    this.keepBaseWhereNothingArrived(out);
+  result(overBase: boolean): Weights[number] {
+    const out = this.out ?? (overBase ? this.base : this.newOut());
+    if (out !== this.base) this.keepBaseWhereNothingArrived(out);
     const sum = this.sum;
     if (sum) {
-      const exact = exactSums(sum, this.spillAt, this.spillError);
+      // where additions rounded, the correctly rounded sum replaces the running one before the finish
+      for (const [at, s] of exactSums(sum, this.spillAt, this.spillError)) sum[at] = s;
       const { outer, axisLen, inner } = this.g;
       for (let a = 0; a < axisLen; a++) {
         const w = this.wsum[a];
@@ -140,11 +145,6 @@ class TensorMerge {
           const at = (o * axisLen + a) * inner;
           finish(out, this.base, sum, at, inner, w, this.asDelta);
         }
-      }
-      for (const [at, s] of exact) {
-        const a = Math.floor(at / inner) % axisLen;
-        const v = s / this.wsum[a];
-        out[at] = this.asDelta ? this.base[at] + v : v;
       }
     }
     this.out = null;
@@ -196,7 +196,7 @@ class TensorMerge {
 
 /** out[at..at+n] = (base +) sum / w, rounded once to float32. */
 function finish(out: Float32Array, base: Float32Array, sum: Float64Array, at: number, n: number, w: number, asDelta: boolean): void {
-  if (asDelta) for (let k = at; k < at + n; k++) out[k] = base[k] + sum[k] / w;
+  if (asDelta) finishMean(out, base, sum, at, n, w);
   else for (let k = at; k < at + n; k++) out[k] = sum[k] / w;
 }
 

@@ -8,8 +8,9 @@
  * in cache, and the whole costs well under the plain JavaScript loop (the scan: 19 against 51 ms
  * for 55 M floats, interleaved in one process). Each function does the same IEEE operations in the
  * same order as its loop in JavaScript, so the bits are the same; where the engine cannot compile
- * the functions (or FEDSLICE_SIMD_ARRAYS=off), those loops run instead. */
-import { F64, I32, V128, dadd, dmul, dne, dsplat, dsub, fadd, forLoop, get, i32, iadd, ieq, isplat, load, load64, loadAt, promoteLow, set, store, vand, vor, vzero, instantiateOver, type WasmFunction } from './wasm-asm.ts';
+ * the functions (or FEDSLICE_SIMD_ARRAYS=off), those loops run instead.
+ */
+import { F64, I32, V128, dadd, ddiv, demote, dmul, dne, dsplat, dsub, fadd, forLoop, get, i32, iadd, ieq, isplat, load, load64, loadAt, promoteLow, set, store, store64, vand, vor, vzero, instantiateOver, type WasmFunction } from './wasm-asm.ts';
 
 /** Bytes of each region of the window: A, B, C, then 16 bytes of flags. */
 const CHUNK_BYTES = 1 << 16;
@@ -68,6 +69,19 @@ function twoSumFunction(): WasmFunction {
   };
 }
 
+/** out[i] = float32(base[i] + sum[i] / w) for each of `bytes / 8` float64 sums (a multiple of 2). */
+function finishFunction(): WasmFunction {
+  const [BASE, SUM, OUT, BYTES, W, I, WV] = [0, 1, 2, 3, 4, 5, 6];
+  const half = (c: number[]) => [...c, ...i32(1), 0x76]; // i32.shr_u: the float32 offset of a float64 offset
+  const value = dadd(promoteLow(load64(iadd(get(BASE), half(get(I))))), ddiv(load(iadd(get(SUM), get(I))), get(WV)));
+  return {
+    name: 'finish',
+    params: [I32, I32, I32, I32, F64],
+    locals: [[1, I32], [1, V128]],
+    code: [...dsplat(get(W)), ...set(WV), ...forLoop(I, get(BYTES), 16, store64(iadd(get(OUT), half(get(I))), demote(value)))],
+  };
+}
+
 interface Window {
   a: Float32Array;
   b: Float32Array;
@@ -78,6 +92,8 @@ interface Window {
   sum: Float64Array;
   err: Float64Array;
   twoSum: (data: number, sum: number, err: number, bytes: number, weight: number, out: number) => void;
+  out: Float32Array;
+  finish: (base: number, sum: number, out: number, bytes: number, w: number) => void;
 }
 
 let made: Window | null | undefined;
@@ -89,11 +105,12 @@ function simdWindow(): Window | null {
   // off: the plain loops, for the bench's before/after (bench/transfer.ts)
   if (typeof WebAssembly === 'undefined' || process.env.FEDSLICE_SIMD_ARRAYS === 'off') return made;
   const memory = new WebAssembly.Memory({ initial: Math.ceil((FLAGS + 16) / 65536) });
-  const e = instantiateOver(memory, [scanFunction(), addFunction(), twoSumFunction()]);
+  const e = instantiateOver(memory, [scanFunction(), addFunction(), twoSumFunction(), finishFunction()]);
   const scan = e?.nonFiniteLanes;
   const add = e?.add;
   const twoSum = e?.twoSum;
-  if (typeof scan !== 'function' || typeof add !== 'function' || typeof twoSum !== 'function') return made;
+  const finish = e?.finish;
+  if (typeof scan !== 'function' || typeof add !== 'function' || typeof twoSum !== 'function' || typeof finish !== 'function') return made;
   made = {
     a: new Float32Array(memory.buffer, A, CHUNK),
     b: new Float32Array(memory.buffer, B, CHUNK),
@@ -104,6 +121,8 @@ function simdWindow(): Window | null {
     sum: new Float64Array(memory.buffer, B, SUMS),
     err: new Float64Array(memory.buffer, C, SUMS),
     twoSum: (data, sum, err, bytes, weight, out) => void twoSum(data, sum, err, bytes, weight, out),
+    out: new Float32Array(memory.buffer, C, SUMS),
+    finish: (base, sum, out, bytes, w) => void finish(base, sum, out, bytes, w),
   };
   return made;
 }
@@ -217,4 +236,18 @@ export function accumulateTwoSum(sum: Float64Array, dst: number, data: Float32Ar
       spillError.push(e);
     }
   }
+}
+
+/** out[at + k] = base[at + k] + sum[at + k] / w for k < n, rounded once to float32. */
+export function finishMean(out: Float32Array, base: Float32Array, sum: Float64Array, at: number, n: number, w: number): void {
+  const win = n >= 64 ? simdWindow() : null;
+  const simdEnd = win ? n - (n % 2) : 0;
+  for (let k0 = 0; win && k0 < simdEnd; k0 += SUMS) {
+    const len = Math.min(SUMS, simdEnd - k0);
+    win.data.set(base.subarray(at + k0, at + k0 + len));
+    win.sum.set(sum.subarray(at + k0, at + k0 + len));
+    win.finish(A, B, C, 8 * len, w);
+    out.set(win.out.subarray(0, len), at + k0);
+  }
+  for (let k = at + simdEnd; k < at + n; k++) out[k] = base[k] + sum[k] / w;
 }

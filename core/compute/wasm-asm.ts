@@ -58,6 +58,11 @@ export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
 export const dadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf0)];
 export const dsub = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf1)];
 export const dmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf2)];
+export const ddiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf3)];
+/** f32x4.demote_f64x2_zero: both f64 lanes rounded to f32 in the low two lanes. */
+export const demote = (a: Code): Code => [...a, ...simd(0x5e)];
+/** v128.store64_lane 0: the low 8 bytes of a vector to an address. */
+export const store64 = (addr: Code, value: Code): Code => [...addr, ...value, ...simd(0x5b), 0x00, 0x00, 0x00];
 export const dne = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x48)];
 export const promoteLow = (a: Code): Code => [...a, ...simd(0x5f)];
 export const dsplat = (f: Code): Code => [...f, ...simd(0x14)];

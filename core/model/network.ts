@@ -27,6 +27,8 @@ export interface ForwardOptions {
    * gradients of the full model are freed before the convolutions' backward pass, the step's peak.
    */
   onWeightGrad?: (name: string, grad: tf.Tensor) => void;
+  /** Called with a layer's weight and bias once its product or convolution has run. */
+  afterLayer?: (weight: tf.Tensor, bias: tf.Tensor) => void;
 }
 
 /**
@@ -109,6 +111,7 @@ export function forward(layers: LayerSpec[], params: ParamTensors, images: tf.Te
           bias: b,
           activation,
         });
+        opts.afterLayer?.(w, b);
         if (layer.poolAfter) x = tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid');
       } else {
         if (x.rank === 4) x = tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [x.shape[0], -1]);
@@ -120,6 +123,7 @@ export function forward(layers: LayerSpec[], params: ParamTensors, images: tf.Te
         } else {
           x = tf.fused.matMul({ a: x as tf.Tensor2D, b: w as tf.Tensor2D, bias: b, activation });
         }
+        opts.afterLayer?.(w, b);
         if (layer.dropoutAfter && opts.dropout) x = dropout(x as tf.Tensor2D, opts.dropout);
       }
     }

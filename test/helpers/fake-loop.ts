@@ -47,6 +47,7 @@ export function fakeLoop(config: Experiment, evaluate?: (weights: Weights) => Pr
       return 1;
     },
     traffic: () => ({ sent, received: 0 }),
+    idle: () => true, // delivered as sent
   };
   const ctx: LoopContext<FakeConn> = {
     config,
