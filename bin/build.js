@@ -76,6 +76,19 @@ function isCommonJsPackage(specifier) {
  */
 const BUNDLED_PACKAGES = new Set(['zod', 'msgpackr', 'ws', 'commander']);
 const NATIVE_ADDONS = new Set(['bufferutil', 'utf-8-validate', 'msgpackr-extract']);
+/**
+ * zod's namespace carries every translation of its error messages (z.locales: half of its bundled
+ * source, 370 KB that every process would compile); fedslice's messages are its own, in English, and
+ * zod's English default is imported on its own (locales/en.js), so the collection is left out.
+ */
+const zodWithoutLocales = {
+  name: 'zod-without-locales',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => (/[\\/]node_modules[\\/]zod[\\/]/.test(args.importer) ? { path: 'zod-locales', namespace: 'zod-without-locales' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'zod-without-locales' }, () => ({ contents: 'export {};', loader: 'js' }));
+  },
+};
+
 const requireCommonJs = {
   name: 'require-commonjs',
   setup(b) {
@@ -107,13 +120,14 @@ export async function build(out = join(ROOT, 'dist')) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    plugins: [tfjsGradients, requireCommonJs],
+    plugins: [tfjsGradients, zodWithoutLocales, requireCommonJs],
     // the require the CommonJS packages are loaded with (see requireCommonJs)
     banner: { js: "import { createRequire as __fedsliceCreateRequire } from 'node:module';\nconst require = __fedsliceCreateRequire(import.meta.url);" },
     metafile: true,
     logLevel: 'warning',
   });
-  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/') && !f.startsWith('commonjs-package:'));
+  // the sources on disk: not the packages, nor the plugins' stand-ins ("namespace:path")
+  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.startsWith('node_modules/') && !/^[a-z-]+:/.test(f));
   inputs.push(relative(ROOT, fileURLToPath(import.meta.url)));
   // written last: a process that starts mid-build finds no stamp and runs the sources
   writeFileSync(join(out, STAMP), `${JSON.stringify({ startedAt, inputs }, null, 1)}\n`);

@@ -57,6 +57,8 @@ export interface Attempt {
 export interface Executor {
   /** Throws one clear error when this executor cannot work here (e.g. no sbatch on PATH). */
   check(): void;
+  /** Makes or checks the runs' data sets where the roles will read them, before any run starts. */
+  prepare(pending: readonly PlannedRun[]): void;
   schedule(pending: readonly PlannedRun[]): Schedule;
   /** Runs the attempt to its end; writing its run record is the caller's job. */
   run(a: Attempt): Promise<RunOutcome>;

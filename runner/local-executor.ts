@@ -7,6 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { THREADS_ENV } from '../core/compute/backend-names.ts';
 import { minTrainersOf } from '../core/config.ts';
+import { prepareDatasets } from '../core/data/load.ts';
 import { STORAGE_EXIT_CODE } from '../core/results/storage-error.ts';
 import { attemptFailure } from './attempt-record.ts';
 import { firstEnd, timedOut, type EndCause } from './attempt-end.ts';
@@ -51,6 +52,11 @@ export class LocalExecutor implements Executor {
   constructor(private readonly parallel?: number) {}
 
   check(): void {}
+
+  /** Once here, so that roles started at once do not each generate the same synthetic set. */
+  prepare(pending: readonly PlannedRun[]): void {
+    prepareDatasets(pending.map((r) => r.config.dataset));
+  }
 
   schedule(pending: readonly PlannedRun[]): Schedule {
     return scheduleFor(this.parallel, pending);

@@ -39,6 +39,9 @@ export class SlurmExecutor implements Executor {
     checkSlurm();
   }
 
+  /** Nothing here: the roles run on cluster nodes, whose data folders (often node-local) this machine may not see; each role makes or checks its own. */
+  prepare(): void {}
+
   schedule(pending: readonly PlannedRun[]): Schedule {
     return slurmSchedule(this.o.parallel, pending.length);
   }

@@ -19,7 +19,6 @@ import type { Attempt, Executor, RunHooks, RunOutcome } from './executor.ts';
 import { describePoint, expandSweep, type PlannedRun } from './grid.ts';
 import { tryLock } from './lock.ts';
 import { etaSeconds, fmtDuration, plainProgress, ttyProgress, type Progress, type RunningView } from './progress.ts';
-import { prepareDatasets } from '../core/data/load.ts';
 import { runPool } from './pool.ts';
 import { logsDir, metaserverLog, runLayout } from './run-layout.ts';
 import { describeBudget, type ThreadBudget } from './thread-budget.ts';
@@ -80,7 +79,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   }
 
   o.executor.check();
-  prepareDatasets(pending.map((r) => r.config.dataset));
+  o.executor.prepare(pending);
   const schedule = o.executor.schedule(pending);
   withStorageErrors(logsDir(o.results), () => mkdirSync(logsDir(o.results), { recursive: true }), 'write', o.results);
   const bindHost = o.metaserverHost ?? '127.0.0.1';

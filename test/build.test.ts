@@ -92,5 +92,8 @@ describe('the bundle', () => {
     }
     for (const pkg of ['zod', 'msgpackr', 'ws', 'commander']) expect(loaded(pkg), pkg).toBe(false);
     expect(code).toMatch(/from "arquero"/); // analysis only: Node loads it as it is
+    // zod's translations are left out, its English messages (fedslice's config errors) are in
+    expect(code).toContain('// node_modules/zod/v4/locales/en.js');
+    expect(code).not.toContain('// node_modules/zod/v4/locales/fr.js');
   });
 });

@@ -25,7 +25,10 @@ afterEach(async () => {
 
 describe.skipIf(browserMissing !== null)('dashboard in a browser', () => {
   it('shows a new round of a running sweep without a reload', async () => {
-    const rounds = 8;
+    // the page must open while the run still has rounds to record: the browser, slow to start
+    // under load, is started before the sweep, whose run lasts a few seconds
+    browser = await launchBrowser();
+    const rounds = 12;
     const file = writeJson(join(dir, 'live.json'), {
       name: 'live',
       base: {
@@ -41,7 +44,6 @@ describe.skipIf(browserMissing !== null)('dashboard in a browser', () => {
     const sweep = startRole('runner', ['runner', 'sweep', '--config', file, '--results', join(dir, 'results'), '--dashboard', '0'], { CI: 'true' });
     const url = (await sweep.waitFor(/dashboard: (http:\/\/\S+)/, 180_000))[1];
 
-    browser = await launchBrowser();
     const page = await browser.context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));

@@ -30,9 +30,9 @@ function experimentDir(dataset: DatasetConfig): CifarDir {
 }
 
 /**
- * Makes or checks the data folder of every distinct data set before any role starts, so roles
- * started at once do not each generate the same synthetic set, and a missing CIFAR-100 stops the
- * sweep with one line instead of failing every run.
+ * Makes or checks the data folder of every distinct data set: a runner calls it before starting
+ * roles on this machine, so a missing CIFAR-100 stops a sweep with one line instead of failing
+ * every run.
  */
 export function prepareDatasets(datasets: Iterable<DatasetConfig>): void {
   const seen = new Set<string>();
