@@ -9,7 +9,7 @@
  * multiple of 16); two tensors of one shape are one row.
  */
 import { Add, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
-import { backendKernel } from './backend-kernel.ts';
+import { backendKernel, type HeapBackend } from './backend-kernel.ts';
 import { I32, fadd, forLoop, get, iadd, imul, load, set, store, type WasmFunction } from './wasm-asm.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
 
@@ -27,14 +27,9 @@ function addRowsFunction(): WasmFunction {
 
 const wasmAddRows = backendKernel<AddRowsKernel>(addRowsFunction);
 
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 interface Args {
   inputs: { a: TensorInfo; b: TensorInfo };
-  backend: WasmBackend;
+  backend: HeapBackend;
 }
 
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);

@@ -3,7 +3,14 @@
  * the backend keeps them (core/compute/wasm-asm.ts writes the functions).
  */
 import * as tf from './tf.ts';
+import type { TensorInfo } from './tf.ts';
 import { instantiateOver, type WasmFunction } from './wasm-asm.ts';
+
+/** What kernels over the backend's memory use of the wasm backend: outputs, and views of a tensor's bytes. */
+export interface HeapBackend {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
 
 interface EmscriptenModule {
   wasmMemory?: WebAssembly.Memory; // the threaded build: memory made in JS and shared with the workers

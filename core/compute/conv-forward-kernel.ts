@@ -13,6 +13,7 @@
  * Applies to stride-1, undilated NHWC convolutions with output channels a multiple of 4 on float32,
  * with a linear or ReLU activation; anything else goes to wasm's own kernel.
  */
+import type { HeapBackend } from './backend-kernel.ts';
 import { backend_util, Conv2D, FusedConv2D, getKernel, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { currentBackend } from './backend.ts';
 import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
@@ -30,11 +31,6 @@ interface Args {
     /** FusedConv2D's */
     activation?: string;
   };
-}
-
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
 }
 
 let threaded = true;

@@ -9,6 +9,7 @@
  * Other configurations (stride > 1, padding wider than the kernel) go to the backend's own kernel
  * when it has one, else fail with a clear error.
  */
+import type { HeapBackend } from './backend-kernel.ts';
 import {
   backend_util,
   Conv2D,
@@ -102,11 +103,6 @@ function conv(backendName: string, backend: KernelBackend, x: TensorInfo, filter
 
 function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, perm: number[]): TensorInfo {
   return run(Transpose, backendName, { inputs: { x }, backend, attrs: { perm } });
-}
-
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
 }
 
 let simdFilterEnabled = true;

@@ -8,15 +8,11 @@
  * floats. The untransposed products then run on our SIMD rows (below) where they apply. Batched
  * products (batch > 1) go to the backend's own kernel unchanged.
  */
+import type { HeapBackend } from './backend-kernel.ts';
 import { BatchMatMul, getKernel, Transpose, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from './tf.ts';
 import { currentBackend } from './backend.ts';
 import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
-
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
 
 let simdProducts = true;
 

@@ -7,18 +7,14 @@
  * are a multiple of 4 the loop runs as a wasm SIMD function (core/compute/simd-maxpool-module.ts,
  * 4-6x less CPU than this JS loop, the same bits).
  */
+import type { HeapBackend } from './backend-kernel.ts';
 import { MaxPoolGrad, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
 import { wasmMaxPoolGradKernel } from './simd-maxpool-module.ts';
 
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 interface Args {
   inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
-  backend: WasmBackend;
+  backend: HeapBackend;
   attrs: { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
 }
 

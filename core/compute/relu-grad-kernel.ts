@@ -11,7 +11,7 @@
 import * as tf from './tf.ts';
 import { Relu, getGradient, registerGradient, registerKernel, type GradConfig, type KernelBackend, type KernelFunc, type TensorInfo } from './tf.ts';
 import { I32, V128, bitselect, fgt, fmul, forLoop, get, iadd, load, set, store, vand, type WasmFunction } from './wasm-asm.ts';
-import { backendKernel } from './backend-kernel.ts';
+import { backendKernel, type HeapBackend } from './backend-kernel.ts';
 
 type ReluGradKernel = (dy: number, x: number, out: number, bytes: number) => void;
 
@@ -38,11 +38,6 @@ function reluGradFunction(): WasmFunction {
 }
 
 const wasmReluGrad = backendKernel<ReluGradKernel>(reluGradFunction);
-
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
 
 const KERNEL = 'FedsliceReluGrad';
 

@@ -6,7 +6,7 @@
  * relu(x, out, bytes): pointers into the wasm memory; `bytes` a multiple of 16.
  */
 import { Relu, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
-import { backendKernel } from './backend-kernel.ts';
+import { backendKernel, type HeapBackend } from './backend-kernel.ts';
 import { I32, fmax, forLoop, get, iadd, load, store, vzero, type WasmFunction } from './wasm-asm.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
 
@@ -24,14 +24,9 @@ function reluFunction(): WasmFunction {
 
 const wasmRelu = backendKernel<ReluKernel>(reluFunction);
 
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 function simdRelu(own: KernelConfig): KernelFunc {
   return (params) => {
-    const { inputs, backend } = params as unknown as { inputs: { x: TensorInfo }; backend: WasmBackend };
+    const { inputs, backend } = params as unknown as { inputs: { x: TensorInfo }; backend: HeapBackend };
     const { x } = inputs;
     const size = util.sizeFromShape(x.shape);
     const kernel = x.dtype === 'float32' && size % 4 === 0 && size > 0 ? wasmRelu() : null;

@@ -6,18 +6,14 @@
  * order (core/compute/simd-sum-module.ts), so the results are the same bits. Other sums, other
  * dtypes and a last axis that is not a multiple of 4 go to wasm's own kernel.
  */
+import type { HeapBackend } from './backend-kernel.ts';
 import { Sum, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
 import { wasmColSumKernel } from './simd-sum-module.ts';
 
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
 interface Args {
   inputs: { x: TensorInfo };
-  backend: WasmBackend;
+  backend: HeapBackend;
   attrs: { axis: number | number[]; keepDims: boolean };
 }
 
