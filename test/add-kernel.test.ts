@@ -4,9 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
 import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
 import { Rng } from '../core/rng.ts';
-
-const sameBits = (a: Float32Array, b: Float32Array) =>
-  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+import { sameBits } from './helpers/bits.ts';
 
 /** n values: normals with zeros of both signs, infinities and tiny values among them. */
 function values(n: number, seed: number): Float32Array {

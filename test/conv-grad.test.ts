@@ -16,6 +16,7 @@ import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import { forward, nllLoss, paramTensors } from '../core/model/network.ts';
 import { Rng } from '../core/rng.ts';
+import { sameBits } from './helpers/bits.ts';
 
 function randomArray(n: number, rng: Rng): Float32Array {
   const a = new Float32Array(n);
@@ -105,8 +106,6 @@ describe('conv-gradient kernels', () => {
       return (tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
     });
   }
-  const sameBits = (a: Float32Array, b: Float32Array) =>
-    a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
   // every tile shape (1-4 input channels, 4 or 8 output channels), padding on all sides or none,
   // and the width-1/8 AlexNet's conv2 and conv3

@@ -8,6 +8,7 @@ import { currentBackend, initBackend } from '../core/compute/backend.ts';
 import { setSimdMatMul } from '../core/compute/matmul-kernel.ts';
 import { inputHelpersReady, inputRowsAvailable } from '../core/compute/simd-conv-input-module.ts';
 import { Rng } from '../core/rng.ts';
+import { sameBits } from './helpers/bits.ts';
 
 type Case = [number[], number[], boolean, boolean];
 const CASES: Case[] = [
@@ -62,8 +63,6 @@ describe('wasm BatchMatMul with explicit transposes', () => {
     [[32, 100], [512, 100], false, true],
     [[32, 512], [32, 100], true, false],
   ];
-  const sameBits = (a: Float32Array, b: Float32Array) =>
-    a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
   it("products on the SIMD rows give XNNPACK's bits", async () => {
     await initBackend('wasm');

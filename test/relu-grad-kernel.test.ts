@@ -8,9 +8,7 @@ import { initBackend } from '../core/compute/backend.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { Rng } from '../core/rng.ts';
-
-const sameBits = (a: Float32Array, b: Float32Array) =>
-  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+import { sameBits } from './helpers/bits.ts';
 
 /** n values: normals with zeros of both signs, infinities and NaN among them. */
 function values(n: number, seed: number): Float32Array {
