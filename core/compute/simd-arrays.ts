@@ -21,6 +21,8 @@ const C = 2 * CHUNK_BYTES;
 const FLAGS = 3 * CHUNK_BYTES;
 /** float64 sums a chunk of the running sum holds (64 KB). */
 const SUMS = CHUNK_BYTES / 8;
+/** Runs shorter than this are done in JS: there a call costs more than it saves. */
+const SIMD_MIN_LENGTH = 64;
 /** The float32 exponent bits: all set for NaN and +-Infinity, and only for them. */
 const EXPONENT = 0x7f800000;
 
@@ -161,11 +163,11 @@ export interface Rows {
 /**
  * out = x + y in float32 over `rows` (out and x share their layout). The same bits as JavaScript's
  * `out[i] = x[i] + y[j]`: a float32 sum rounded once, from a double (exact for the sum of two
- * float32s) or from the SIMD add. Short rows are added in JS: there a call costs more than it saves.
+ * float32s) or from the SIMD add. Short rows are added in JS.
  */
 export function addRows(out: Float32Array, x: Float32Array, y: Float32Array, rows: Rows): void {
   const { count, n, at, stride, from, fromStride } = rows;
-  const w = n >= 64 ? simdWindow() : null;
+  const w = n >= SIMD_MIN_LENGTH ? simdWindow() : null;
   if (!w) {
     for (let r = 0; r < count; r++) addInJs(out, x, y, at + r * stride, from + r * fromStride, n);
     return;
@@ -197,6 +199,12 @@ function gather(window: Float32Array, src: Float32Array, start: number, stride: 
   for (let r = 0; r < count; r++) window.set(src.subarray(start + r * stride, start + r * stride + len), r * len);
 }
 
+/** The window for a run of n float64 sums, and where the part it takes ends: whole pairs (two lanes), none of a short run. */
+function sumsWindow(n: number): { w: Window | null; simdEnd: number } {
+  const w = n >= SIMD_MIN_LENGTH ? simdWindow() : null;
+  return { w, simdEnd: w ? n - (n % 2) : 0 };
+}
+
 function addInJs(out: Float32Array, x: Float32Array, y: Float32Array, o: number, s: number, n: number): void {
   for (let k = 0; k < n; k++) out[o + k] = x[o + k] + y[s + k];
 }
@@ -207,8 +215,7 @@ function addInJs(out: Float32Array, x: Float32Array, y: Float32Array, o: number,
  * The same operations in the same order as the JavaScript loop, so the same bits, two lanes at a time.
  */
 export function accumulateTwoSum(sum: Float64Array, dst: number, data: Float32Array, src: number, n: number, weight: number, spillAt: number[], spillError: number[]): void {
-  const w = n >= 64 ? simdWindow() : null;
-  const simdEnd = w ? n - (n % 2) : 0;
+  const { w, simdEnd } = sumsWindow(n);
   for (let k0 = 0; w && k0 < simdEnd; k0 += SUMS) {
     const len = Math.min(SUMS, simdEnd - k0);
     w.data.set(data.subarray(src + k0, src + k0 + len));
@@ -240,8 +247,7 @@ export function accumulateTwoSum(sum: Float64Array, dst: number, data: Float32Ar
 
 /** out[at + k] = base[at + k] + sum[at + k] / w for k < n, rounded once to float32. */
 export function finishMean(out: Float32Array, base: Float32Array, sum: Float64Array, at: number, n: number, w: number): void {
-  const win = n >= 64 ? simdWindow() : null;
-  const simdEnd = win ? n - (n % 2) : 0;
+  const { w: win, simdEnd } = sumsWindow(n);
   for (let k0 = 0; win && k0 < simdEnd; k0 += SUMS) {
     const len = Math.min(SUMS, simdEnd - k0);
     win.data.set(base.subarray(at + k0, at + k0 + len));
