@@ -12,6 +12,29 @@ export interface HeapBackend {
   typedArrayFromHeap(t: TensorInfo): Float32Array;
 }
 
+/**
+ * A new tensor holding `x` (NHWC) with zero rows and columns around it (`pad`: top, bottom, left,
+ * right): the input of a stride-1 convolution run over an explicitly padded input. The caller
+ * disposes it.
+ */
+export function zeroPaddedCopy(heap: HeapBackend, x: TensorInfo, pad: readonly number[]): TensorInfo {
+  const [batch, h, w, c] = x.shape;
+  const [top, bottom, left, right] = pad;
+  const [hp, wp] = [h + top + bottom, w + left + right];
+  const padded = heap.makeOutput([batch, hp, wp, c], 'float32');
+  // views are taken after makeOutput: an allocation may grow the heap and detach older views
+  const from = heap.typedArrayFromHeap(x);
+  const to = heap.typedArrayFromHeap(padded);
+  to.fill(0);
+  for (let b = 0; b < batch; b++) {
+    for (let y = 0; y < h; y++) {
+      const at = (b * h + y) * w * c;
+      to.set(from.subarray(at, at + w * c), ((b * hp + y + top) * wp + left) * c);
+    }
+  }
+  return padded;
+}
+
 interface EmscriptenModule {
   wasmMemory?: WebAssembly.Memory; // the threaded build: memory made in JS and shared with the workers
   asm?: { memory?: WebAssembly.Memory }; // the single-threaded build exports its memory

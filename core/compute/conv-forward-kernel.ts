@@ -13,7 +13,7 @@
  * Applies to stride-1, undilated NHWC convolutions with output channels a multiple of 4 on float32,
  * with a linear or ReLU activation; anything else goes to wasm's own kernel.
  */
-import type { HeapBackend } from './backend-kernel.ts';
+import { zeroPaddedCopy, type HeapBackend } from './backend-kernel.ts';
 import { backend_util, Conv2D, FusedConv2D, getKernel, type KernelBackend, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { currentBackend } from './backend.ts';
 import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
@@ -64,28 +64,14 @@ function simdConv(own: KernelConfig): KernelFunc {
     const pads = [padInfo.top, padInfo.bottom, padInfo.left, padInfo.right];
     if (info.strideHeight !== 1 || info.strideWidth !== 1 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return fallback();
     if (info.outChannels % 4 !== 0 || pads.some((p) => p < 0)) return fallback();
-    const [batch, h, w, ci] = x.shape;
+    const [batch, , , ci] = x.shape;
     const { outHeight: ho, outWidth: wo, outChannels: co, filterHeight: kh, filterWidth: kw } = info;
     const heap = backend as unknown as HeapBackend;
-    const unpadded = pads.every((p) => p === 0);
-    const [hp, wp] = [ho + kh - 1, wo + kw - 1];
-    const padded = unpadded ? null : heap.makeOutput([batch, hp, wp, ci], 'float32');
+    const padded = pads.every((p) => p === 0) ? null : zeroPaddedCopy(heap, x, pads);
     const out = heap.makeOutput([batch, ho, wo, co], 'float32');
     // views are taken after makeOutput: an allocation may grow the heap and detach older views
-    const xView = heap.typedArrayFromHeap(x);
-    let source = xView;
-    if (padded) {
-      source = heap.typedArrayFromHeap(padded);
-      source.fill(0);
-      for (let b = 0; b < batch; b++) {
-        for (let y = 0; y < h; y++) {
-          const from = (b * h + y) * w * ci;
-          source.set(xView.subarray(from, from + w * ci), ((b * hp + y + padInfo.top) * wp + padInfo.left) * ci);
-        }
-      }
-    }
     const job = {
-      dyPadded: source.byteOffset,
+      dyPadded: heap.typedArrayFromHeap(padded ?? x).byteOffset,
       wt: heap.typedArrayFromHeap(filter).byteOffset,
       dx: heap.typedArrayFromHeap(out).byteOffset,
       batch, h: ho, w: wo, ci: co, co: ci, kh, kw,

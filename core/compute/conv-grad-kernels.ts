@@ -9,7 +9,7 @@
  * Other configurations (stride > 1, padding wider than the kernel) go to the backend's own kernel
  * when it has one, else fail with a clear error.
  */
-import type { HeapBackend } from './backend-kernel.ts';
+import { zeroPaddedCopy, type HeapBackend } from './backend-kernel.ts';
 import {
   backend_util,
   Conv2D,
@@ -159,24 +159,14 @@ function simdFilterGradient(backend: KernelBackend, x: TensorInfo, dy: TensorInf
  */
 function simdInputGradient(backend: KernelBackend, dy: TensorInfo, wt: TensorInfo, inputShape: number[], p: number[]): TensorInfo | null {
   const [batch, h, w, ci] = inputShape;
-  const [, ho, wo, co] = dy.shape;
+  const co = dy.shape[3];
   const [kh, kw] = wt.shape;
   if (!simdInputEnabled || ci % 4 !== 0 || dy.dtype !== 'float32' || !inputRowsAvailable()) return null;
   const heap = backend as unknown as HeapBackend;
-  const [hp, wp] = [h + kh - 1, w + kw - 1];
-  const padded = heap.makeOutput([batch, hp, wp, co], 'float32');
+  const padded = zeroPaddedCopy(heap, dy, p);
   const out = heap.makeOutput([batch, h, w, ci], 'float32');
   // views are taken after makeOutput: an allocation may grow the heap and detach older views
-  const dyView = heap.typedArrayFromHeap(dy);
-  const padView = heap.typedArrayFromHeap(padded);
-  padView.fill(0);
-  for (let b = 0; b < batch; b++) {
-    for (let y = 0; y < ho; y++) {
-      const from = (b * ho + y) * wo * co;
-      padView.set(dyView.subarray(from, from + wo * co), ((b * hp + y + p[0]) * wp + p[2]) * co);
-    }
-  }
-  const job = { dyPadded: padView.byteOffset, wt: heap.typedArrayFromHeap(wt).byteOffset, dx: heap.typedArrayFromHeap(out).byteOffset, batch, h, w, ci, co, kh, kw };
+  const job = { dyPadded: heap.typedArrayFromHeap(padded).byteOffset, wt: heap.typedArrayFromHeap(wt).byteOffset, dx: heap.typedArrayFromHeap(out).byteOffset, batch, h, w, ci, co, kh, kw };
   runInputJob(job, convThreaded ? (currentBackend()?.threads ?? 1) : 1);
   backend.disposeData(padded.dataId);
   return out;
