@@ -10,21 +10,16 @@
  */
 import * as tf from './tf.ts';
 import { Relu, getGradient, registerGradient, registerKernel, type GradConfig, type KernelBackend, type KernelFunc, type TensorInfo } from './tf.ts';
-import { I32, V128, bitselect, fgt, fmul, forLoop, get, iadd, load, set, store, vand, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, bitselect, fconst, fgt, fmul, fne, forLoop, get, iadd, load, set, store, vand, vzero, type WasmFunction } from './wasm-asm.ts';
 import { backendKernel, type HeapBackend } from './backend-kernel.ts';
 
 type ReluGradKernel = (dy: number, x: number, out: number, bytes: number) => void;
-
-const ONE_F32 = [0x00, 0x00, 0x80, 0x3f];
-/** f32x4.ne */
-const fne = (a: number[], b: number[]) => [...a, ...b, 0xfd, 0x42];
 
 function reluGradFunction(): WasmFunction {
   const [DY, X, OUT, BYTES] = [0, 1, 2, 3];
   const I = 4;
   const [XV, ONE] = [5, 6];
-  const zero = [0xfd, 0x0c, ...Array<number>(16).fill(0)];
-  const factor = bitselect(get(XV), vand(get(ONE), fgt(get(XV), zero)), fne(get(XV), get(XV)));
+  const factor = bitselect(get(XV), vand(get(ONE), fgt(get(XV), vzero())), fne(get(XV), get(XV)));
   const body = [
     ...load(iadd(get(X), get(I))), ...set(XV),
     ...store(iadd(get(OUT), get(I)), fmul(load(iadd(get(DY), get(I))), factor)),
@@ -33,7 +28,7 @@ function reluGradFunction(): WasmFunction {
     name: 'reluGrad',
     params: [I32, I32, I32, I32],
     locals: [[1, I32], [2, V128]],
-    code: [0xfd, 0x0c, ...ONE_F32, ...ONE_F32, ...ONE_F32, ...ONE_F32, ...set(ONE), ...forLoop(I, get(BYTES), 16, body)],
+    code: [...fconst(1), ...set(ONE), ...forLoop(I, get(BYTES), 16, body)],
   };
 }
 

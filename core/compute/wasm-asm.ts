@@ -45,6 +45,8 @@ export const loadSplatAt = (addr: Code, offset: number): Code => [...addr, ...si
 export const splat = (f: Code): Code => [...f, ...simd(0x13)];
 /** v128.const of sixteen zero bytes (+0 in every f32 lane). */
 export const vzero = (): Code => [...simd(0x0c), ...Array<number>(16).fill(0)];
+/** v128.const with `x`, rounded to float32, in every f32 lane. */
+export const fconst = (x: number): Code => [...simd(0x0c), ...Array.from({ length: 4 }, () => [...new Uint8Array(Float32Array.of(x).buffer)]).flat()];
 export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
@@ -54,6 +56,8 @@ export const fmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe9)];
 /** f32x4.pmax: b where a < b, else a (lane by lane). */
 export const fpmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xeb)];
 export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
+/** f32x4.ne: all ones in each lane where a != b (so where a lane of a is NaN, a != a). */
+export const fne = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x42)];
 /** Two float64 lanes: a + b, a - b, a * b, all ones where a != b; the low two f32 lanes widened; a scalar in both. */
 export const dadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf0)];
 export const dsub = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf1)];
