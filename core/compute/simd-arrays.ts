@@ -46,13 +46,15 @@ function addFunction(): WasmFunction {
   return { name: 'add', params: [I32, I32, I32, I32], locals: [[1, I32]], code: forLoop(I, get(BYTES), 16, store(at(OUT), fadd(load(at(X)), load(at(Y))))) };
 }
 
+/** i32.shr_u by 1: the byte offset of a float32 from that of the float64 at the same index. */
+const half = (c: number[]) => [...c, ...i32(1), 0x76];
+
 /**
  * For each of `bytes / 8` float64 sums (a multiple of 2): x = weight * data[i] in float64, s = sum[i] + x
  * and e its rounding error (Knuth's TwoSum); sum[i] = s, err[i] = e, flags |= (e != 0).
  */
 function twoSumFunction(): WasmFunction {
   const [DATA, SUM, ERR, BYTES, WEIGHT, OUT, I, X, AV, S, BV, E, ACC, WV] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
-  const half = (c: number[]) => [...c, ...i32(1), 0x76]; // i32.shr_u: the float32 offset of a float64 offset
   const body = [
     ...dmul(promoteLow(load64(iadd(get(DATA), half(get(I))))), get(WV)), ...set(X),
     ...load(iadd(get(SUM), get(I))), ...set(AV),
@@ -74,7 +76,6 @@ function twoSumFunction(): WasmFunction {
 /** out[i] = float32(base[i] + sum[i] / w) for each of `bytes / 8` float64 sums (a multiple of 2). */
 function finishFunction(): WasmFunction {
   const [BASE, SUM, OUT, BYTES, W, I, WV] = [0, 1, 2, 3, 4, 5, 6];
-  const half = (c: number[]) => [...c, ...i32(1), 0x76]; // i32.shr_u: the float32 offset of a float64 offset
   const value = dadd(promoteLow(load64(iadd(get(BASE), half(get(I))))), ddiv(load(iadd(get(SUM), get(I))), get(WV)));
   return {
     name: 'finish',
