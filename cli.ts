@@ -26,7 +26,8 @@ process.stderr.on('error', () => {});
 const program = new Command('fedslice')
   .description('Horizontal tensor-parallel federated learning experiments on TensorFlow.js')
   .version(fedsliceVersion())
-  .showHelpAfterError('(run with --help for usage)')
+  // commander's own errors (a missing or unknown option) in the one line every other error uses
+  .configureOutput({ outputError: (text, write) => write(`fedslice: ${text.trimEnd()} (run with --help for usage)\n`) })
   .exitOverride();
 
 registerMetaserver(program);

@@ -14,13 +14,14 @@ import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../core/compute/backend.ts';
 import { setSimdAdam } from '../core/training/adam.ts';
-import { setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
+import { setFilterPixelMajor, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
 import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { registerWasmMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
 import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
+import { registerWasmMaxPool, unregisterWasmMaxPool } from '../core/compute/maxpool-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
 import { TRAIN_BATCH, timeTrainSteps, type StepTiming } from './train-step.ts';
 
@@ -32,6 +33,7 @@ interface Lever {
 
 const LEVERS: Lever[] = [
   { name: 'SIMD conv filter gradient (core/compute/simd-conv-filter-module.ts; off: transposed conv on XNNPACK)', off: () => setSimdConvFilter(false), on: () => setSimdConvFilter(true) },
+  { name: 'filter gradient over [H, W, B, C] copies of x and dy (core/compute/conv-grad-kernels.ts; off: over NHWC, FEDSLICE_FILTER_PIXEL_MAJOR=off)', off: () => setFilterPixelMajor(false), on: () => setFilterPixelMajor(true) },
   { name: 'SIMD conv input gradient (core/compute/simd-conv-input-module.ts; off: XNNPACK conv)', off: () => setSimdConvInput(false), on: () => setSimdConvInput(true) },
   { name: 'SIMD forward conv (core/compute/conv-forward-kernel.ts; off: XNNPACK conv)', off: unregisterWasmConv2D, on: registerWasmConv2D },
   { name: 'conv gradients on helper threads too (core/compute/wasm-helper-threads.ts; off: main thread alone)', off: () => setThreadedConvKernels(false), on: () => setThreadedConvKernels(true) },
@@ -43,6 +45,7 @@ const LEVERS: Lever[] = [
   { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
   { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
+  { name: 'SIMD MaxPool on the calling thread (core/compute/maxpool-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_MAXPOOL=off)', off: unregisterWasmMaxPool, on: registerWasmMaxPool },
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
 ];
 

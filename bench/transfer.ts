@@ -1,7 +1,11 @@
 /**
  * Moving a full-width model (55.1 M float32 parameters, 220 MB) aggregator -> trainer -> aggregator
- * over a loopback WebSocket with the fedslice codec, against a plain Buffer copy of the same bytes
- * measured in the same run; the merge of W = 8 slices at full width; a fedavg round's transfers with
+ * over a loopback WebSocket with the fedslice codec, the trainer in this process (the issue's
+ * method: both ends share one thread) and in its own process (as fedslice runs trainers), against
+ * a plain Buffer copy of the same bytes measured in the same run; the ceiling under both: the same
+ * bytes echoed over a plain TCP and a Unix socket with no framing, the peer in this process and in
+ * its own (bench/loopback-peer.ts), so the share of the round trip that is the kernel's socket is
+ * printed beside ours; the merge of W = 8 slices at full width; a fedavg round's transfers with
  * W = 8 loopback trainers under update flow control (ready, grant, update; UPDATE_CREDITS granted at
  * once); and the levers of the wire (the other credit count, no flow control, huge-page malloc, the
  * SIMD scan and merge), each row against both copies: into warm memory and into a fresh allocation.
@@ -13,8 +17,12 @@
  * The tunable is what the runner starts roles with (runner/processes.ts); without it the table is
  * that of plain malloc, and the malloc lever's rows show the other setting either way.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
@@ -32,6 +40,7 @@ import { cutWeights } from '../core/aggregation/cut-merge.ts';
 import { RunningMerge } from '../core/aggregation/running-merge.ts';
 import { UpdateGate } from '../core/wire/update-gate.ts';
 import { UpdateCredits, UPDATE_CREDITS } from '../aggregator/update-credits.ts';
+import { echoUpdate, rawEcho } from './echo.ts';
 
 const { values } = parseArgs({
   options: {
@@ -64,12 +73,10 @@ async function bestOf(f: () => unknown): Promise<number> {
   }
   return best;
 }
-const metrics = { trainLoss: 1, trainSeconds: 1, samplesPerSecond: 1, steps: 1 };
 const task: MessageOf<'task'> = {
   type: 'task', job: 'bench', round: 1, rank: 0, worldSize: 1, mode: 'fedavg', weights,
   hyper: { optimizer: 'adam', learningRate: 1e-4, weightDecay: 1e-4, batchSize: 32, epochs: 1, augment: true, seed: 1 },
 };
-const echo = (t: MessageOf<'task'>): MessageOf<'update'> => ({ type: 'update', job: 'bench', round: t.round, rank: t.rank, delta: t.weights, numSamples: 1, metrics });
 
 // Baseline: memcpy of the model's bytes into memory that is already mapped (allocated and written
 // once before timing). Copying into a fresh allocation, as the first row after it does, also pays a
@@ -107,8 +114,11 @@ interface Way {
    * Unset: every trainer writes its update at once.
    */
   credits?: number;
+  /** Each trainer in its own process (bench/loopback-peer.ts), as fedslice runs them; it always asks for a grant. */
+  ownProcess?: boolean;
 }
 
+type Row = [string, number, number];
 const limit = maxFrameBytes(bytes);
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: limit });
 await new Promise((r) => wss.once('listening', r));
@@ -123,16 +133,16 @@ async function loopbackTrainer(way: Way): Promise<WebSocket> {
     const t = must(decode(aggregatorToTrainer, frameBytes(data)));
     if (t.type === 'grant' && gate.granted(t)) return;
     if (t.type !== 'task') throw new Error(`got ${t.type}`);
-    if (way.joined) ws.send(encode(echo(t)));
-    else if (way.credits !== undefined) gate.offer(echo(t));
-    else sendToAggregator(ws, echo(t));
+    if (way.joined) ws.send(encode(echoUpdate(t)));
+    else if (way.credits !== undefined) gate.offer(echoUpdate(t));
+    else sendToAggregator(ws, echoUpdate(t));
   });
   await new Promise((r) => ws.once('open', r));
   return ws;
 }
 
 /** The aggregator's side of `trainers` connections: sends each a task at once, takes all updates. */
-async function serveRound(trainers: number, way: Way): Promise<{ conns: WebSocket[]; round: () => Promise<void> }> {
+async function serveRound(trainers: number, way: Way): Promise<{ stop: () => void; round: () => Promise<void> }> {
   const conns: WebSocket[] = [];
   const connected = new Promise<void>((resolve) => {
     const on = (c: WebSocket) => {
@@ -145,7 +155,8 @@ async function serveRound(trainers: number, way: Way): Promise<{ conns: WebSocke
     };
     wss.on('connection', on);
   });
-  const clients = await Promise.all(Array.from({ length: trainers }, () => loopbackTrainer(way)));
+  const start = way.ownProcess ? () => startPeer(['--ws', url, '--max-payload', String(limit)]) : async () => { const c = await loopbackTrainer(way); return () => c.close(); };
+  const stops = await Promise.all(Array.from({ length: trainers }, start));
   await connected;
   const plan = fullPlan(layers);
   const round = () =>
@@ -173,13 +184,64 @@ async function serveRound(trainers: number, way: Way): Promise<{ conns: WebSocke
         else sendToTrainer(c, t);
       });
     });
-  return { conns: clients, round };
+  return { stop: () => stops.forEach((s) => s()), round };
 }
 
 async function roundSeconds(trainers: number, way: Way): Promise<number> {
-  const { conns, round } = await serveRound(trainers, way);
+  const { stop, round } = await serveRound(trainers, way);
   const s = await bestOf(round);
-  for (const c of conns) c.close();
+  stop();
+  return s;
+}
+
+/** Starts bench/loopback-peer.ts with `args`; resolves once it is connected, to a function that ends it. */
+async function startPeer(args: string[]): Promise<() => void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('loopback-peer.ts', import.meta.url)), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  await new Promise<void>((resolve, reject) => {
+    lines.once('line', () => resolve());
+    child.once('exit', (code) => reject(new Error(`loopback-peer exited with ${code} before connecting`)));
+  });
+  return () => child.kill();
+}
+
+/**
+ * The ceiling under every round trip: the model's bytes written over a plain TCP or Unix socket and
+ * echoed back, no framing, the receiver only counting them; the peer in this process (as the
+ * round trip row's trainer) or in its own (as a fedslice trainer).
+ */
+async function rawRoundSeconds(kind: 'tcp' | 'unix', peer: 'this process' | 'own process'): Promise<number> {
+  const path = join(tmpdir(), `fedslice-transfer-${process.pid}.sock`);
+  rmSync(path, { force: true });
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => (kind === 'unix' ? server.listen(path, resolve) : server.listen(0, '127.0.0.1', resolve)));
+  const where = kind === 'unix' ? path : String((server.address() as AddressInfo).port);
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  let stop: () => void;
+  if (peer === 'own process') stop = await startPeer(['--raw', where, '--bytes', String(bytes)]);
+  else {
+    const far = kind === 'unix' ? connect(path) : connect(Number(where), '127.0.0.1');
+    rawEcho(far, bytes);
+    stop = () => far.destroy();
+  }
+  const near = await accepted;
+  const s = await bestOf(
+    () =>
+      new Promise<void>((resolve) => {
+        let got = 0;
+        const onData = (chunk: Buffer) => {
+          got += chunk.byteLength;
+          if (got < bytes) return;
+          near.off('data', onData);
+          resolve();
+        };
+        near.on('data', onData);
+        for (const t of weights) near.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      }),
+  );
+  stop();
+  near.destroy();
+  await new Promise((r) => server.close(r));
   return s;
 }
 
@@ -209,14 +271,20 @@ if (values.child) {
   process.exit(0);
 }
 const fedavg = await roundSeconds(W, { merge: true, credits: UPDATE_CREDITS });
+const tripOwn = await roundSeconds(1, { ownProcess: true, credits: UPDATE_CREDITS });
+const ceilings: Row[] = [];
+for (const peer of ['this process', 'own process'] as const) {
+  for (const kind of ['tcp', 'unix'] as const) ceilings.push([`ceiling: raw ${kind === 'tcp' ? 'TCP' : 'Unix socket'}, peer in ${peer}`, await rawRoundSeconds(kind, peer), 2 * mb]);
+}
 
-type Row = [string, number, number];
 const rows: Row[] = [
   ['Buffer copy (baseline, warm memory)', copy, mb],
   ['Buffer copy into a fresh allocation', copyFresh, mb],
   ['encode (one buffer)', encodes, mb],
   ['decode + validate', decodes, mb],
   ['loopback task + update round trip', trip, 2 * mb],
+  ['round trip, trainer in its own process', tripOwn, 2 * mb],
+  ...ceilings,
   [`merge W=${W} slices (adds + round end)`, merge, mb],
   [`merge W=${W} slices: round end only`, mergeEnd, mb],
   [`fedavg round, W=${W} echo trainers, merged`, fedavg, 2 * W * mb],
@@ -274,11 +342,11 @@ console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? ''}`);
 console.log(`model: ${(weights.reduce((n, t) => n + t.data.length, 0) / 1e6).toFixed(1)} M parameters, ${mb.toFixed(0)} MB (width ${values.width}); best of ${repeats}; bufferutil ${bufferutil}`);
 console.log(`load average before: ${loadBefore}; after: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
 console.log(`round trip tensor reads: ${readsInTrip.views} views, ${readsInTrip.copies} copies`);
-console.log(`| ${'step'.padEnd(42)} | ${'seconds'.padStart(8)} | ${'MB/s'.padStart(8)} | ${'vs warm'.padStart(10)} | ${'vs fresh'.padStart(10)} |`);
-console.log(`|${'-'.repeat(44)}|${'-'.repeat(9)}:|${'-'.repeat(9)}:|${'-'.repeat(11)}:|${'-'.repeat(11)}:|`);
+console.log(`| ${'step'.padEnd(46)} | ${'seconds'.padStart(8)} | ${'MB/s'.padStart(8)} | ${'vs warm'.padStart(10)} | ${'vs fresh'.padStart(10)} |`);
+console.log(`|${'-'.repeat(48)}|${'-'.repeat(9)}:|${'-'.repeat(9)}:|${'-'.repeat(11)}:|${'-'.repeat(11)}:|`);
 for (const [name, s, moved] of rows) {
   const rate = moved / s;
-  console.log(`| ${name.padEnd(42)} | ${seconds3(s)} | ${rate.toFixed(0).padStart(8)} | ${ratio(rate / warmRate)} | ${ratio(rate / freshRate)} |`);
+  console.log(`| ${name.padEnd(46)} | ${seconds3(s)} | ${rate.toFixed(0).padStart(8)} | ${ratio(rate / warmRate)} | ${ratio(rate / freshRate)} |`);
 }
 // Issue 13's goals. Its baseline ("Buffer copy", 0.116 s, 1894 MB/s) was this bench's old baseline,
 // a copy into a fresh Buffer.allocUnsafe each repeat, so the ratio goals are judged against the
@@ -288,4 +356,6 @@ console.log('goals of issue 13, ratios against the fresh copy (the issue\'s own 
 goal('encode', `${(copyFresh / encodes).toFixed(2)}x`, copyFresh / encodes >= 0.8, '>= 0.8x');
 goal('decode + validate', `${(copyFresh / decodes).toFixed(2)}x`, copyFresh / decodes >= 0.8, '>= 0.8x');
 goal('round trip', `${((2 * copyFresh) / trip).toFixed(2)}x`, (2 * copyFresh) / trip >= 0.5, '>= 0.5x');
+goal('round trip, trainer in its own process', `${((2 * copyFresh) / tripOwn).toFixed(2)}x`, (2 * copyFresh) / tripOwn >= 0.5, '>= 0.5x');
+for (const [name, s] of ceilings) console.log(`  ${name}: ${((2 * copyFresh) / s).toFixed(2)}x (what the socket alone allows)`);
 goal(`merge W=${W}`, `${merge.toFixed(3)} s`, merge <= 0.25, '<= 0.25 s, bit-exact for a single contribution (tests)');

@@ -8,7 +8,7 @@ import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it, beforeAll } from 'vitest';
 import { currentBackend, initBackend } from '../core/compute/backend.ts';
 import { registerWasmConv2D, setThreadedConvForward, unregisterWasmConv2D, wasmConv2DRegistered } from '../core/compute/conv-forward-kernel.ts';
-import { convGradKernelsRegistered, registerConvGradKernels, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
+import { convGradKernelsRegistered, registerConvGradKernels, setFilterPixelMajor, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels, unregisterConvGradKernels } from '../core/compute/conv-grad-kernels.ts';
 import { filterHelpersReady, filterTilesAvailable } from '../core/compute/simd-conv-filter-module.ts';
 import { inputHelpersReady, inputRowsAvailable } from '../core/compute/simd-conv-input-module.ts';
 import { isFedsliceError } from '../core/errors.ts';
@@ -94,14 +94,14 @@ describe('conv-gradient kernels', () => {
     });
   });
 
-/** dW of `c` by the Conv2DBackpropFilter kernel as registered now, for seeded x and dy. */
-  function filterGradient(c: Case, seed: number): Float32Array {
+/** dW of `c` by the Conv2DBackpropFilter kernel as registered now, for seeded x and dy (`values` makes their values). */
+  function filterGradient(c: Case, seed: number, values: (n: number, rng: Rng) => Float32Array = randomArray): Float32Array {
     const rng = new Rng(seed);
     return tf.tidy(() => {
-      const x = tf.tensor4d(randomArray(c.batch * c.h * c.w * c.ci, rng), [c.batch, c.h, c.w, c.ci]);
+      const x = tf.tensor4d(values(c.batch * c.h * c.w * c.ci, rng), [c.batch, c.h, c.w, c.ci]);
       const filterShape: [number, number, number, number] = [c.k, c.k, c.ci, c.co];
       const yShape = tf.conv2d(x, tf.zeros(filterShape) as tf.Tensor4D, 1, c.pad).shape as [number, number, number, number];
-      const dy = tf.tensor4d(randomArray(yShape.reduce((a, b) => a * b, 1), rng), yShape);
+      const dy = tf.tensor4d(values(yShape.reduce((a, b) => a * b, 1), rng), yShape);
       const attrs = { strides: [1, 1], pad: c.pad, dataFormat: 'NHWC', filterShape };
       return (tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor).dataSync() as Float32Array;
     });
@@ -129,6 +129,42 @@ describe('conv-gradient kernels', () => {
         expect(sameBits(simd, transposed)).toBe(true);
       } finally {
         setSimdConvFilter(true);
+      }
+    });
+  });
+
+  // normals with zeros of both signs, infinities and NaN among them
+  const awkward = (n: number, rng: Rng): Float32Array => {
+    const special = [0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45];
+    return Float32Array.from({ length: n }, (_, i) => (i % 13 === 3 ? special[Math.floor(i / 13) % special.length] : rng.normal()));
+  };
+  // odd sizes everywhere, a batch of 33, and the width-1/8 AlexNet's conv2 (threaded)
+  const PIXEL_MAJOR_CASES: Case[] = [
+    { batch: 4, h: 1, w: 1, ci: 2, co: 4, k: 1, pad: 0 },
+    { batch: 3, h: 7, w: 9, ci: 5, co: 12, k: 3, pad: 1 },
+    { batch: 5, h: 5, w: 3, ci: 7, co: 20, k: 5, pad: 'same' },
+    { batch: 2, h: 6, w: 5, ci: 6, co: 8, k: 3, pad: 0 },
+    { batch: 33, h: 9, w: 11, ci: 3, co: 12, k: 5, pad: 2 },
+    { batch: 32, h: 32, w: 32, ci: 12, co: 32, k: 5, pad: 2 },
+  ];
+  PIXEL_MAJOR_CASES.forEach((c, i) => {
+    it(`filter gradient over [H, W, B, C] copies, shared with the helper thread: the bits over NHWC on the main thread alone, with +-0, infinities and NaN, batch ${c.batch}, ${c.h}x${c.w}, ${c.ci}->${c.co}, k${c.k}, pad ${c.pad}`, async () => {
+      if ((currentBackend()?.threads ?? 1) > 1) {
+        filterGradient(PIXEL_MAJOR_CASES[PIXEL_MAJOR_CASES.length - 1], 1); // the first threaded job starts the helper
+        for (let t = 0; t < 200 && filterHelpersReady() === 0; t++) await new Promise((r) => setTimeout(r, 50));
+        expect(filterHelpersReady()).toBeGreaterThan(0);
+      }
+      try {
+        const pixelMajor = filterGradient(c, 900 + i, awkward);
+        setFilterPixelMajor(false);
+        setThreadedConvKernels(false);
+        const nhwc = filterGradient(c, 900 + i, awkward);
+        expect(pixelMajor.length).toBe(c.k * c.k * c.ci * c.co);
+        expect(pixelMajor.some((v) => v !== 0)).toBe(true);
+        expect(sameBits(pixelMajor, nhwc)).toBe(true);
+      } finally {
+        setFilterPixelMajor(true);
+        setThreadedConvKernels(true);
       }
     });
   });

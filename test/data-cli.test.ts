@@ -48,11 +48,18 @@ describe('fedslice data (real CLI)', () => {
   it('bad input gives one error line and exit 1', async () => {
     const notArchive = join(root, 'fake.tar.gz');
     writeFileSync(notArchive, 'not an archive');
-    const [missing, badOpt, dl] = await Promise.all([
+    const [missing, badOpt, dl, noDir, unknown] = await Promise.all([
       fedslice('data', 'info', '--dir', join(root, 'nothing')),
       fedslice('data', 'synth', '--dir', join(root, 'x'), '--classes', 'ten'),
       fedslice('data', 'download', '--dir', join(root, 'c100'), '--archive', notArchive),
+      fedslice('data', 'info'),
+      fedslice('data', 'info', '--dir', root, '--colour'),
     ]);
+    // commander's own errors use the same one line
+    expect(noDir.code).toBe(1);
+    expect(noDir.stderr).toBe("fedslice: error: required option '--dir <dir>' not specified (run with --help for usage)\n");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe("fedslice: error: unknown option '--colour' (run with --help for usage)\n");
     expect(missing.code).toBe(1);
     expect(missing.stderr).toBe(`fedslice: error: data folder ${join(root, 'nothing')} does not exist; run \`fedslice data download --dir ${join(root, 'nothing')}\` (or \`fedslice data synth --dir ${join(root, 'nothing')}\` for the synthetic set)\n`);
     expect(badOpt.code).toBe(1);

@@ -106,12 +106,21 @@ function transpose(backendName: string, backend: KernelBackend, x: TensorInfo, p
 }
 
 let simdFilterEnabled = true;
+let filterPixelMajor = process.env.FEDSLICE_FILTER_PIXEL_MAJOR !== 'off';
 let convThreaded = true;
 let simdInputEnabled = true;
 
 /** Use the wasm SIMD filter gradient where it applies (true, the default) or the transposed convolution (false), for comparisons. */
 export function setSimdConvFilter(enabled: boolean): void {
   simdFilterEnabled = enabled;
+}
+
+/**
+ * Run the SIMD filter gradient over copies of x and dy laid out [H, W, B, C] (true, the default;
+ * FEDSLICE_FILTER_PIXEL_MAJOR=off sets false) or over NHWC x and dy as they are (false), for comparisons.
+ */
+export function setFilterPixelMajor(enabled: boolean): void {
+  filterPixelMajor = enabled;
 }
 
 /** Use the wasm SIMD input gradient where it applies (true, the default) or XNNPACK's convolution (false), for comparisons. */
@@ -135,19 +144,24 @@ function simdFilterGradient(backend: KernelBackend, x: TensorInfo, dy: TensorInf
   const [kh, kw] = filterShape;
   if (!simdFilterEnabled || co % 4 !== 0 || x.dtype !== 'float32' || !filterTilesAvailable()) return null;
   const heap = backend as unknown as HeapBackend;
+  const pixelMajor = filterPixelMajor;
+  const xs = pixelMajor ? transpose('wasm', backend, x, [1, 2, 0, 3]) : x;
+  const dys = pixelMajor ? transpose('wasm', backend, dy, [1, 2, 0, 3]) : dy;
   const out = heap.makeOutput([kh, kw, ci, co], 'float32');
   // views are taken after makeOutput: an allocation may grow the heap and detach older views
   const dw = heap.typedArrayFromHeap(out);
   dw.fill(0);
   const job = {
-    x: heap.typedArrayFromHeap(x).byteOffset,
-    dy: heap.typedArrayFromHeap(dy).byteOffset,
+    x: heap.typedArrayFromHeap(xs).byteOffset,
+    dy: heap.typedArrayFromHeap(dys).byteOffset,
     dw: dw.byteOffset,
     batch, h, w, ci, ho, wo, co, kh, kw,
     padTop: pad.top,
     padLeft: pad.left,
+    pixelMajor,
   };
   runFilterJob(job, convThreaded ? (currentBackend()?.threads ?? 1) : 1);
+  if (pixelMajor) release(backend, xs, dys);
   return out;
 }
 
