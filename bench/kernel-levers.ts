@@ -21,6 +21,7 @@ import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.t
 import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
+import { registerWasmMaxPool, unregisterWasmMaxPool } from '../core/compute/maxpool-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
 import { TRAIN_BATCH, timeTrainSteps, type StepTiming } from './train-step.ts';
 
@@ -44,6 +45,7 @@ const LEVERS: Lever[] = [
   { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
   { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
+  { name: 'SIMD MaxPool on the calling thread (core/compute/maxpool-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_MAXPOOL=off)', off: unregisterWasmMaxPool, on: registerWasmMaxPool },
   { name: 'MaxPoolGrad kernel (core/compute/maxpool-grad-kernel.ts; off: wasm own)', off: unregisterWasmMaxPoolGrad, on: registerWasmMaxPoolGrad },
 ];
 
