@@ -88,7 +88,7 @@ const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).
 const loadBefore = load();
 const dir = mkdtempSync(join(tmpdir(), 'fedslice-memory-'));
 const dataDir = join(dir, 'data');
-// 128 test images: two of the aggregator's evaluation batches (64), so its working set is whole and
+// 128 test images: four of the aggregator's evaluation batches (32), so its working set is whole and
 // each evaluation at full width is short
 writeSynthetic(dataDir, { numClasses: 100, trainCount: 8 * 32 * steps, testCount: 128, seed: 0 });
 
