@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { resolveToken } from '../core/wire/token.ts';
+import { holdForGo } from '../core/warm-start.ts';
 import { hostname } from 'node:os';
 import { admissionLimits, admissionOptions, backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
 import { isWildcardHost, loadClientTls, loadServerTls } from '../core/wire/tls.ts';
@@ -29,6 +30,8 @@ export function register(program: Command): void {
     if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
     const job = opts.job ?? config.name;
     const { runAggregator } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
+    // a spare the runner started ahead of its run: backend ready, then wait to be started
+    await holdForGo(async () => (await import('../core/compute/backend.ts')).initBackend(config.backend), log);
     await runRole('aggregator', (signal) =>
       runAggregator({
         config,

@@ -25,7 +25,10 @@ function logLines(file: string): string[] {
 
 /** The marks of one run: its aggregator's, and the latest of each trainer mark (the run waits for the last trainer). */
 export interface RunClock {
+  /** When the run's aggregator was spawned, or, started ahead (a warm spare), when it was told to go. */
   spawned: number | null;
+  /** Started ahead: the phases before its go are not the run's; they are left out. */
+  warm: boolean;
   nodeStarted: number | null;
   preloaded: number | null;
   planned: number | null;
@@ -55,12 +58,15 @@ export function roleClocks(logs: string, keys: string[]): RunClock[] {
     const agg = logLines(join(dir, 'aggregator.log'));
     const trainers = readdirSync(dir).filter((f) => /^trainer-.*\.log$/.test(f)).map((f) => logLines(join(dir, f)));
     const started = /^@(\d+) stamp: node started @(\d+)/.exec(agg.find((l) => l.includes('stamp: node started')) ?? '');
+    const go = mark(agg, /fedslice: go$/);
+    const cold = go === null;
     return {
-      spawned: spawnedAt(agg),
-      nodeStarted: started ? Number(started[2]) : null,
-      preloaded: started ? Number(started[1]) : null,
+      spawned: go ?? spawnedAt(agg),
+      warm: !cold,
+      nodeStarted: started && cold ? Number(started[2]) : null,
+      preloaded: started && cold ? Number(started[1]) : null,
       planned: mark(agg, /aggregator: (nothing to resume|resuming)/),
-      backend: mark(agg, /fedslice: backend /),
+      backend: cold ? mark(agg, /fedslice: backend /) : null,
       listening: mark(agg, /listening for trainers/),
       trainersReady: latest(trainers.map((t) => mark(t, /waiting for the aggregator/))),
       firstRound: mark(agg, /aggregator: round 1\/\d+: sent/),
@@ -84,6 +90,7 @@ export const PHASES: { name: string; seconds: (c: RunClock) => number | null }[]
   { name: 'imports, config, run plan', seconds: (c) => between(c.preloaded, c.planned) },
   { name: 'backend', seconds: (c) => between(c.planned, c.backend) },
   { name: 'data, recorder, trainer server', seconds: (c) => between(c.backend, c.listening) },
+  { name: 'go -> run plan (roles started ahead)', seconds: (c) => (c.warm ? between(c.spawned, c.planned) : null) },
   { name: 'spawn -> last trainer ready (backend, data)', seconds: (c) => between(c.spawned, c.trainersReady) },
   { name: 'spawn -> round 1 sent (all joined)', seconds: (c) => between(c.spawned, c.firstRound) },
   { name: 'run completed -> aggregator exit', seconds: (c) => between(c.completed, c.exited) },

@@ -14,10 +14,7 @@ const AGGREGATOR_LEAVE_MS = 5000;
 
 export async function runAttempt(executor: Executor, a: Attempt): Promise<RunOutcome> {
   // A store that cannot take the config throws a StorageError: the sweep starts no more runs.
-  withStorageErrors(a.layout.configFile, () => {
-    mkdirSync(a.layout.dir, { recursive: true });
-    writeFileSync(a.layout.configFile, JSON.stringify(a.run.config, null, 2));
-  });
+  writeRunConfig(a);
   // The observer joins first so it hears every status of this job.
   let observer: Observer;
   try {
@@ -32,6 +29,14 @@ export async function runAttempt(executor: Executor, a: Attempt): Promise<RunOut
     await observer.close();
   }
   return recordEnd(a, outcome, executor.logs(a));
+}
+
+/** The run's config file, where its roles read it (the same bytes every time it is written). */
+export function writeRunConfig(a: Pick<Attempt, 'layout' | 'run'>): void {
+  withStorageErrors(a.layout.configFile, () => {
+    mkdirSync(a.layout.dir, { recursive: true });
+    writeFileSync(a.layout.configFile, JSON.stringify(a.run.config, null, 2));
+  });
 }
 
 interface Observer {

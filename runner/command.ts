@@ -45,6 +45,7 @@ export function register(program: Command): void {
     .option('--executor <name>', 'where runs go: local (child processes here) or slurm (one Slurm job per run)', executorOption, 'local')
     .option('--slurm-args <args>', 'extra sbatch options for every job, e.g. "--partition=gpu --time=02:00:00 --account=proj" (--executor slurm)')
     .option('--dashboard [port]', `serve the live dashboard of the results store beside the sweep, on 127.0.0.1 (port ${DEFAULT_DASHBOARD_PORT} unless given; 0: any free port), and print its URL`, intOption('--dashboard', 0))
+    .option('--no-warm-start', "start each run's roles only when the run starts (by default the next run's roles start, held, while the current run trains its last round)")
     .option('--metaserver-host <addr>', "interface the sweep's metaserver binds; 0.0.0.0 lets compute nodes reach it (they get this machine's hostname)", '127.0.0.1')
     .addHelpText(
       'after',
@@ -67,7 +68,7 @@ Examples:
     .action(async (opts) => {
       const signal = abortOnSignals();
       const { runSweep } = await import('./sweep.ts'); // loaded on use, like every command's work
-      const executor = await createExecutor(opts.executor, { parallel: opts.parallel, slurmArgs: splitArgs(opts.slurmArgs ?? ''), metaserverHost: opts.metaserverHost });
+      const executor = await createExecutor(opts.executor, { parallel: opts.parallel, slurmArgs: splitArgs(opts.slurmArgs ?? ''), metaserverHost: opts.metaserverHost, warmStart: opts.warmStart !== false });
       const s = await runSweep({
         config: opts.config,
         results: opts.results,

@@ -54,6 +54,9 @@ export interface Attempt {
   threads?: ThreadBudget;
 }
 
+/** What an executor needs to start a run's roles ahead of its attempt (they wait to be started). */
+export type WarmStart = Pick<Attempt, 'run' | 'layout' | 'metaserver' | 'token' | 'force' | 'threads'>;
+
 export interface Executor {
   /** Throws one clear error when this executor cannot work here (e.g. no sbatch on PATH). */
   check(): void;
@@ -66,6 +69,12 @@ export interface Executor {
   logs(a: Attempt): NamedLog[];
   /** The line the sweep prints when it is stopped with `running` runs under way. */
   stopping(running: number): string;
+  /**
+   * Optional: starts the roles of the run likely to come next, held before they touch the store
+   * or the metaserver, so its attempt starts them with a word instead of a spawn. A later `run`
+   * of another run, or `cancel`, ends them unused. True when it started them.
+   */
+  warm?(next: WarmStart): Promise<boolean>;
   /** Ends whatever this executor still has running; the sweep calls it however it ends. */
   cancel(): Promise<void>;
 }

@@ -11,11 +11,13 @@ export interface ExecutorOptions {
   slurmArgs: string[];
   /** `--metaserver-host`: the interface the sweep's metaserver binds. */
   metaserverHost: string;
+  /** `--no-warm-start` makes it false: every run's roles start when the run does. */
+  warmStart: boolean;
 }
 
 const EXECUTORS = {
   /** Child processes of the sweep on this machine. */
-  local: async (o: ExecutorOptions): Promise<Executor> => new (await import('./local-executor.ts')).LocalExecutor(o.parallel),
+  local: async (o: ExecutorOptions): Promise<Executor> => new (await import('./local-executor.ts')).LocalExecutor(o.parallel, o.warmStart),
   /** One Slurm job per run. */
   slurm: async (o: ExecutorOptions): Promise<Executor> => new (await import('./slurm-executor.ts')).SlurmExecutor(o),
 };

@@ -11,7 +11,8 @@ import { prepareDatasets } from '../core/data/load.ts';
 import { STORAGE_EXIT_CODE } from '../core/results/storage-error.ts';
 import { attemptFailure } from './attempt-record.ts';
 import { firstEnd, timedOut, type EndCause } from './attempt-end.ts';
-import type { Attempt, Executor, RunOutcome, Schedule } from './executor.ts';
+import { writeRunConfig } from './attempt.ts';
+import type { Attempt, Executor, RunOutcome, Schedule, WarmStart } from './executor.ts';
 import type { PlannedRun } from './grid.ts';
 import { launchOf, trainerSlot } from './launch.ts';
 import { endAll, endRole, spawnRole, tail, type RoleProcess } from './processes.ts';
@@ -49,7 +50,14 @@ interface Roles {
 type RolesEnd = { by: 'aggregator' } | { by: 'trainers'; reason: string };
 
 export class LocalExecutor implements Executor {
-  constructor(private readonly parallel?: number) {}
+  /** The roles of the run expected next, started ahead and held (see `warm`). */
+  private spare: { key: string; roles: Roles } | null = null;
+
+  /** `warmStart`: start the next run's roles ahead of it (`runner sweep --no-warm-start` turns it off). */
+  constructor(
+    private readonly parallel?: number,
+    private readonly warmStart = true,
+  ) {}
 
   check(): void {}
 
@@ -62,7 +70,7 @@ export class LocalExecutor implements Executor {
     return scheduleFor(this.parallel, pending);
   }
 
-  logs(a: Attempt): NamedLog[] {
+  logs(a: Pick<Attempt, 'layout' | 'run'>): NamedLog[] {
     return roleLogs(a.layout, a.run.config.federation.worldSize);
   }
 
@@ -71,26 +79,58 @@ export class LocalExecutor implements Executor {
   }
 
   cancel(): Promise<void> {
-    return endAll();
+    this.spare = null;
+    return endAll(); // the spare's roles with the rest
+  }
+
+  /**
+   * Node, the modules, the config and the backend of a role take about a second of start-up on the
+   * critical path of every run; a spare does them while the previous run finishes. One spare set
+   * at a time; a spare that cannot start leaves its run to start as usual.
+   */
+  async warm(next: WarmStart): Promise<boolean> {
+    if (!this.warmStart || this.spare) return false;
+    try {
+      writeRunConfig(next);
+      this.spare = { key: next.run.key, roles: await this.spawnRoles(next, true) };
+      return true;
+    } catch {
+      return false; // a head start only: its attempt starts the roles itself (and reports what stops it)
+    }
   }
 
   async run(a: Attempt): Promise<RunOutcome> {
-    const roles = await this.start(a);
+    const roles = (await this.takeSpare(a)) ?? (await this.spawnRoles(a, false));
     const end = await firstEnd<RolesEnd>(a, (report) => watchRoles(a, roles, report));
     const outcome = await outcomeOf(a, end, roles);
     await Promise.all([roles.aggregator, ...roles.trainers].map((p) => endRole(p)));
     return outcome;
   }
 
-  private async start(a: Attempt): Promise<Roles> {
+  /** The spare's roles, started, when they are this run's and all still there; otherwise the spare is ended. */
+  private async takeSpare(a: Attempt): Promise<Roles | null> {
+    const spare = this.spare;
+    this.spare = null;
+    if (!spare) return null;
+    const all = [spare.roles.aggregator, ...spare.roles.trainers];
+    if (spare.key === a.run.key && all.every((p) => p.running())) {
+      // one that dies between the check and its go is a crash at start, watched like any other
+      for (const p of all) p.go();
+      return spare.roles;
+    }
+    await Promise.all(all.map((p) => endRole(p)));
+    return null;
+  }
+
+  private async spawnRoles(a: WarmStart, held: boolean): Promise<Roles> {
     const launch = launchOf({ run: a.run, configFile: a.layout.configFile, results: a.layout.results, metaserver: a.metaserver, force: a.force, token: { value: a.token }, ...(a.threads ? { threads: a.threads } : {}) });
     const [aggregator, ...trainers] = this.logs(a);
     const started: RoleProcess[] = [];
     try {
       // A log that cannot be opened (too many open files) stops the attempt; what started is ended.
-      started.push(spawnRole(aggregator.name, launch.aggregator, { ...launch.env, ...launch.roleEnv.aggregator }, aggregator.logFile));
+      started.push(spawnRole(aggregator.name, launch.aggregator, { ...launch.env, ...launch.roleEnv.aggregator }, aggregator.logFile, { held }));
       const trainerEnv = { ...launch.env, ...launch.roleEnv.trainer };
-      trainers.forEach((t, i) => started.push(spawnRole(t.name, [...launch.trainer, ...trainerSlot(a.run.key, i)], trainerEnv, t.logFile)));
+      trainers.forEach((t, i) => started.push(spawnRole(t.name, [...launch.trainer, ...trainerSlot(a.run.key, i)], trainerEnv, t.logFile, { held })));
     } catch (e) {
       await Promise.all(started.map((p) => endRole(p)));
       throw e;

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { packagePath } from '../core/package-root.ts';
 import { withStorageErrors } from '../core/results/storage-error.ts';
+import { GO_LINE, HOLD_ENV } from '../core/warm-start.ts';
 
 export const FEDSLICE_BIN = packagePath('bin', 'fedslice.js');
 
@@ -24,6 +25,8 @@ export interface RoleProcess {
   child: ChildProcess;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   running(): boolean;
+  /** Starts a role spawned held (core/warm-start.ts); false if it is gone (or was not held). */
+  go(): boolean;
 }
 
 const live = new Set<RoleProcess>();
@@ -45,7 +48,11 @@ function killAllOnExit(): void {
   });
 }
 
-export function spawnRole(name: string, args: string[], env: Record<string, string>, logFile: string): RoleProcess {
+/**
+ * Spawns `fedslice ...args`. `held`: the role prepares (modules, config, backend) and waits for
+ * `go()` on its stdin, or exits when the sweep closes it (core/warm-start.ts).
+ */
+export function spawnRole(name: string, args: string[], env: Record<string, string>, logFile: string, o: { held?: boolean } = {}): RoleProcess {
   killAllOnExit();
   const fd = withStorageErrors(logFile, () => openSync(logFile, 'a'));
   try {
@@ -54,10 +61,12 @@ export function spawnRole(name: string, args: string[], env: Record<string, stri
     /* the header is a courtesy; on a full disk the role starts without it (and says why it stops) */
   }
   const child = spawn(process.execPath, [FEDSLICE_BIN, ...args], {
-    env: { GLIBC_TUNABLES: HUGE_PAGE_MALLOC, ...process.env, ...env, FEDSLICE_PARENT_PID: String(process.pid) },
+    env: { GLIBC_TUNABLES: HUGE_PAGE_MALLOC, ...process.env, ...env, FEDSLICE_PARENT_PID: String(process.pid), ...(o.held ? { [HOLD_ENV]: '1' } : {}) },
     detached: true,
-    stdio: ['ignore', fd, fd],
+    stdio: [o.held ? 'pipe' : 'ignore', fd, fd],
   });
+  // a held role that dies never reads its stdin: a write to it must not crash the sweep
+  child.stdin?.on('error', () => {});
   closeSync(fd);
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -72,7 +81,12 @@ export function spawnRole(name: string, args: string[], env: Record<string, stri
       resolve({ code: null, signal: null });
     });
   });
-  const proc: RoleProcess = { name, logFile, child, exited, running: () => !done };
+  const go = (): boolean => {
+    if (done || !child.stdin || child.stdin.writableEnded) return false;
+    child.stdin.end(`${GO_LINE}\n`);
+    return true;
+  };
+  const proc: RoleProcess = { name, logFile, child, exited, running: () => !done, go };
   live.add(proc);
   return proc;
 }

@@ -90,7 +90,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepSummary> {
   const dashboard = o.dashboardPort === undefined ? null : await startSweepDashboard(o.results, o.dashboardPort, metaserver.close);
   const progress: Progress = o.tty ? ttyProgress(out) : plainProgress(out);
   if (dashboard) progress.event(`dashboard: ${dashboard.url}`);
-  const sweeper = new Sweeper(o, summary, progress, pending.length, jobsMetaserverUrl(metaserver.url, bindHost), schedule.threads);
+  const sweeper = new Sweeper(o, summary, progress, pending, jobsMetaserverUrl(metaserver.url, bindHost), schedule.threads);
   progress.event(`sweep ${sweep.name}: ${pending.length} runs to do (${summary.alreadyDone} already completed), ${schedule.describe}${schedule.threads ? `, ${describeBudget(schedule.threads)}` : ''}; logs in ${logsDir(o.results)}`);
   for (const [file, read] of [[store.runsPath, store.readRuns()], [store.roundsPath, store.readRounds()]] as const) {
     for (const line of tornLineWarnings(file, read.torn)) progress.event(`note  ${line}`);
@@ -131,12 +131,16 @@ class Sweeper {
   /** Why the results store cannot be written, once a run found out: no run starts after that. */
   storeError: string | null = null;
   private readonly store: ResultsStore;
+  /** One token per run, made when it is first needed: by a warm start or by its first attempt. */
+  private readonly tokens = new Map<string, string>();
+  /** Runs whose attempts began (in pool order): the next run to warm is the first pending one not among them. */
+  private readonly begun = new Set<string>();
 
   constructor(
     private readonly o: SweepOptions,
     private readonly summary: SweepSummary,
     private readonly progress: Progress,
-    private readonly pending: number,
+    private readonly queue: readonly PlannedRun[],
     private readonly metaserverUrl: string,
     private readonly threads?: ThreadBudget,
   ) {
@@ -183,7 +187,8 @@ class Sweeper {
 
   /** Attempts until one does not fail, the retries are used up, or the sweep is stopped. */
   private async attempts(run: PlannedRun, t0: number): Promise<RunOutcome> {
-    const token = randomBytes(16).toString('hex');
+    const token = this.tokenOf(run.key);
+    this.begun.add(run.key);
     let outcome: RunOutcome = { status: 'interrupted' };
     for (let number = 1; number <= this.o.retries + 1 && !this.o.signal.aborted; number++) {
       const { worldSize, rounds } = run.config.federation;
@@ -220,6 +225,29 @@ class Sweeper {
     return outcome;
   }
 
+  private tokenOf(key: string): string {
+    let token = this.tokens.get(key);
+    if (token === undefined) this.tokens.set(key, (token = randomBytes(16).toString('hex')));
+    return token;
+  }
+
+  /** Has the executor start the next run's roles ahead of it (held until its attempt), if it can. */
+  private warmNext(): void {
+    const next = this.queue.find((r) => !this.begun.has(r.key));
+    if (!next || !this.o.executor.warm || this.storeError !== null || this.o.signal.aborted) return;
+    const warm = this.o.executor.warm({
+      run: next,
+      layout: runLayout(this.o.results, next.key),
+      metaserver: this.metaserverUrl,
+      token: this.tokenOf(next.key),
+      force: this.o.force,
+      ...(this.threads ? { threads: this.threads } : {}),
+    });
+    void warm.then((started) => {
+      if (started && !this.o.tty) this.progress.event(`warm  ${next.key}: its roles start ahead, held until the run starts`);
+    });
+  }
+
   private hooks(view: RunningView): RunHooks {
     const plain = !this.o.tty;
     let queuedAs: string | null = null;
@@ -228,6 +256,8 @@ class Sweeper {
         // On a TTY the live view shows readiness and rounds; plain output gets a line for each.
         if (plain && s.state === 'waiting' && view.state === 'starting') this.progress.event(`ready ${view.key}: aggregator waiting for ${view.worldSize} trainer${view.worldSize === 1 ? '' : 's'}`);
         if (plain && s.state === 'training') this.progress.event(`round ${view.key}: ${s.round}/${s.rounds} recorded`);
+        // round r's record comes while round r+1 trains: from record R-1 on, the last round is training
+        if (s.state === 'training' && s.round >= s.rounds - 1) this.warmNext();
         view.round = s.round;
         view.state = s.state;
         this.refresh();
@@ -275,8 +305,8 @@ class Sweeper {
   private refresh(): void {
     const s = this.summary;
     const finished = s.completed + s.failed.length;
-    const eta = etaSeconds(this.pending - finished - s.elsewhere, finished, (Date.now() - this.started) / 1000);
-    this.progress.update([...this.running.values()], { done: s.completed, failed: s.failed.length, skipped: s.elsewhere, total: this.pending }, eta);
+    const eta = etaSeconds(this.queue.length - finished - s.elsewhere, finished, (Date.now() - this.started) / 1000);
+    this.progress.update([...this.running.values()], { done: s.completed, failed: s.failed.length, skipped: s.elsewhere, total: this.queue.length }, eta);
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { resolveToken } from '../core/wire/token.ts';
+import { holdForGo } from '../core/warm-start.ts';
 import { backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, urlOption, withBackend } from '../core/cli-options.ts';
 import { loadClientTls } from '../core/wire/tls.ts';
 
@@ -21,6 +22,8 @@ export function register(program: Command): void {
     const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
     const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
     const { runTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
+    // a spare the runner started ahead of its run: backend ready, then wait to be started
+    await holdForGo(async () => (await import('../core/compute/backend.ts')).initBackend(config.backend), log);
     await runRole('trainer', (signal) =>
       runTrainer({
         config,

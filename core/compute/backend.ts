@@ -17,6 +17,7 @@ import { registerWasmRelu } from './relu-kernel.ts';
 import { registerWasmIdentity } from './identity-kernel.ts';
 import { registerWasmMatMul } from './matmul-kernel.ts';
 import { registerWasmMaxPoolGrad } from './maxpool-grad-kernel.ts';
+import { registerWasmMaxPool } from './maxpool-kernel.ts';
 import { registerWasmSum } from './sum-kernel.ts';
 import { requestedWasmThreads, sizePthreadPool, unrefWasmWorkers, withWasmThreads } from './wasm-threads.ts';
 
@@ -138,6 +139,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerWasmAdd();
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
+      registerWasmMaxPool();
       registerWasmSum();
       registerWasmIdentity();
     }

@@ -55,6 +55,8 @@ export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
 export const fmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe9)];
 /** f32x4.pmax: b where a < b, else a (lane by lane). */
 export const fpmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xeb)];
+/** f32x4.pmin: b where b < a, else a (lane by lane). */
+export const fpmin = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xea)];
 export const fgt = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x44)];
 /** f32x4.ne: all ones in each lane where a != b (so where a lane of a is NaN, a != a). */
 export const fne = (a: Code, b: Code): Code => [...a, ...b, ...simd(0x42)];
