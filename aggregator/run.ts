@@ -12,7 +12,6 @@ import { FedsliceError } from '../core/errors.ts';
 import { totalBytes } from '../core/model/tensor.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { evaluate } from '../core/training/evaluate.ts';
-import { EvaluationWeights } from '../core/training/evaluation-weights.ts';
 import { loadForAggregator } from '../core/data/load.ts';
 import { dataStatistics } from '../core/data/statistics.ts';
 import type { LabelSet } from '../core/data/types.ts';
@@ -92,15 +91,13 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
     log,
   });
   const outbox = new SocketOutbox();
-  // one set of evaluation tensors for the run: the wasm heap never shrinks, so it is not grown each round
-  const evalWeights = new EvaluationWeights();
   const loop = makeLoop(layers, plan, {
     config,
     job: o.job,
     registry,
     outbox,
     log,
-    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: aggregatorEvalBatch(config), kept: evalWeights }),
+    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: aggregatorEvalBatch(config) }),
     checkpoint: (weights, draft) => recorder.checkpoint(weights, draft),
     record: (trained, ev, overlapSeconds) => recorder.record(trained, ev, overlapSeconds),
   });
@@ -155,7 +152,6 @@ export async function runAggregator(o: AggregatorOptions): Promise<'completed' |
   } finally {
     meta.close();
     await server.close();
-    evalWeights.dispose();
   }
 }
 
