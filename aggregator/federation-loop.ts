@@ -41,8 +41,8 @@ export interface LoopContext<C> {
   outbox: Outbox<C>;
   log: (line: string) => void;
   /**
-   * Evaluates a model on the test set. Reads `weights` only before it returns: the sync loop then
-   * writes the next round's model over the same arrays.
+   * Evaluates a model on the test set. Reads `weights` until its promise settles: the sync loop
+   * writes the next round's model over the same arrays only after that.
    */
   evaluate(weights: Weights): Promise<Evaluation>;
   /** Checkpoints a merged model with its round's figures so far (RunRecorder.checkpoint). */

@@ -45,7 +45,7 @@ export interface RoundDraft {
   /** async mode: the model version this round evaluates. */
   version?: number;
   /**
-   * Seconds the round waited, merged, for the previous round's record before its own checkpoint:
+   * Seconds the round waited, its updates in, for the previous round's record before its merge:
    * the previous evaluation's time, counted in that round's roundSeconds, not in this one's.
    */
   waitedSeconds?: number;

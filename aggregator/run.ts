@@ -12,7 +12,6 @@ import { FedsliceError } from '../core/errors.ts';
 import { totalBytes } from '../core/model/tensor.ts';
 import { initBackend, type BackendInfo } from '../core/compute/backend.ts';
 import { evaluate } from '../core/training/evaluate.ts';
-import { EvaluationWeights } from '../core/training/evaluation-weights.ts';
 import { loadForAggregator } from '../core/data/load.ts';
 import { dataStatistics } from '../core/data/statistics.ts';
 import type { LabelSet } from '../core/data/types.ts';
@@ -105,15 +104,13 @@ export async function runAggregator(o: AggregatorOptions, prepared?: AggregatorS
     log,
   });
   const outbox = new SocketOutbox();
-  // one set of evaluation tensors for the run: the wasm heap never shrinks, so it is not grown each round
-  const evalWeights = new EvaluationWeights();
   const loop = makeLoop(layers, plan, {
     config,
     job: o.job,
     registry,
     outbox,
     log,
-    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: aggregatorEvalBatch(config), kept: evalWeights }),
+    evaluate: (weights) => evaluate({ layers, weights, data: data.test, batchSize: aggregatorEvalBatch(config) }),
     checkpoint: (weights, draft) => recorder.checkpoint(weights, draft),
     record: (trained, ev, overlapSeconds) => recorder.record(trained, ev, overlapSeconds),
   });
@@ -168,7 +165,6 @@ export async function runAggregator(o: AggregatorOptions, prepared?: AggregatorS
   } finally {
     meta.close();
     await server.close();
-    evalWeights.dispose();
   }
 }
 

@@ -3,7 +3,7 @@
  * updates under the round timeout (RoundCollector: failures as data, minTrainers), merges them
  * with the aggregation rule and checkpoints the model. Round r+1's tasks then go out at once, and
  * round r is evaluated while the trainers train (OverlappedEvaluation); its record is appended
- * when the evaluation ends, always before round r+1's checkpoint.
+ * when the evaluation ends, always before round r+1's merge and checkpoint.
  */
 import { minTrainersOf } from '../core/config.ts';
 import type { AggregationRule, Assignment, RoundMerge } from '../core/aggregation/rules.ts';
@@ -116,9 +116,10 @@ export class SyncLoop<C> implements FederationLoop<C> {
       if (start.unrecorded) evaluation.queue(start.unrecorded, this.global);
       else if (start.firstRound === 0) evaluation.queue(await ctx.checkpoint(this.global, initialDraft()), this.global);
       for (let round = Math.max(1, start.firstRound); round <= ctx.config.federation.rounds; round++) {
-        const draft = await this.train(round, signal, () => evaluation.start());
-        // The previous round's record first: this checkpoint replaces the one it would resume from.
-        draft.waitedSeconds = await evaluation.drain();
+        // The previous round's record comes before this round's merge, which may write the new model
+        // over the arrays that evaluation reads, and before this checkpoint, which replaces the one
+        // it would resume from.
+        const draft = await this.train(round, signal, { started: () => evaluation.start(), drained: () => evaluation.drain() });
         evaluation.queue(await ctx.checkpoint(this.global, draft), this.global);
       }
       await evaluation.drain();
@@ -133,10 +134,10 @@ export class SyncLoop<C> implements FederationLoop<C> {
   }
 
   /**
-   * Sends round `round`'s tasks, calls `sent` (the previous round's evaluation may start), waits
-   * for the updates and merges them into the global model.
+   * Sends round `round`'s tasks, starts the previous round's evaluation, waits for the updates, waits
+   * for that evaluation to be recorded and merges the updates into the global model.
    */
-  private async train(round: number, signal: AbortSignal, sent: () => void): Promise<RoundDraft> {
+  private async train(round: number, signal: AbortSignal, previous: { started: () => void; drained: () => Promise<number> }): Promise<RoundDraft> {
     const { ctx } = this;
     if (signal.aborted) throw interruptedBy(signal);
     const startedAt = secondsNow();
@@ -146,7 +147,7 @@ export class SyncLoop<C> implements FederationLoop<C> {
     const sentMB = (ctx.outbox.traffic().sent - before.sent) / 1e6;
     ctx.log(`aggregator: round ${round}/${ctx.config.federation.rounds}: sent ${ctx.registry.connected().length} tasks (${sentMB.toFixed(1)} MB)`);
     markMemory('aggregator', round, 'tasks sent');
-    sent();
+    previous.started();
     let outcome;
     try {
       outcome = await abortable(r.collector.done, signal, () => r.collector.cancel(interruptedBy(signal)));
@@ -159,16 +160,17 @@ export class SyncLoop<C> implements FederationLoop<C> {
     markMemory('aggregator', round, 'updates received');
     const updates = [...outcome.updates.values()];
     for (const u of updates) this.taskTimes.add(u.slot, u.trainSeconds);
+    const waitedSeconds = await previous.drained();
     const mergeStart = secondsNow();
     // Nothing reads the old model now: this round's tasks are written (unless one still goes to a slow
-    // trainer) and its evaluation took its copy when it started, as the tasks went out; so the new
-    // model takes its arrays instead of a fresh 4 bytes a parameter.
+    // trainer) and its evaluation, which read it layer by layer, is over; so the new model takes its
+    // arrays instead of a fresh 4 bytes a parameter.
     this.global = r.merge.result({ overBase: ctx.outbox.idle() });
     const mergeSeconds = r.mergeSeconds + secondsNow() - mergeStart;
     markMemory('aggregator', round, 'merged');
     ctx.log(`aggregator: round ${round}: merged in ${mergeSeconds.toFixed(3)} s (${r.mergeSeconds.toFixed(3)} s of it as updates arrived)`);
     const after = ctx.outbox.traffic();
-    return { round, startedAt, updates, mergeSeconds, bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received };
+    return { round, startedAt, updates, mergeSeconds, waitedSeconds, bytesSent: after.sent - before.sent, bytesReceived: after.received - before.received };
   }
 
   private openRound(round: number): OpenRound {

@@ -16,7 +16,7 @@ import { initBackend } from '../core/compute/backend.ts';
 import { setSimdAdam } from '../core/training/adam.ts';
 import { setFilterPixelMajor, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
 import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
-import { registerWasmMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
+import { registerWasmMatMul, setSimdFusedMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
 import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
@@ -43,6 +43,7 @@ const LEVERS: Lever[] = [
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },
+  { name: 'SIMD _FusedMatMul (core/compute/matmul-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_FUSED_MATMUL=off)', off: () => setSimdFusedMatMul(false), on: () => setSimdFusedMatMul(true) },
   { name: 'matMul kernel (core/compute/matmul-kernel.ts)', off: unregisterWasmMatMul, on: registerWasmMatMul },
   { name: 'SIMD MaxPoolGrad (core/compute/simd-maxpool-module.ts; off: the JS loop)', off: () => setSimdMaxPoolGrad(false), on: () => setSimdMaxPoolGrad(true) },
   { name: 'SIMD MaxPool on the calling thread (core/compute/maxpool-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_MAXPOOL=off)', off: unregisterWasmMaxPool, on: registerWasmMaxPool },

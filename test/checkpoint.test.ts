@@ -3,7 +3,7 @@ import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '../core/compute/tf.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readCheckpoint, writeCheckpoint } from '../core/results/checkpoint.ts';
+import { readCheckpoint, torchParts, writeCheckpoint } from '../core/results/checkpoint.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { initBackend } from '../core/compute/backend.ts';
@@ -60,6 +60,22 @@ describe('checkpoints (safetensors, PyTorch layout)', () => {
     const fc2 = weights.find((t) => t.name === 'fc2.weight')!; // ours [in, out]
     for (const [i, o] of [[0, 0], [511, 3], [17, 400]]) {
       expect(torchElement(path, 'fc2.weight', [o, i])).toBe(fc2.data[i * fc2.shape[1] + o]);
+    }
+  });
+
+  it('a tensor made in parts of a few torch rows gives the bytes the file holds, for rows that do not divide the parts evenly', () => {
+    const { buf, n, header } = readHeader(path);
+    const layerOf = new Map(layers.map((l) => [l.name, l]));
+    for (const t of weights) {
+      const [layer, role] = t.name.split('.');
+      const e = header[t.name];
+      const inFile = buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]);
+      // 1000 floats: 3 rows of conv2's 300, 1 row of fc1's 512 (and any tensor smaller than a part)
+      const parts: Buffer[] = [];
+      // each part is copied as it comes: the next one refills the same storage
+      for (const p of torchParts(layerOf.get(layer)!, role === 'bias' ? 'bias' : 'weight', t, 1000)) parts.push(Buffer.from(new Uint8Array(p.buffer, p.byteOffset, p.byteLength)));
+      if (role === 'weight' && t.data.length > 1000) expect(parts.length, t.name).toBeGreaterThan(1);
+      expect(Buffer.concat(parts).equals(inFile), t.name).toBe(true);
     }
   });
 

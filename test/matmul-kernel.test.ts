@@ -1,14 +1,15 @@
 /**
  * wasm BatchMatMul with explicit transposes matches the cpu backend for every transpose combination
- * and frees its temporaries; its products on the SIMD rows give XNNPACK's bits.
+ * and frees its temporaries; its products on the SIMD rows give XNNPACK's bits, and so does
+ * _FusedMatMul (a bias and a linear or ReLU activation) on them.
  */
 import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it } from 'vitest';
 import { currentBackend, initBackend } from '../core/compute/backend.ts';
-import { setSimdMatMul } from '../core/compute/matmul-kernel.ts';
+import { setSimdFusedMatMul, setSimdMatMul } from '../core/compute/matmul-kernel.ts';
 import { inputHelpersReady, inputRowsAvailable } from '../core/compute/simd-conv-input-module.ts';
 import { Rng } from '../core/rng.ts';
-import { sameBits } from './helpers/bits.ts';
+import { sameBits, sameBitsOrNaN } from './helpers/bits.ts';
 
 type Case = [number[], number[], boolean, boolean];
 const CASES: Case[] = [
@@ -97,6 +98,51 @@ describe('wasm BatchMatMul with explicit transposes', () => {
       expect(sameBits(shared, product())).toBe(true);
     } finally {
       setSimdMatMul(true);
+    }
+  });
+
+  // normals with zeros of both signs, infinities and NaN among them
+  const awkward = (n: number, seed: number): Float32Array => {
+    const rng = new Rng(seed);
+    const special = [0, -0, Infinity, -Infinity, NaN, 1e-45, -1e-45];
+    return Float32Array.from({ length: n }, (_, i) => (i % 29 === 5 ? special[Math.floor(i / 29) % special.length] : rng.normal()));
+  };
+  // [M, K] x [K, N]: rows of 16, of 4 and of M pixels; the last dense layer at width 1/8; one shared with the helper thread
+  const FUSED: Array<[number, number, number]> = [[1, 1, 4], [3, 7, 8], [5, 33, 12], [12, 9, 20], [32, 512, 100], [64, 512, 512]];
+
+  it("_FusedMatMul with a bias, linear or ReLU, on the SIMD rows gives XNNPACK's bits, with +-0, infinities and NaN (any NaN for a NaN)", async () => {
+    await initBackend('wasm');
+    if ((currentBackend()?.threads ?? 1) > 1) {
+      for (let i = 0; i < 200 && inputHelpersReady() === 0; i++) {
+        tf.tidy(() => tf.matMul(tf.ones([64, 512]), tf.ones([512, 512])).dataSync());
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(inputHelpersReady()).toBeGreaterThan(0);
+    }
+    const run = () =>
+      FUSED.flatMap(([m, k, n], i) =>
+        (['linear', 'relu'] as const).map((activation) =>
+          tf.tidy(() => {
+            const a = tf.tensor2d(awkward(m * k, 10 + i), [m, k]);
+            const b = tf.tensor2d(awkward(k * n, 20 + i), [k, n]);
+            const bias = tf.tensor1d(awkward(n, 30 + i));
+            return tf.fused.matMul({ a, b, bias, activation }).dataSync() as Float32Array;
+          }),
+        ),
+      );
+    const simd = run();
+    setSimdFusedMatMul(false);
+    try {
+      const xnnpack = run();
+      simd.forEach((got, j) => {
+        const [m, , n] = FUSED[j >> 1];
+        expect(got.length).toBe(m * n);
+        expect(sameBitsOrNaN(got, xnnpack[j]), `case ${JSON.stringify(FUSED[j >> 1])} ${j & 1 ? 'relu' : 'linear'}`).toBe(true);
+      });
+      const all = simd.flatMap((a) => [...a]);
+      expect(all.some((v) => Number.isNaN(v)) && all.some((v) => Number.isFinite(v) && v !== 0)).toBe(true);
+    } finally {
+      setSimdFusedMatMul(true);
     }
   });
 });

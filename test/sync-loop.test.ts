@@ -10,7 +10,8 @@ import { taskWeightsPerPlan } from '../aggregator/tasks.ts';
 import { parseExperiment } from '../core/config.ts';
 import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
-import type { Weights } from '../core/model/tensor.ts';
+import { cloneWeights, type Weights } from '../core/model/tensor.ts';
+import { sameBits } from './helpers/bits.ts';
 import type { MessageOf } from '../core/wire/schema.ts';
 import { testConfig } from './helpers/experiment.ts';
 import { fakeLoop, type FakeConn } from './helpers/fake-loop.ts';
@@ -19,8 +20,9 @@ type Task = MessageOf<'task'>;
 
 const JOB = 'sync-unit';
 
-function setup(o: { evaluate?: (w: Weights) => Promise<Evaluation>; unrecorded?: TrainedRound } = {}) {
-  const config = parseExperiment(testConfig({ dataDir: 'unused', name: JOB, worldSize: 2, mode: 'slice', swap: true, rounds: 2, roundTimeoutS: 5 }));
+function setup(o: { evaluate?: (w: Weights) => Promise<Evaluation>; unrecorded?: TrainedRound; mode?: 'slice' | 'fedavg' } = {}) {
+  const mode = o.mode ?? 'slice';
+  const config = parseExperiment(testConfig({ dataDir: 'unused', name: JOB, worldSize: 2, mode, swap: mode === 'slice', rounds: 2, roundTimeoutS: 5 }));
   const layers = alexnetLayers(config.model);
   const f = fakeLoop(config, o.evaluate);
   const start = {
@@ -29,7 +31,8 @@ function setup(o: { evaluate?: (w: Weights) => Promise<Evaluation>; unrecorded?:
     totals: { elapsedSeconds: 0, samplesSeen: 0, updatesApplied: 0, version: 0 },
     unrecorded: o.unrecorded ?? null,
   };
-  const loop = new SyncLoop(f.ctx, new SliceRule(layers, config.federation), start);
+  const rule = mode === 'slice' ? new SliceRule(layers, config.federation) : new FedAvgRule(layers);
+  const loop = new SyncLoop(f.ctx, rule, start);
   return { loop, config, ...f };
 }
 
@@ -174,6 +177,38 @@ describe('SyncLoop', () => {
     await run;
     expect(drafts.map((d) => d.round)).toEqual([2]);
     expect(records.map((r) => r.round)).toEqual([1, 2]);
+  });
+
+  it('an evaluation reads its round\'s model to its end: the next round\'s merge, written over the same arrays, waits for it', async () => {
+    // an evaluation that reads the weights only as it ends, as one reading layer by layer reads its last layer
+    const held = heldEvaluations();
+    const read: Weights[] = [];
+    const evaluate = (w: Weights) => held.evaluate().then((ev) => (read.push(cloneWeights(w)), ev));
+    const { loop, registry, conns, ctx, events } = setup({ evaluate, mode: 'fedavg' });
+    const checkpointed: Weights[] = [];
+    const checkpoint = ctx.checkpoint;
+    ctx.checkpoint = (w, draft) => (checkpointed.push(cloneWeights(w)), checkpoint(w, draft));
+    const answer = async (value: number) => {
+      for (const [s, c] of conns.entries()) {
+        const task = tasksOf(c).at(-1)!;
+        const delta = task.weights.map((w) => ({ ...w, data: new Float32Array(w.data.length).fill(value * (s + 1)) }));
+        expect(loop.onUpdate(registry.bySlot(s)!, update(task, { delta }))).toBeNull();
+      }
+      await settle();
+    };
+    const run = loop.run(new AbortController().signal);
+    await settle();
+    held.end(1);
+    await answer(0.5); // round 1 merged and checkpointed; its evaluation starts as round 2's tasks go out
+    await answer(0.25); // round 2's updates arrive while round 1 is still evaluated
+    expect(events.at(-1)).toBe('evaluate');
+    held.end(1);
+    await settle();
+    held.end(1);
+    await run;
+    expect(checkpointed.map((w) => w[0].data[0])).toEqual(read.map((w) => w[0].data[0]));
+    expect(checkpointed[1][0].data[0]).not.toBe(checkpointed[2][0].data[0]);
+    read.forEach((w, i) => w.forEach((t, k) => expect(sameBits(t.data, checkpointed[i][k].data), `round ${i} ${t.name}`).toBe(true)));
   });
 
   it('a signal while round r+1 trains: round r\'s running evaluation still appends its record', async () => {

@@ -9,7 +9,7 @@
  * products (batch > 1) go to the backend's own kernel unchanged.
  */
 import type { HeapBackend } from './backend-kernel.ts';
-import { BatchMatMul, getKernel, Transpose, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from './tf.ts';
+import { _FusedMatMul, BatchMatMul, getKernel, Transpose, type KernelBackend, type KernelConfig, type KernelFunc, type NamedAttrMap, type TensorInfo } from './tf.ts';
 import { currentBackend } from './backend.ts';
 import { inputRowsAvailable, runInputJob } from './simd-conv-input-module.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
@@ -30,7 +30,7 @@ export function setSimdMatMul(enabled: boolean): void {
  * the work items shared with the helper threads. Null where the rows do not apply (N not a multiple
  * of 4, not float32, another backend).
  */
-function simdProduct(backend: KernelBackend, x: TensorInfo, y: TensorInfo): TensorInfo | null {
+function simdProduct(backend: KernelBackend, x: TensorInfo, y: TensorInfo, bias?: TensorInfo, relu = false): TensorInfo | null {
   const [m, k] = x.shape;
   const n = y.shape[1];
   if (!simdProducts || n % 4 !== 0 || x.dtype !== 'float32' || y.dtype !== 'float32' || !inputRowsAvailable()) return null;
@@ -43,6 +43,8 @@ function simdProduct(backend: KernelBackend, x: TensorInfo, y: TensorInfo): Tens
     wt: heap.typedArrayFromHeap(y).byteOffset,
     dx: heap.typedArrayFromHeap(out).byteOffset,
     batch: 1, h: m / w, w, ci: n, co: k, kh: 1, kw: 1,
+    bias: bias ? heap.typedArrayFromHeap(bias).byteOffset : 0,
+    relu,
   };
   runInputJob(job, currentBackend()?.threads ?? 1);
   return out;
@@ -103,13 +105,57 @@ function makeKernel(own: KernelConfig, transpose: KernelConfig): KernelFunc {
   };
 }
 
+interface FusedArgs {
+  inputs: { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+  backend: KernelBackend;
+  attrs: { transposeA: boolean; transposeB: boolean; activation?: string };
+}
+
+/**
+ * _FusedMatMul (a product with a bias and a linear or ReLU activation, as the last dense layer and
+ * inference run it) of untransposed 2-D operands on the SIMD rows, each sum started at the bias as
+ * XNNPACK's fully connected operator starts it, so the bits are the same; wasm's own otherwise. wasm's
+ * own runs XNNPACK on the pthread pool, whose worker then spins into the kernels that follow.
+ */
+function fusedProduct(own: KernelConfig): KernelFunc {
+  return (params) => {
+    const { inputs, backend, attrs } = params as unknown as FusedArgs;
+    const { a, b, bias } = inputs;
+    const activation = attrs.activation ?? 'linear';
+    const plain = batchOf(a) === 1 && batchOf(b) === 1 && !attrs.transposeA && !attrs.transposeB && !inputs.preluActivationWeights;
+    const [m, k] = a.shape.slice(-2);
+    const n = b.shape[b.shape.length - 1];
+    const biasFits = !bias || (bias.dtype === 'float32' && bias.shape.length === 1 && bias.shape[0] === n);
+    const fits = fusedMatMulEnabled && plain && biasFits && (activation === 'linear' || activation === 'relu');
+    const out = fits ? simdProduct(backend, view(a, [m, k]), view(b, [k, n]), bias, activation === 'relu') : null;
+    if (!out) return own.kernelFunc(params) as TensorInfo;
+    out.shape = [...(a.shape.length >= b.shape.length ? a : b).shape.slice(0, -2), m, n];
+    return out;
+  };
+}
+
+let fusedMatMulEnabled = process.env.FEDSLICE_SIMD_FUSED_MATMUL !== 'off';
+
+/** Run _FusedMatMul on the SIMD rows where it applies (true, the default; FEDSLICE_SIMD_FUSED_MATMUL=off sets false) or on XNNPACK (false), for comparisons. */
+export function setSimdFusedMatMul(enabled: boolean): void {
+  fusedMatMulEnabled = enabled;
+}
+
+const fusedOverride = wasmKernelOverride(_FusedMatMul, fusedProduct);
+
 const override = wasmKernelOverride(BatchMatMul, (own) => {
   const transpose = getKernel(Transpose, 'wasm');
   return transpose ? makeKernel(own, transpose) : null;
 });
 
-/** Replace wasm's BatchMatMul with the version above (idempotent). */
-export const registerWasmMatMul = (): void => override.register();
+/** Replace wasm's BatchMatMul and _FusedMatMul with the versions above (idempotent). */
+export const registerWasmMatMul = (): void => {
+  override.register();
+  fusedOverride.register();
+};
 
-/** Put wasm's own BatchMatMul back (for comparisons). */
-export const unregisterWasmMatMul = (): void => override.unregister();
+/** Put wasm's own BatchMatMul and _FusedMatMul back (for comparisons). */
+export const unregisterWasmMatMul = (): void => {
+  override.unregister();
+  fusedOverride.unregister();
+};

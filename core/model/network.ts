@@ -17,6 +17,9 @@ export const DROPOUT_RATE = 0.5;
 /** Parameter tensors by PyTorch name (conv1.weight, conv1.bias, ...). */
 export type ParamTensors = Map<string, tf.Tensor>;
 
+/** Where the forward pass gets each layer's parameter tensors: a ParamTensors, or one made per layer. */
+export type ParamSource = Pick<ReadonlyMap<string, tf.Tensor>, 'get'>;
+
 export interface ForwardOptions {
   /** Training mode applies dropout with masks drawn from this stream; null means inference. */
   dropout: Rng | null;
@@ -67,7 +70,7 @@ export function paramTensors(weights: Weights): ParamTensors {
   return new Map(weights.map((t) => [t.name, tf.tensor(t.data, t.shape, 'float32')]));
 }
 
-function param(params: ParamTensors, name: string): tf.Tensor {
+function param(params: ParamSource, name: string): tf.Tensor {
   const t = params.get(name);
   if (!t) throw new FedsliceError('FEDSLICE_ERR_MODEL_PARAMS', `parameter ${name} is missing; the weights must hold every layer's weight and bias`);
   return t;
@@ -94,7 +97,7 @@ function dropout(x: tf.Tensor2D, rng: Rng): tf.Tensor2D {
 }
 
 /** Log-probabilities [batch, classes] for NHWC images [batch, 32, 32, 3]. */
-export function forward(layers: LayerSpec[], params: ParamTensors, images: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
+export function forward(layers: LayerSpec[], params: ParamSource, images: tf.Tensor4D, opts: ForwardOptions): tf.Tensor2D {
   return tf.tidy(() => {
     let x: tf.Tensor = images;
     for (const layer of layers) {

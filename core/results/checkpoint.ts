@@ -31,36 +31,53 @@ function torchShape(layer: LayerSpec, role: 'weight' | 'bias', shape: number[]):
   return [no, ni];
 }
 
-/** Index in our layout of the element at torch flat index `t`, for every t (a gather map). */
-function gatherMap(layer: LayerSpec, role: 'weight' | 'bias', shape: number[]): Int32Array | null {
-  if (role === 'bias') return null;
-  const n = sizeOf(shape);
-  const map = new Int32Array(n);
+/**
+ * For the elements of torch rows [o0, o1) of a weight (row o: output unit o, the last axis of our
+ * layout), in torch order: each one's index in our layout (a gather map).
+ */
+function gatherMap(layer: LayerSpec, shape: number[], o0: number, o1: number): Int32Array {
+  const map = new Int32Array(((o1 - o0) * sizeOf(shape)) / shape[shape.length - 1]);
+  let t = 0;
   if (layer.kind === 'conv') {
     const [kh, kw, ci, co] = shape;
-    let t = 0;
-    for (let o = 0; o < co; o++)
+    for (let o = o0; o < o1; o++)
       for (let i = 0; i < ci; i++)
         for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) map[t++] = ((y * kw + x) * ci + i) * co + o;
     return map;
   }
   const [ni, no] = shape;
-  let t = 0;
-  for (let o = 0; o < no; o++) for (let i = 0; i < ni; i++) map[t++] = i * no + o;
+  for (let o = o0; o < o1; o++) for (let i = 0; i < ni; i++) map[t++] = i * no + o;
   return map;
 }
 
-function toTorch(layer: LayerSpec, role: 'weight' | 'bias', t: NamedTensor): Float32Array {
-  const map = gatherMap(layer, role, t.shape);
-  if (!map) return t.data;
-  const out = new Float32Array(t.data.length);
-  for (let k = 0; k < map.length; k++) out[k] = t.data[map[k]];
-  return out;
+/** Floats of PyTorch layout made at a time while a checkpoint is written (4 MB). */
+const TORCH_PART_FLOATS = 1 << 20;
+
+/**
+ * A tensor in PyTorch's layout, in parts of whole torch rows of about `partFloats` floats, so the
+ * transposed copy of a 67 MB dense weight (and its gather map) is never made whole: at full width
+ * that copy and its map were 134 MB at the aggregator's checkpoint, its peak phase. Each part is
+ * the same storage, refilled: write it before asking for the next.
+ */
+export function* torchParts(layer: LayerSpec, role: 'weight' | 'bias', t: NamedTensor, partFloats = TORCH_PART_FLOATS): Generator<Float32Array> {
+  if (role === 'bias') {
+    yield t.data;
+    return;
+  }
+  const units = t.shape[t.shape.length - 1];
+  const rowLength = t.data.length / units;
+  const rows = Math.max(1, Math.floor(partFloats / rowLength));
+  const out = new Float32Array(Math.min(units, rows) * rowLength);
+  for (let o0 = 0; o0 < units; o0 += rows) {
+    const map = gatherMap(layer, t.shape, o0, Math.min(units, o0 + rows));
+    for (let k = 0; k < map.length; k++) out[k] = t.data[map[k]];
+    yield out.subarray(0, map.length);
+  }
 }
 
 function fromTorch(layer: LayerSpec, role: 'weight' | 'bias', shape: number[], data: Float32Array): Float32Array {
-  const map = gatherMap(layer, role, shape);
-  if (!map) return data;
+  if (role === 'bias') return data;
+  const map = gatherMap(layer, shape, 0, shape[shape.length - 1]);
   const out = new Float32Array(data.length);
   for (let k = 0; k < map.length; k++) out[map[k]] = data[k];
   return out;
@@ -89,13 +106,12 @@ export async function writeCheckpoint(path: string, layers: LayerSpec[], weights
   const headerBytes = Buffer.from(json, 'utf8');
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(headerBytes.length));
-  // one tensor in PyTorch's layout at a time: the transposed copy of the whole model is never held at once
+  // a part of one tensor in PyTorch's layout at a time: the transposed copy of the model is never held
   function* parts(): Generator<Uint8Array> {
     yield len;
     yield headerBytes;
     for (const { spec, t } of tensors) {
-      const data = toTorch(spec.layerSpec, spec.role, t);
-      yield new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      for (const data of torchParts(spec.layerSpec, spec.role, t)) yield new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     }
   }
   withStorageErrors(path, () => writeFileAtomic(path, parts()));
