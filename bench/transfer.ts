@@ -137,6 +137,7 @@ const closeServers = () => {
   wss.close();
   wssUnix.close();
   unixHttp.close();
+  rmSync(wsPath, { force: true });
 };
 
 /** A trainer that echoes each task's weights as its delta. */
