@@ -29,9 +29,9 @@ export function register(program: Command): void {
     const { token, source } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: true });
     if (source === 'generated') log(`aggregator: no token given; this job's token is ${token} (give it to trainers as FEDSLICE_TOKEN)`);
     const job = opts.job ?? config.name;
-    const { runAggregator } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
-    // a spare the runner started ahead of its run: backend ready, then wait to be started
-    await holdForGo(async () => (await import('../core/compute/backend.ts')).initBackend(config.backend), log);
+    const { runAggregator, prepareAggregator } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
+    // a spare the runner started ahead of its run loads its backend and data, then waits to be started
+    const prepared = await holdForGo(() => prepareAggregator(config), log);
     await runRole('aggregator', (signal) =>
       runAggregator({
         config,
@@ -49,7 +49,7 @@ export function register(program: Command): void {
         clientTls,
         signal,
         log,
-      }),
+      }, prepared),
     );
   });
 }

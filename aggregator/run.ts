@@ -10,7 +10,7 @@ import { alexnetLayers, type LayerSpec } from '../core/model/spec.ts';
 import { FedAvgRule, makeRule } from '../core/aggregation/rules.ts';
 import { FedsliceError } from '../core/errors.ts';
 import { totalBytes } from '../core/model/tensor.ts';
-import { initBackend } from '../core/compute/backend.ts';
+import { initBackend, type BackendInfo } from '../core/compute/backend.ts';
 import { evaluate } from '../core/training/evaluate.ts';
 import { loadForAggregator } from '../core/data/load.ts';
 import { dataStatistics } from '../core/data/statistics.ts';
@@ -71,16 +71,29 @@ export interface AggregatorOptions {
   log: (line: string) => void;
 }
 
-export async function runAggregator(o: AggregatorOptions): Promise<'completed' | 'already-completed'> {
+/** What an aggregator loads that depends on its config alone: the compute backend and its data. */
+export interface AggregatorStart {
+  backend: BackendInfo;
+  data: ReturnType<typeof loadForAggregator>;
+}
+
+/** Loads the backend and the data; a role started ahead of its run does it before it is told to go. */
+export async function prepareAggregator(config: Experiment): Promise<AggregatorStart> {
+  const backend = await initBackend(config.backend);
+  const data = loadForAggregator(config.dataset, config.seed);
+  checkLabels(data.test, config.model.numClasses);
+  return { backend, data };
+}
+
+/** `prepared`: what `prepareAggregator` loaded ahead; otherwise it loads once the plan says there is a run to do. */
+export async function runAggregator(o: AggregatorOptions, prepared?: AggregatorStart): Promise<'completed' | 'already-completed'> {
   const { config, log } = o;
   const layers = alexnetLayers(config.model);
   const store = new ResultsStore(o.results);
   const plan = await planRun({ config, layers, store, resume: o.resume, force: o.force, log });
   if (plan.kind === 'already-completed') return 'already-completed';
 
-  const backend = await initBackend(config.backend);
-  const data = loadForAggregator(config.dataset, config.seed);
-  checkLabels(data.test, config.model.numClasses);
+  const { backend, data } = prepared ?? (await prepareAggregator(config));
   const registry = new TrainerRegistry<WebSocket>(config.federation.worldSize);
   registry.restore(plan.slots);
   const recorder = new RunRecorder({

@@ -59,6 +59,15 @@ LEVERS.push({
   on: () => roundLevers().forEach((l) => l.on()),
 });
 
+/** The margin levers (issue 14, parts 4 and 5, third pass) together. */
+const MARGIN_LEVERS = ['filter gradient over [H, W, B, C]', 'SIMD MaxPool on', 'SIMD _FusedMatMul'];
+const marginLevers = () => LEVERS.filter((l) => MARGIN_LEVERS.some((n) => l.name.startsWith(n)));
+LEVERS.push({
+  name: `the margin levers together (${MARGIN_LEVERS.join(', ')})`,
+  off: () => marginLevers().forEach((l) => l.off()),
+  on: () => marginLevers().forEach((l) => l.on()),
+});
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {

@@ -19,6 +19,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -116,17 +117,32 @@ interface Way {
   credits?: number;
   /** Each trainer in its own process (bench/loopback-peer.ts), as fedslice runs them; it always asks for a grant. */
   ownProcess?: boolean;
+  /** WebSocket over a Unix socket (a ws+unix: URL) instead of loopback TCP. */
+  unix?: boolean;
 }
 
 type Row = [string, number, number];
 const limit = maxFrameBytes(bytes);
 const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: limit });
 await new Promise((r) => wss.once('listening', r));
-const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
+const tcpUrl = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
+// The same server over a Unix socket, for the lever rows: what peers on one host would gain.
+const wsPath = join(tmpdir(), `fedslice-transfer-ws-${process.pid}.sock`);
+rmSync(wsPath, { force: true });
+const unixHttp = createHttpServer();
+await new Promise<void>((r) => unixHttp.listen(wsPath, r));
+const wssUnix = new WebSocketServer({ server: unixHttp, maxPayload: limit });
+const endpoint = (way: Way) => (way.unix ? { server: wssUnix, url: `ws+unix:${wsPath}:/` } : { server: wss, url: tcpUrl });
+const closeServers = () => {
+  wss.close();
+  wssUnix.close();
+  unixHttp.close();
+  rmSync(wsPath, { force: true });
+};
 
 /** A trainer that echoes each task's weights as its delta. */
 async function loopbackTrainer(way: Way): Promise<WebSocket> {
-  const ws = new WebSocket(url, { maxPayload: limit, perMessageDeflate: false, ...(way.randomMask ? {} : unmaskedFrames) });
+  const ws = new WebSocket(endpoint(way).url, { maxPayload: limit, perMessageDeflate: false, ...(way.randomMask ? {} : unmaskedFrames) });
   if (!way.concat) receiveFragments(ws);
   const gate = new UpdateGate((m) => sendToAggregator(ws, m));
   ws.on('message', (data: RawData) => {
@@ -144,16 +160,17 @@ async function loopbackTrainer(way: Way): Promise<WebSocket> {
 /** The aggregator's side of `trainers` connections: sends each a task at once, takes all updates. */
 async function serveRound(trainers: number, way: Way): Promise<{ stop: () => void; round: () => Promise<void> }> {
   const conns: WebSocket[] = [];
+  const { server, url } = endpoint(way);
   const connected = new Promise<void>((resolve) => {
     const on = (c: WebSocket) => {
       if (!way.concat) receiveFragments(c);
       conns.push(c);
       if (conns.length === trainers) {
-        wss.off('connection', on);
+        server.off('connection', on);
         resolve();
       }
     };
-    wss.on('connection', on);
+    server.on('connection', on);
   });
   const start = way.ownProcess ? () => startPeer(['--ws', url, '--max-payload', String(limit)]) : async () => { const c = await loopbackTrainer(way); return () => c.close(); };
   const stops = await Promise.all(Array.from({ length: trainers }, start));
@@ -267,7 +284,7 @@ const merge = await bestOf(() => {
 });
 if (values.child) {
   console.log(JSON.stringify({ copyFresh, decodes, trip, merge }));
-  wss.close();
+  closeServers();
   process.exit(0);
 }
 const fedavg = await roundSeconds(W, { merge: true, credits: UPDATE_CREDITS });
@@ -299,13 +316,15 @@ if (!values['no-levers']) {
     ['lever: round trip, one joined buffer sent', await roundSeconds(1, { joined: true }), 2 * mb],
     ['lever: round trip, ws joins fragments', await roundSeconds(1, { concat: true }), 2 * mb],
     ['lever: round trip, random client mask', await roundSeconds(1, { randomMask: true }), 2 * mb],
+    ['lever: round trip, Unix socket', await roundSeconds(1, { unix: true, credits: UPDATE_CREDITS }), 2 * mb],
+    ['lever: round trip, Unix socket, own process', await roundSeconds(1, { unix: true, ownProcess: true, credits: UPDATE_CREDITS }), 2 * mb],
   );
   const other = childRun('malloc');
   rows.push([`lever: fresh copy, ${other.name}`, other.copyFresh, mb], [`lever: round trip, ${other.name}`, other.trip, 2 * mb]);
   const js = childRun('simd');
   rows.push([`lever: decode + validate, ${js.name}`, js.decodes, mb], [`lever: round trip, ${js.name}`, js.trip, 2 * mb], [`lever: merge W=${W}, ${js.name}`, js.merge, mb]);
 }
-wss.close();
+closeServers();
 
 const bufferutil = (() => {
   if (process.env.WS_NO_BUFFER_UTIL) return 'off (WS_NO_BUFFER_UTIL)';

@@ -1,7 +1,7 @@
 /**
  * A role the sweep runner starts ahead of its run (a warm spare, runner/local-executor.ts): with
  * FEDSLICE_HOLD=1 in its environment it does the part of its start-up that touches nothing shared
- * (node, its modules, the config, the compute backend), then waits for the line "go" on its stdin
+ * (node, its modules, the config, the compute backend, its data), then waits for the line "go" on its stdin
  * before it reads the results store or contacts anyone. The runner sends it when the run starts.
  * If stdin closes without "go" (the runner ended the spare, or died), the role exits at once.
  */
@@ -12,17 +12,19 @@ export const GO_LINE = 'go';
 export const isHeld = (env = process.env): boolean => env[HOLD_ENV] === '1';
 
 /**
- * Runs `prepare` and, if this process was started held, waits for the runner's go (or exits when
- * the runner closes stdin without one). Returns at once, without `prepare`, when not held.
+ * If this process was started held: runs `prepare`, waits for the runner's go (or exits when the
+ * runner closes stdin without one) and returns what `prepare` made. Otherwise returns undefined
+ * at once, without `prepare` (the role prepares as it starts).
  */
-export async function holdForGo(prepare: () => Promise<unknown>, log: (line: string) => void): Promise<void> {
-  if (!isHeld()) return;
+export async function holdForGo<T>(prepare: () => Promise<T>, log: (line: string) => void): Promise<T | undefined> {
+  if (!isHeld()) return undefined;
   delete process.env[HOLD_ENV];
-  await prepare();
+  const prepared = await prepare();
   log('fedslice: started ahead of the run; waiting for the runner to start it');
   const go = await readGo(process.stdin);
   if (!go) process.exit(0); // a spare never started: nothing ran, nothing to record
   log('fedslice: go');
+  return prepared;
 }
 
 /** True at a line "go", false when the stream ends (or fails) before one. */

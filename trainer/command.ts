@@ -21,9 +21,9 @@ export function register(program: Command): void {
     const { loadExperiment } = await import('../core/config.ts'); // zod: loaded on use, like the role itself
     const config = withBackend(loadExperiment(opts.config), opts.backend ? backendOption(opts.backend) : undefined);
     const { token } = resolveToken({ tokenFile: opts.tokenFile, allowGenerate: false });
-    const { runTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
-    // a spare the runner started ahead of its run: backend ready, then wait to be started
-    await holdForGo(async () => (await import('../core/compute/backend.ts')).initBackend(config.backend), log);
+    const { runTrainer, prepareTrainer } = await import('./run.ts'); // loaded on use: every other command starts without TensorFlow.js
+    // a spare the runner started ahead of its run loads its backend and data, then waits to be started
+    const prepared = await holdForGo(() => prepareTrainer(config), log);
     await runRole('trainer', (signal) =>
       runTrainer({
         config,
@@ -35,7 +35,7 @@ export function register(program: Command): void {
         tls,
         signal,
         log,
-      }),
+      }, prepared),
     );
   });
 }

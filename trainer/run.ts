@@ -48,11 +48,22 @@ interface Trainer {
 
 type Send = (m: TrainerToAggregator, onWritten?: OnWritten) => void;
 
-export async function runTrainer(o: TrainerOptions): Promise<void> {
-  const { config, log } = o;
+/** What a trainer loads that depends on its config alone: the compute backend, then its training images. */
+export interface TrainerStart {
+  train: ImageSet;
+}
+
+/** Loads the backend and the training set; a role started ahead of its run does it before it is told to go. */
+export async function prepareTrainer(config: Experiment): Promise<TrainerStart> {
   await initBackend(config.backend);
+  return { train: loadTrainSet(config.dataset, config.seed) };
+}
+
+/** `prepared`: what `prepareTrainer` loaded ahead. */
+export async function runTrainer(o: TrainerOptions, prepared?: TrainerStart): Promise<void> {
+  const { config, log } = o;
+  const { train } = prepared ?? (await prepareTrainer(config));
   const layers = alexnetLayers(config.model);
-  const train = loadTrainSet(config.dataset, config.seed);
   // fedavg tasks carry the full model: size frames for it.
   const t: Trainer = { o, layers, train, maxPayload: maxFrameBytes(parameterCount(layers) * Float32Array.BYTES_PER_ELEMENT), model: new LocalModel() };
   const waitS = config.federation.roundTimeoutS;
