@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { startRole, stopAll, tempDir, writeJson, jsonl } from './helpers/roles.ts';
-import { makeTestData } from './helpers/experiment.ts';
+import { makeTestData, writeSweep } from './helpers/experiment.ts';
 import { parseSweep, readJsonFile } from '../core/config.ts';
 import { expandSweep } from '../runner/grid.ts';
 import { scheduleFor } from '../runner/local-executor.ts';
@@ -24,18 +24,7 @@ afterEach(() => stopAll());
 
 /** A tiny sweep over the test data; `steps` caps each epoch (0: leave it to the grid). */
 function sweepFile(name: string, grid: Record<string, unknown[]>, steps = 3, rounds = 2): string {
-  return writeJson(join(dir, `${name}.json`), {
-    name,
-    base: {
-      dataset: { name: 'synthetic', dir: dataDir, fraction: 0.25 },
-      model: { width: 0.125, numClasses: 10 },
-      federation: { rounds, roundTimeoutS: 120 },
-      train: { learningRate: 0.001, epochs: 1, ...(steps ? { maxStepsPerEpoch: steps } : {}) },
-      eval: { batchSize: 500 },
-    },
-    grid,
-    skip: [{ 'federation.worldSize': 1, 'federation.swap': true }],
-  });
+  return writeSweep(dir, { dataDir, name, grid, steps, rounds, skip: [{ 'federation.worldSize': 1, 'federation.swap': true }] });
 }
 
 function sweep(file: string, results: string, extra: string[] = []) {

@@ -8,8 +8,8 @@ import { PassThrough } from 'node:stream';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { readGo } from '../core/warm-start.ts';
-import { makeTestData } from './helpers/experiment.ts';
-import { jsonl, startRole, stopAll, tempDir, writeJson } from './helpers/roles.ts';
+import { makeTestData, writeSweep } from './helpers/experiment.ts';
+import { jsonl, startRole, stopAll, tempDir } from './helpers/roles.ts';
 
 let dir: string;
 let dataDir: string;
@@ -21,17 +21,7 @@ beforeAll(() => {
 afterEach(() => stopAll());
 
 function sweepFile(name: string, grid: Record<string, unknown[]>, steps: number, rounds: number): string {
-  return writeJson(join(dir, `${name}.json`), {
-    name,
-    base: {
-      dataset: { name: 'synthetic', dir: dataDir, fraction: 0.25 },
-      model: { width: 0.125, numClasses: 10 },
-      federation: { rounds, roundTimeoutS: 120 },
-      train: { learningRate: 0.001, epochs: 1, maxStepsPerEpoch: steps },
-      eval: { batchSize: 500 },
-    },
-    grid,
-  });
+  return writeSweep(dir, { dataDir, name, grid, steps, rounds });
 }
 
 function sweep(file: string, results: string, extra: string[] = []) {

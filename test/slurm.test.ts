@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundRecord, RunRecord } from '../core/results/types.ts';
 import { startRole, stopAll, tempDir, writeJson, jsonl } from './helpers/roles.ts';
-import { makeTestData } from './helpers/experiment.ts';
+import { makeTestData, writeSweep } from './helpers/experiment.ts';
 import { slurmUnavailable, startSlurm, type SlurmCluster } from './helpers/slurm.ts';
 
 const unavailable = slurmUnavailable();
@@ -31,17 +31,7 @@ afterAll(async () => {
 });
 
 function sweepFile(name: string, grid: Record<string, unknown[]>, steps: number, rounds: number): string {
-  return writeJson(join(dir, `${name}.json`), {
-    name,
-    base: {
-      dataset: { name: 'synthetic', dir: dataDir, fraction: 0.25 },
-      model: { width: 0.0625, numClasses: 10 },
-      federation: { rounds, roundTimeoutS: 120 },
-      train: { learningRate: 0.001, epochs: 1, maxStepsPerEpoch: steps },
-      eval: { batchSize: 500 },
-    },
-    grid,
-  });
+  return writeSweep(dir, { dataDir, name, grid, steps, rounds, width: 0.0625 });
 }
 
 function sweep(file: string, results: string, extra: string[] = []) {

@@ -13,8 +13,9 @@
  * maxPool(x, y, rows, wo, c4, rowBytes): `rows` = batch * output height; `wo` output columns;
  * `c4` = channels * 4 bytes (channels a multiple of 4); `rowBytes` one input row's bytes.
  */
-import { I32, V128, fconst, forLoop, fpmax, fpmin, get, iadd, imul, load, set, store, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, fconst, fpmax, fpmin, get, iadd, load, set, store, type WasmFunction } from './wasm-asm.ts';
 import { backendKernel } from './backend-kernel.ts';
+import { poolWindowLoops } from './pool-window-loops.ts';
 
 export type MaxPoolKernel = (x: number, y: number, rows: number, wo: number, c4: number, rowBytes: number) => void;
 
@@ -35,21 +36,11 @@ function maxPoolFunction(): WasmFunction {
       fpmin(fconst(Infinity), fpmax(fconst(-Infinity), fpmax(fpmax(get(I0), fpmax(get(I3), get(I2))), fpmax(get(I0), fpmax(get(I0), fpmax(get(I1), get(I0))))))),
     ),
   ];
-  const perColumn = [
-    ...forLoop(K, get(C4), 16, inner),
-    ...iadd(get(TOP), iadd(get(C4), get(C4))), ...set(TOP),
-    ...iadd(get(G), get(C4)), ...set(G),
-  ];
-  const perRow = [
-    ...imul(get(R), iadd(get(ROW_BYTES), get(ROW_BYTES))), ...set(TOP),
-    ...imul(get(R), imul(get(WO), get(C4))), ...set(G),
-    ...forLoop(J, get(WO), 1, perColumn),
-  ];
   return {
     name: 'maxPool',
     params: [I32, I32, I32, I32, I32, I32],
     locals: [[5, I32], [4, V128]],
-    code: forLoop(R, get(ROWS), 1, perRow),
+    code: poolWindowLoops({ ROWS, WO, C4, ROW_BYTES, R, J, K, TOP, G }, inner),
   };
 }
 

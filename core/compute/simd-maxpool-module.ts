@@ -7,8 +7,9 @@
  * maxPoolGrad(x, dy, dx, rows, wo, c4, rowBytes): `rows` = batch * output height; `wo` output
  * columns; `c4` = channels * 4 bytes (channels a multiple of 4); `rowBytes` one input row's bytes.
  */
-import { I32, V128, bitselect, fgt, forLoop, get, iadd, imul, load, set, store, vand, vandnot, vnot, vor, type WasmFunction } from './wasm-asm.ts';
+import { I32, V128, bitselect, fgt, get, iadd, load, set, store, vand, vandnot, vnot, vor, type WasmFunction } from './wasm-asm.ts';
 import { backendKernel } from './backend-kernel.ts';
+import { poolWindowLoops } from './pool-window-loops.ts';
 
 export type MaxPoolGradKernel = (x: number, dy: number, dx: number, rows: number, wo: number, c4: number, rowBytes: number) => void;
 
@@ -39,23 +40,11 @@ function maxPoolGradFunction(): WasmFunction {
     ...store(iadd(get(DX), p01), vand(get(GV), vandnot(vandnot(get(IS01), get(IS10)), get(IS11)))),
     ...store(iadd(get(DX), p00), vand(get(GV), vnot(vor(vor(get(IS01), get(IS10)), get(IS11))))),
   ];
-  const perColumn = [
-    ...forLoop(K, get(C4), 16, inner),
-    // next window: two input columns on, one output column on
-    ...iadd(get(TOP), iadd(get(C4), get(C4))), ...set(TOP),
-    ...iadd(get(G), get(C4)), ...set(G),
-  ];
-  const perRow = [
-    // window row r starts at input row 2r
-    ...imul(get(R), iadd(get(ROW_BYTES), get(ROW_BYTES))), ...set(TOP),
-    ...imul(get(R), imul(get(WO), get(C4))), ...set(G),
-    ...forLoop(J, get(WO), 1, perColumn),
-  ];
   return {
     name: 'maxPoolGrad',
     params: [I32, I32, I32, I32, I32, I32, I32],
     locals: [[5, I32], [9, V128]],
-    code: forLoop(R, get(ROWS), 1, perRow),
+    code: poolWindowLoops({ ROWS, WO, C4, ROW_BYTES, R, J, K, TOP, G }, inner),
   };
 }
 

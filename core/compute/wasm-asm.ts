@@ -26,7 +26,7 @@ const str = (s: string) => [...uleb(s.length), ...Buffer.from(s, 'utf8')];
 const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
 const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
 
-type Code = number[];
+export type Code = number[];
 const simd = (op: number) => [0xfd, ...uleb(op)];
 
 export const get = (i: number): Code => [0x20, ...uleb(i)];

@@ -67,3 +67,31 @@ export function testConfig(o: TestConfigOptions): Record<string, unknown> {
 export function writeConfig(dir: string, file: string, o: TestConfigOptions): string {
   return writeJson(join(dir, file), testConfig(o));
 }
+
+export interface TestSweepOptions {
+  dataDir: string;
+  name: string;
+  grid: Record<string, unknown[]>;
+  /** train.maxStepsPerEpoch; 0 leaves it to the grid. */
+  steps: number;
+  rounds: number;
+  /** model.width (default 1/8). */
+  width?: number;
+  skip?: Record<string, unknown>[];
+}
+
+/** A tiny sweep file over the test data (a quarter of it), written to `dir`/`name`.json. */
+export function writeSweep(dir: string, o: TestSweepOptions): string {
+  return writeJson(join(dir, `${o.name}.json`), {
+    name: o.name,
+    base: {
+      dataset: { name: 'synthetic', dir: o.dataDir, fraction: 0.25 },
+      model: { width: o.width ?? 0.125, numClasses: 10 },
+      federation: { rounds: o.rounds, roundTimeoutS: 120 },
+      train: { learningRate: 0.001, epochs: 1, ...(o.steps ? { maxStepsPerEpoch: o.steps } : {}) },
+      eval: { batchSize: 500 },
+    },
+    grid: o.grid,
+    ...(o.skip ? { skip: o.skip } : {}),
+  });
+}
