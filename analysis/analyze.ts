@@ -125,6 +125,7 @@ export async function runAnalyze(opts: AnalyzeOptions, io: AnalyzeIo = stdio): P
     const charts: ReportChart[] = [];
     for (const chart of [...chartsFor(rounds, stats, timing, shown), ...modeChartsFor(rounds, modes), ...stepChartsFor(steps, shown), ...fractionChartsFor(fractions, shown)]) {
       const rendered = await writeChart(outDir, chart);
+      for (const w of rendered.warnings) io.warn(`chart ${chart.name}: vega-lite: ${w}`);
       charts.push({ name: chart.name, title: chart.title, svg: rendered.svg });
       files.push(...['vl.json', 'svg', 'png'].map((ext) => join(outDir, `${chart.name}.${ext}`)));
     }

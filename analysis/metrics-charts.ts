@@ -25,7 +25,12 @@ function seriesLabel(k: ConfigKey, shown: readonly (keyof ConfigKey)[]): string 
 }
 
 function bandCurveChart(c: BandCurve): TopLevelSpec {
-  const values = c.points.map((p) => ({ ...p, series: seriesLabel(p, c.shown) }));
+  // the band's fill reads a copy of the series field: a legend-less scale of its own, since a fill
+  // and a colour over one field share a legend, which one of them cannot both hide and show
+  const values = c.points.map((p) => {
+    const series = seriesLabel(p, c.shown);
+    return { ...p, series, seriesBand: series };
+  });
   const color = { field: 'series', type: 'nominal' as const, title: 'configuration', scale: { scheme: 'tableau10' }, legend: { labelLimit: 400 } };
   const x = { field: 'x', type: 'quantitative' as const, title: c.xTitle };
   return {
@@ -39,7 +44,7 @@ function bandCurveChart(c: BandCurve): TopLevelSpec {
       layer: [
         {
           mark: { type: 'area', opacity: 0.18 },
-          encoding: { x, y: { field: 'lo', type: 'quantitative', title: c.yTitle }, y2: { field: 'hi' }, fill: { ...color, legend: null }, detail: { field: 'config', type: 'nominal' } },
+          encoding: { x, y: { field: 'lo', type: 'quantitative', title: c.yTitle }, y2: { field: 'hi' }, fill: { ...color, field: 'seriesBand', legend: null }, detail: { field: 'config', type: 'nominal' } },
         },
         {
           mark: { type: 'line', strokeWidth: 1.8 },

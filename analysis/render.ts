@@ -16,18 +16,46 @@ export const PNG_SCALE = 2;
 export interface RenderedChart {
   svg: string;
   png: Buffer;
+  /** What vega-lite warned about while compiling the spec: each one is a flaw of the spec. */
+  warnings: string[];
 }
 
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+/** vega-lite's logger, keeping warnings and errors instead of printing them to the console. */
+class KeptMessages {
+  readonly lines: string[] = [];
+  private threshold = 2; // vega's levels: 1 errors, 2 warnings too
+  level(to?: number): number | this {
+    if (to === undefined) return this.threshold;
+    this.threshold = to;
+    return this;
+  }
+  error(...args: unknown[]): this {
+    this.lines.push(args.join(' '));
+    return this;
+  }
+  warn(...args: unknown[]): this {
+    if (this.threshold >= 2) this.lines.push(args.join(' '));
+    return this;
+  }
+  info(): this {
+    return this;
+  }
+  debug(): this {
+    return this;
+  }
+}
+
+export async function renderSvg(spec: TopLevelSpec): Promise<{ svg: string; warnings: string[] }> {
+  const messages = new KeptMessages();
   let vgSpec: vega.Spec;
   try {
-    vgSpec = compile(spec).spec;
+    vgSpec = compile(spec, { logger: messages }).spec;
   } catch (e) {
     throw new FedsliceError('FEDSLICE_ERR_CHART', `chart spec does not compile with vega-lite: ${(e as Error).message}`);
   }
   const view = new vega.View(vega.parse(vgSpec), { renderer: 'none' });
   try {
-    return await view.toSVG();
+    return { svg: await view.toSVG(), warnings: messages.lines };
   } finally {
     view.finalize();
   }
@@ -42,8 +70,8 @@ export function svgToPng(svg: string, scale = PNG_SCALE): Buffer {
 }
 
 export async function renderChart(spec: TopLevelSpec): Promise<RenderedChart> {
-  const svg = await renderSvg(spec);
-  return { svg, png: svgToPng(svg) };
+  const { svg, warnings } = await renderSvg(spec);
+  return { svg, png: svgToPng(svg), warnings };
 }
 
 /** Writes <name>.vl.json, <name>.svg and <name>.png into dir; returns the rendering. */

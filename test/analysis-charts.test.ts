@@ -64,7 +64,8 @@ describe('chart specs', () => {
 describe('headless rendering', () => {
   it('renders every chart to an SVG in DejaVu Sans and a PNG of sensible size', async () => {
     for (const c of charts) {
-      const { svg, png } = await renderChart(c.spec);
+      const { svg, png, warnings } = await renderChart(c.spec);
+      expect(warnings, c.name).toEqual([]);
       expect(svg.startsWith('<svg'), c.name).toBe(true);
       expect(svg, c.name).toContain('font-family="DejaVu Sans"');
       const { width, height } = pngSize(png);
