@@ -11,11 +11,12 @@ import type { HeapBackend } from './backend-kernel.ts';
 import { MaxPoolGrad, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
 import { wasmMaxPoolGradKernel } from './simd-maxpool-module.ts';
+import { is2x2Stride2Valid, type PoolAttrs } from './pool-2x2.ts';
 
 interface Args {
   inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
   backend: HeapBackend;
-  attrs: { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
+  attrs: PoolAttrs;
 }
 
 let simdEnabled = true;
@@ -25,23 +26,17 @@ export function setSimdMaxPoolGrad(enabled: boolean): void {
   simdEnabled = enabled;
 }
 
-const pair = (v: number | [number, number]) => (Array.isArray(v) ? v : [v, v]);
-
-function is2x2Stride2Valid({ inputs, attrs }: Args): boolean {
-  const [fh, fw] = pair(attrs.filterSize);
-  const [sh, sw] = pair(attrs.strides);
+/** The pool our kernels cover, with dy the shape of its output. */
+function applies({ inputs, attrs }: Args): boolean {
   const [b, h, w, c] = inputs.input.shape;
   const dy = inputs.dy.shape;
-  return (
-    fh === 2 && fw === 2 && sh === 2 && sw === 2 && attrs.pad === 'valid' && inputs.input.dtype === 'float32' &&
-    h % 2 === 0 && w % 2 === 0 && dy[0] === b && dy[1] === h / 2 && dy[2] === w / 2 && dy[3] === c
-  );
+  return is2x2Stride2Valid(attrs, inputs.input) && dy[0] === b && dy[1] === h / 2 && dy[2] === w / 2 && dy[3] === c;
 }
 
 function maxPoolGrad2x2(own: KernelConfig): KernelFunc {
   return (params) => {
     const args = params as unknown as Args;
-    if (!is2x2Stride2Valid(args)) return own.kernelFunc(params) as TensorInfo;
+    if (!applies(args)) return own.kernelFunc(params) as TensorInfo;
     const { backend, inputs } = args;
     const [b, h, w, c] = inputs.input.shape;
     const out = backend.makeOutput([b, h, w, c], 'float32');

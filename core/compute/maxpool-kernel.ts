@@ -8,21 +8,15 @@ import type { HeapBackend } from './backend-kernel.ts';
 import { MaxPool, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
 import { wasmMaxPoolKernel } from './simd-maxpool-forward-module.ts';
+import { is2x2Stride2Valid, type PoolAttrs } from './pool-2x2.ts';
 
 interface Args {
   inputs: { x: TensorInfo };
   backend: HeapBackend;
-  attrs: { filterSize: number | [number, number]; strides: number | [number, number]; pad: unknown; dimRoundingMode?: string };
+  attrs: PoolAttrs;
 }
 
-const pair = (v: number | [number, number]) => (Array.isArray(v) ? v : [v, v]);
-
-function applies({ inputs, attrs }: Args): boolean {
-  const [fh, fw] = pair(attrs.filterSize);
-  const [sh, sw] = pair(attrs.strides);
-  const [, h, w, c] = inputs.x.shape;
-  return fh === 2 && fw === 2 && sh === 2 && sw === 2 && attrs.pad === 'valid' && inputs.x.dtype === 'float32' && h % 2 === 0 && w % 2 === 0 && c % 4 === 0;
-}
+const applies = ({ inputs, attrs }: Args): boolean => is2x2Stride2Valid(attrs, inputs.x) && inputs.x.shape[3] % 4 === 0;
 
 function maxPool2x2(own: KernelConfig): KernelFunc {
   return (params) => {

@@ -15,7 +15,7 @@
  */
 import { I32, V128, fconst, fpmax, fpmin, get, iadd, load, set, store, type WasmFunction } from './wasm-asm.ts';
 import { backendKernel } from './backend-kernel.ts';
-import { poolWindowLoops } from './pool-window-loops.ts';
+import { poolWindowLoops } from './pool-2x2.ts';
 
 export type MaxPoolKernel = (x: number, y: number, rows: number, wo: number, c4: number, rowBytes: number) => void;
 

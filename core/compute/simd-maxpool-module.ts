@@ -9,7 +9,7 @@
  */
 import { I32, V128, bitselect, fgt, get, iadd, load, set, store, vand, vandnot, vnot, vor, type WasmFunction } from './wasm-asm.ts';
 import { backendKernel } from './backend-kernel.ts';
-import { poolWindowLoops } from './pool-window-loops.ts';
+import { poolWindowLoops } from './pool-2x2.ts';
 
 export type MaxPoolGradKernel = (x: number, dy: number, dx: number, rows: number, wo: number, c4: number, rowBytes: number) => void;
 
