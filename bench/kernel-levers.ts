@@ -18,6 +18,7 @@ import { setFilterPixelMajor, setSimdConvFilter, setSimdConvInput, setThreadedCo
 import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { registerWasmMatMul, setSimdFusedMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
+import { registerWasmMulSub, unregisterWasmMulSub } from '../core/compute/mul-sub-kernel.ts';
 import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
@@ -40,6 +41,7 @@ const LEVERS: Lever[] = [
   { name: 'SIMD ReLU gradient (core/compute/relu-grad-kernel.ts; off: Step, Cast, Multiply)', off: () => setSimdReluGrad(false), on: () => setSimdReluGrad(true) },
   { name: 'SIMD Relu (core/compute/relu-kernel.ts; off: wasm own)', off: unregisterWasmRelu, on: registerWasmRelu },
   { name: 'SIMD Add (core/compute/add-kernel.ts; off: wasm own)', off: unregisterWasmAdd, on: registerWasmAdd },
+  { name: 'SIMD Multiply and Sub on the calling thread (core/compute/mul-sub-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_MUL_SUB=off)', off: unregisterWasmMulSub, on: registerWasmMulSub },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },
