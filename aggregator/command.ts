@@ -4,6 +4,7 @@ import { holdForGo } from '../core/warm-start.ts';
 import { hostname } from 'node:os';
 import { admissionLimits, admissionOptions, backendOption, clientTlsOptions, DEFAULT_METASERVER, intOption, log, runRole, serverTlsOptions, urlOption, withBackend } from '../core/cli-options.ts';
 import { isWildcardHost, loadClientTls, loadServerTls } from '../core/wire/tls.ts';
+import { AGGREGATOR_NICE_ENV, lowerPriority, niceOf } from '../core/role-priority.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -21,6 +22,8 @@ export function register(program: Command): void {
     .option('--token-file <file>', 'file holding the job token (else $FEDSLICE_TOKEN, else a random one is made and printed)')
     .option('--backend <name>', 'force a compute backend: tensorflow-gpu, tensorflow, wasm, cpu');
   admissionOptions(clientTlsOptions(serverTlsOptions(cmd))).action(async (opts) => {
+    // before the backend starts its threads, which inherit the value
+    lowerPriority(niceOf(process.env, AGGREGATOR_NICE_ENV));
     const tls = loadServerTls(opts);
     const clientTls = loadClientTls(opts);
     const advertise = advertisedHost(opts.host, opts.advertise);

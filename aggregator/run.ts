@@ -30,6 +30,7 @@ import type { FederationLoop, LoopContext } from './federation-loop.ts';
 import { SyncLoop } from './sync-loop.ts';
 import { AsyncLoop } from './async-loop.ts';
 import { Interrupted, withDeadline } from './waits.ts';
+import { markMemory } from '../core/compute/memory-probe.ts';
 
 export { checkpointPath } from './plan.ts';
 
@@ -94,6 +95,7 @@ export async function runAggregator(o: AggregatorOptions, prepared?: AggregatorS
   if (plan.kind === 'already-completed') return 'already-completed';
 
   const { backend, data } = prepared ?? (await prepareAggregator(config));
+  markMemory('aggregator', plan.firstRound, 'ready');
   const registry = new TrainerRegistry<WebSocket>(config.federation.worldSize);
   registry.restore(plan.slots);
   const recorder = new RunRecorder({

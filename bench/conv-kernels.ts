@@ -8,7 +8,9 @@
  *   FEDSLICE_WASM_THREADS=2 node --import tsx bench/conv-kernels.ts [--width 0.125] [--reps 7] [--lever pixel-major]
  *
  * Levers: pixel-major (the filter gradient over [H, W, B, C] copies of x and dy,
- * core/compute/conv-grad-kernels.ts), threads (the conv kernels on the helper thread too).
+ * core/compute/conv-grad-kernels.ts), threads (the conv kernels on the helper thread too), shared
+ * (the threads take chunks of a job from a shared counter instead of fixed halves,
+ * core/compute/wasm-helper-threads.ts).
  */
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -16,6 +18,7 @@ import * as tf from '../core/compute/tf.ts';
 import { initBackend } from '../core/compute/backend.ts';
 import { setFilterPixelMajor, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
 import { setThreadedConvForward } from '../core/compute/conv-forward-kernel.ts';
+import { setSharedWork } from '../core/compute/wasm-helper-threads.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import { Rng } from '../core/rng.ts';
 import { TRAIN_BATCH } from './train-step.ts';
@@ -26,6 +29,7 @@ const LEVERS: Record<string, (on: boolean) => void> = {
     setThreadedConvKernels(on);
     setThreadedConvForward(on);
   },
+  shared: setSharedWork,
 };
 
 interface Op {

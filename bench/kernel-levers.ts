@@ -18,11 +18,13 @@ import { setFilterPixelMajor, setSimdConvFilter, setSimdConvInput, setThreadedCo
 import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { registerWasmMatMul, setSimdFusedMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
 import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
+import { registerWasmMulSub, unregisterWasmMulSub } from '../core/compute/mul-sub-kernel.ts';
 import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
 import { registerWasmMaxPool, unregisterWasmMaxPool } from '../core/compute/maxpool-kernel.ts';
 import { registerWasmMaxPoolGrad, setSimdMaxPoolGrad, unregisterWasmMaxPoolGrad } from '../core/compute/maxpool-grad-kernel.ts';
+import { setSharedWork } from '../core/compute/wasm-helper-threads.ts';
 import { TRAIN_BATCH, timeTrainSteps, type StepTiming } from './train-step.ts';
 
 interface Lever {
@@ -37,9 +39,11 @@ const LEVERS: Lever[] = [
   { name: 'SIMD conv input gradient (core/compute/simd-conv-input-module.ts; off: XNNPACK conv)', off: () => setSimdConvInput(false), on: () => setSimdConvInput(true) },
   { name: 'SIMD forward conv (core/compute/conv-forward-kernel.ts; off: XNNPACK conv)', off: unregisterWasmConv2D, on: registerWasmConv2D },
   { name: 'conv gradients on helper threads too (core/compute/wasm-helper-threads.ts; off: main thread alone)', off: () => setThreadedConvKernels(false), on: () => setThreadedConvKernels(true) },
+  { name: 'helper-thread work in chunks from a shared counter (core/compute/wasm-helper-threads.ts; off: fixed equal parts, FEDSLICE_SHARED_WORK=off)', off: () => setSharedWork(false), on: () => setSharedWork(true) },
   { name: 'SIMD ReLU gradient (core/compute/relu-grad-kernel.ts; off: Step, Cast, Multiply)', off: () => setSimdReluGrad(false), on: () => setSimdReluGrad(true) },
   { name: 'SIMD Relu (core/compute/relu-kernel.ts; off: wasm own)', off: unregisterWasmRelu, on: registerWasmRelu },
   { name: 'SIMD Add (core/compute/add-kernel.ts; off: wasm own)', off: unregisterWasmAdd, on: registerWasmAdd },
+  { name: 'SIMD Multiply and Sub on the calling thread (core/compute/mul-sub-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_MUL_SUB=off)', off: unregisterWasmMulSub, on: registerWasmMulSub },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },

@@ -395,6 +395,13 @@ function report(r: { slice: Run; fedavg: Run; echo: Run; lone: Run; torch: Torch
     console.log(
       `  aggregator with ${echoCount} trainers peak ${gb(aggPeak)} GB; 3x model ${gb(3 * modelBytes)} GB + evaluation working set ${gb(evalSet)} GB = ${gb(budget)} GB${budget === null ? '' : met(aggPeak <= budget)}`,
     );
+    const ready = agg.find((m) => m.phase === 'ready');
+    if (ready && evalSet !== null) {
+      const floor = ready.rssBytes + 3 * modelBytes + evalSet;
+      console.log(
+        `    what a collecting round holds by design: resident when ready ${gb(ready.rssBytes)} GB (node, tfjs, test set, model) + float64 sum ${gb(2 * modelBytes)} + one checked update ${gb(modelBytes)} + evaluation working set ${gb(evalSet)} = ${gb(floor)} GB; peak - that = ${gb(aggPeak - floor)} GB`,
+      );
+    }
   }
   if (worstGrowth !== null) console.log(`  growth from round 2 to the last: worst ${(100 * worstGrowth).toFixed(1)}% (goal < 5%)${met(worstGrowth < 0.05)}`);
   console.log(`load average after: ${load()}`);

@@ -4,6 +4,7 @@
  * needs belongs here, so both executors pass it on.
  */
 import { THREADS_ENV } from '../core/compute/backend-names.ts';
+import { AGGREGATOR_NICE_ENV } from '../core/role-priority.ts';
 import type { PlannedRun } from './grid.ts';
 import type { ThreadBudget } from './thread-budget.ts';
 
@@ -26,7 +27,7 @@ export interface Launch {
   trainer: string[];
   /** Added to the environment of every role. */
   env: Record<string, string>;
-  /** Added to the aggregator's environment, and to every trainer's: their thread counts. */
+  /** Added to the aggregator's environment, and to every trainer's: their thread counts (and the aggregator's priority). */
   roleEnv: { aggregator: Record<string, string>; trainer: Record<string, string> };
 }
 
@@ -38,7 +39,10 @@ export function launchOf(o: LaunchOptions): Launch {
     trainer: ['trainer', ...common],
     env: 'value' in o.token ? { FEDSLICE_TOKEN: o.token.value } : {},
     roleEnv: o.threads
-      ? { aggregator: { [THREADS_ENV]: String(o.threads.aggregator) }, trainer: { [THREADS_ENV]: String(o.threads.trainer) } }
+      ? {
+          aggregator: { [THREADS_ENV]: String(o.threads.aggregator), ...(o.threads.aggregatorNice > 0 ? { [AGGREGATOR_NICE_ENV]: String(o.threads.aggregatorNice) } : {}) },
+          trainer: { [THREADS_ENV]: String(o.threads.trainer) },
+        }
       : { aggregator: {}, trainer: {} },
   };
 }

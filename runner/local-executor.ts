@@ -18,12 +18,13 @@ import { launchOf, trainerSlot } from './launch.ts';
 import { endAll, endRole, spawnRole, tail, type RoleProcess } from './processes.ts';
 import { roleLogs, type NamedLog } from './run-layout.ts';
 import { threadBudget } from './thread-budget.ts';
+import { AGGREGATOR_NICE_ENV } from '../core/role-priority.ts';
 
 /**
  * How many runs go at once: `--parallel N` runs, or by default as many as fit the cores (one core
  * per trainer: the aggregator mostly waits while they train). The cores are then shared out among
  * the roles (runner/thread-budget.ts), unless FEDSLICE_WASM_THREADS, set for the sweep, fixes
- * every role's threads.
+ * every role's threads. FEDSLICE_AGGREGATOR_NICE, set for the sweep, fixes the aggregators' priority.
  */
 export function scheduleFor(parallel: number | undefined, pending: readonly PlannedRun[], cores = availableParallelism(), env = process.env): Schedule {
   const schedule: Schedule =
@@ -32,7 +33,9 @@ export function scheduleFor(parallel: number | undefined, pending: readonly Plan
       : { capacity: cores, cost: (r) => r.config.federation.worldSize, describe: `as many at a time as fit ${cores} cores (one per trainer; --parallel N overrides)` };
   if (env[THREADS_ENV] !== undefined) return { ...schedule, describe: `${schedule.describe}, ${THREADS_ENV}=${env[THREADS_ENV]} for every role` };
   const runs = pending.map((r) => ({ trainers: r.config.federation.worldSize, cost: schedule.cost(r) }));
-  return { ...schedule, threads: threadBudget(cores, schedule.capacity, runs) };
+  const budget = threadBudget(cores, schedule.capacity, runs);
+  // the aggregators inherit the sweep's own value
+  return { ...schedule, threads: env[AGGREGATOR_NICE_ENV] === undefined ? budget : { ...budget, aggregatorNice: 0 } };
 }
 
 /** Whether a run that lost `crashed` of its `worldSize` trainers can no longer reach its quorum. */

@@ -3,12 +3,17 @@
  * computing at once, at least one each; the aggregators share what the trainers leave free (they
  * evaluate while the trainers train), at least one each. The runner passes each role its count in
  * FEDSLICE_WASM_THREADS; a role started by hand, alone, uses every core (core/compute/wasm-threads.ts).
+ * An aggregator whose core the trainers already use runs at the lowest priority (core/role-priority.ts),
+ * so its evaluation beside training takes only the cycles they leave idle.
  */
 import { MAX_WASM_THREADS } from '../core/compute/backend-names.ts';
+import { YIELDING_NICE } from '../core/role-priority.ts';
 
 export interface ThreadBudget {
   trainer: number;
   aggregator: number;
+  /** The aggregators' nice value: 0 where the trainers leave each a core, else the lowest priority. */
+  aggregatorNice: number;
   /** What the budget was made from, for the log. */
   cores: number;
   trainersAtOnce: number;
@@ -40,11 +45,14 @@ export function threadBudget(cores: number, capacity: number, runs: readonly Bud
   }
   const share = (n: number) => Math.min(MAX_WASM_THREADS, Math.max(1, Math.floor(n)));
   const trainer = share(cores / Math.max(1, trainersAtOnce));
-  const aggregator = share((cores - trainer * trainersAtOnce) / Math.max(1, runsAtOnce));
-  return { trainer, aggregator, cores, trainersAtOnce, runsAtOnce };
+  const leftFree = cores - trainer * trainersAtOnce;
+  const aggregator = share(leftFree / Math.max(1, runsAtOnce));
+  const aggregatorNice = leftFree >= Math.max(1, runsAtOnce) ? 0 : YIELDING_NICE;
+  return { trainer, aggregator, aggregatorNice, cores, trainersAtOnce, runsAtOnce };
 }
 
 export function describeBudget(b: ThreadBudget): string {
   const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-  return `${plural(b.trainer, 'thread')} per trainer and ${b.aggregator} per aggregator (${plural(b.cores, 'core')}, at most ${plural(b.trainersAtOnce, 'trainer')} at once)`;
+  const nice = b.aggregatorNice > 0 ? ` at nice ${b.aggregatorNice}, yielding to the trainers` : '';
+  return `${plural(b.trainer, 'thread')} per trainer and ${b.aggregator} per aggregator${nice} (${plural(b.cores, 'core')}, at most ${plural(b.trainersAtOnce, 'trainer')} at once)`;
 }

@@ -17,6 +17,7 @@ import { alexnetLayers } from '../core/model/spec.ts';
 import { forward, nllLoss, paramTensors } from '../core/model/network.ts';
 import { Rng } from '../core/rng.ts';
 import { sameBits } from './helpers/bits.ts';
+import { setSharedWork } from '../core/compute/wasm-helper-threads.ts';
 
 function randomArray(n: number, rng: Rng): Float32Array {
   const a = new Float32Array(n);
@@ -274,18 +275,22 @@ describe('conv-gradient kernels', () => {
     { kernel: 'forward conv', run: forwardConv, helpersReady: inputHelpersReady, threaded: setThreadedConvForward, c: FORWARD_CASES[FORWARD_CASES.length - 4], seed: 800 },
   ];
   THREADED.forEach(({ kernel, run, helpersReady, threaded, c, seed }) => {
-    it(`${kernel}: shared with a helper thread, the same bits as on the main thread alone`, async (ctx) => {
+    it(`${kernel}: shared with a helper thread, in chunks from a shared counter or in fixed halves, the same bits as on the main thread alone`, async (ctx) => {
       if ((currentBackend()?.threads ?? 1) < 2) ctx.skip('one wasm thread here: no helper threads to test');
       run(c, 1); // the first threaded job starts the helper
       for (let i = 0; i < 200 && helpersReady() === 0; i++) await new Promise((r) => setTimeout(r, 50));
       expect(helpersReady()).toBeGreaterThan(0);
       try {
-        const shared = run(c, seed);
+        const chunks = [run(c, seed), run(c, seed)];
+        setSharedWork(false);
+        const halves = run(c, seed);
+        setSharedWork(true);
         threaded(false);
         const alone = run(c, seed);
-        expect(sameBits(shared, alone)).toBe(true);
+        for (const shared of [...chunks, halves]) expect(sameBits(shared, alone)).toBe(true);
       } finally {
         threaded(true);
+        setSharedWork(true);
       }
     });
   });

@@ -11,6 +11,7 @@ import { THREADS_ENV } from './backend-names.ts';
 import { FedsliceError } from '../errors.ts';
 import { registerConvGradKernels } from './conv-grad-kernels.ts';
 import { registerWasmAdd } from './add-kernel.ts';
+import { registerWasmMulSub } from './mul-sub-kernel.ts';
 import { registerWasmConv2D } from './conv-forward-kernel.ts';
 import { registerWasmReluGrad } from './relu-grad-kernel.ts';
 import { registerWasmRelu } from './relu-kernel.ts';
@@ -137,6 +138,7 @@ export async function initBackend(requested: BackendName): Promise<BackendInfo> 
       registerWasmReluGrad();
       registerWasmRelu();
       registerWasmAdd();
+      registerWasmMulSub();
       registerWasmMatMul();
       registerWasmMaxPoolGrad();
       registerWasmMaxPool();

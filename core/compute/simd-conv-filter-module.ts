@@ -138,7 +138,8 @@ export function runFilterItems(tiles: Array<(...args: number[]) => void>, p: Arr
   }
 }
 
-const kernel = threadedKernel(filterTileFunctions, runFilterItems);
+// one chunk per thread: each call of runFilterItems walks every output row of x and dy
+const kernel = threadedKernel(filterTileFunctions, runFilterItems, 1);
 
 /** Whether the functions can run over the current backend's memory (false on another backend). */
 export const filterTilesAvailable = kernel.available;

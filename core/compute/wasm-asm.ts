@@ -51,6 +51,12 @@ export const fadd = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)];
 export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
 export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
+export const fsub = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe5)];
+/** Scalar f32: load / store at an address (alignment hint 4, offset 0), subtract, multiply. */
+export const f32load = (addr: Code): Code => [...addr, 0x2a, 0x02, 0x00];
+export const f32store = (addr: Code, value: Code): Code => [...addr, ...value, 0x38, 0x02, 0x00];
+export const f32sub = (a: Code, b: Code): Code => [...a, ...b, 0x93];
+export const f32mul = (a: Code, b: Code): Code => [...a, ...b, 0x94];
 /** f32x4.max: the larger lane, NaN where either is NaN, +0 over -0. */
 export const fmax = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe9)];
 /** f32x4.pmax: b where a < b, else a (lane by lane). */
@@ -106,9 +112,12 @@ export function ifElse(then: Code, otherwise: Code): Code {
 }
 
 /** `for (local = 0; local < end; local += step) body` with i32 operands. */
-export function forLoop(local: number, end: Code, step: number, body: Code): Code {
+export const forLoop = (local: number, end: Code, step: number, body: Code): Code => forFrom(local, i32(0), end, step, body);
+
+/** `for (local = start; local < end; local += step) body` with i32 operands. */
+export function forFrom(local: number, start: Code, end: Code, step: number, body: Code): Code {
   return [
-    ...i32(0), ...set(local),
+    ...start, ...set(local),
     0x02, 0x40, 0x03, 0x40, // block, loop
     ...get(local), ...end, 0x4f, 0x0d, 0x01, // br_if out when local >= end (unsigned)
     ...body,

@@ -7,9 +7,13 @@
  *
  * A job is a driver: a self-contained function (no closures, no inner functions: the workers get
  * its source text) `(fns, params, from, to)` that runs work items [from, to) with the module's
- * exported functions `fns` and an Int32Array of parameters. `run` splits the items evenly between
- * the main thread and the helpers that are ready (a helper still starting takes no share), runs
- * its own share and waits for theirs. Items must write disjoint memory.
+ * exported functions `fns` and an Int32Array of parameters. `run` shares the items between the main
+ * thread and the helpers that are ready (a helper still starting takes no share): each thread takes
+ * the next chunk of items from a counter in shared memory (Atomics.add) until none is left, so a
+ * thread the OS leaves waiting, or one slower share, no longer holds the others up at the end of
+ * the job; the main thread then waits for the helpers' last chunks. Items must write disjoint
+ * memory and each is computed whole by one driver call, so which thread runs an item changes no
+ * bit. FEDSLICE_SHARED_WORK=off (or setSharedWork(false)) splits them into fixed equal parts instead.
  */
 import { Worker } from 'node:worker_threads';
 import { FedsliceError } from '../errors.ts';
@@ -25,7 +29,8 @@ const FAILED = 2; // 1 when that job threw
 const READY = 3; // 1 once the helper has instantiated the module
 const FROM = 4;
 const TO = 5;
-const PARAMS = 6;
+const CHUNK = 6; // 0: run [FROM, TO); else take chunks of this many items below TO from the shared counter
+const PARAMS = 7;
 const MAX_PARAMS = 32;
 const WAIT_MS = 60_000;
 /**
@@ -38,14 +43,32 @@ const SLICE_MS = 5;
 /** An idle helper looks again this often: a missed job costs at most this, and idling costs nothing measurable. */
 const IDLE_SLICE_MS = 50;
 
+let sharedWork = process.env.FEDSLICE_SHARED_WORK !== 'off';
+
+/** Threads take chunks of a job from a shared counter (true, the default) or fixed equal parts (false), for comparisons. */
+export function setSharedWork(enabled: boolean): void {
+  sharedWork = enabled;
+}
+
+/** Runs chunks of `chunk` items below `to`, taken from `next[0]`, until none is left (also the main thread's loop). */
+function takeChunks(drive: Driver, fns: Array<(...args: number[]) => void>, params: Int32Array, next: Int32Array, chunk: number, to: number): void {
+  for (;;) {
+    const from = Atomics.add(next, 0, chunk);
+    if (from >= to) return;
+    drive(fns, params, from, Math.min(from + chunk, to));
+  }
+}
+
 /** The worker's code; `drive` is spliced in as source text. */
 function workerSource(driver: Driver): string {
   return `
 const { workerData } = require('node:worker_threads');
-const { memory, bytes, names, control } = workerData;
+const { memory, bytes, names, control, counter } = workerData;
 const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
 const fns = names.map((n) => exports[n]);
 const drive = (${driver.toString()});
+const takeChunks = (${takeChunks.toString()});
+const next = new Int32Array(counter);
 const c = new Int32Array(control);
 const params = c.subarray(${PARAMS});
 Atomics.store(c, ${READY}, 1);
@@ -54,7 +77,8 @@ for (;;) {
   while (Atomics.load(c, ${SEQ}) === seq) Atomics.wait(c, ${SEQ}, seq, ${IDLE_SLICE_MS});
   seq = Atomics.load(c, ${SEQ});
   try {
-    drive(fns, params, c[${FROM}], c[${TO}]);
+    if (c[${CHUNK}] > 0) takeChunks(drive, fns, params, next, c[${CHUNK}], c[${TO}]);
+    else drive(fns, params, c[${FROM}], c[${TO}]);
     c[${FAILED}] = 0;
   } catch (e) {
     c[${FAILED}] = 1;
@@ -67,11 +91,13 @@ for (;;) {
 
 export class WasmHelperThreads {
   private readonly controls: Int32Array[] = [];
+  /** The next item not yet taken, shared by this thread and the helpers. */
+  private readonly next = new Int32Array(new SharedArrayBuffer(4));
   private seq = 0;
 
   /**
    * `count` helpers over `memory` (shared), each instantiating `bytes` and calling its exports
-   * `names` (in that order) through `driver`.
+   * `names` (in that order) through `driver`; a job is cut into `chunksPerThread` chunks per thread.
    */
   constructor(
     count: number,
@@ -80,11 +106,12 @@ export class WasmHelperThreads {
     names: string[],
     private readonly driver: Driver,
     private readonly fns: Array<(...args: number[]) => void>,
+    private readonly chunksPerThread: number,
   ) {
     const source = workerSource(driver);
     for (let i = 0; i < count; i++) {
       const control = new SharedArrayBuffer(4 * (PARAMS + MAX_PARAMS));
-      const worker = new Worker(source, { eval: true, workerData: { memory, bytes, names, control } });
+      const worker = new Worker(source, { eval: true, workerData: { memory, bytes, names, control, counter: this.next.buffer } });
       worker.unref();
       // a helper that fails to start never becomes ready, so it is never given work
       worker.on('error', () => undefined);
@@ -103,16 +130,20 @@ export class WasmHelperThreads {
     const helpers = this.controls.filter((c) => Atomics.load(c, READY) === 1);
     const parts = helpers.length + 1;
     const bound = (i: number) => Math.round((items * i) / parts);
+    const chunk = sharedWork ? Math.max(1, Math.ceil(items / (parts * this.chunksPerThread))) : 0;
+    Atomics.store(this.next, 0, 0);
     this.seq = (this.seq + 1) | 0;
     helpers.forEach((c, i) => {
       c.set(params, PARAMS);
       c[FROM] = bound(i + 1);
-      c[TO] = bound(i + 2);
+      c[TO] = chunk > 0 ? items : bound(i + 2);
+      c[CHUNK] = chunk;
       Atomics.store(c, SEQ, this.seq);
       Atomics.notify(c, SEQ);
     });
     const own = Int32Array.from(params);
-    this.driver(this.fns, own, 0, bound(1));
+    if (chunk > 0) takeChunks(this.driver, this.fns, own, this.next, chunk, items);
+    else this.driver(this.fns, own, 0, bound(1));
     const deadline = performance.now() + WAIT_MS;
     for (const c of helpers) {
       while (Atomics.load(c, DONE) !== this.seq) {
@@ -151,8 +182,14 @@ export interface ThreadedKernel {
   run(params: number[], items: number, macs: number, threads: number): boolean;
 }
 
-/** Hand-written functions and their driver, instantiated once per wasm memory, with helper threads where it is shared. */
-export function threadedKernel(build: () => WasmFunction[], driver: Driver): ThreadedKernel {
+/**
+ * Hand-written functions and their driver, instantiated once per wasm memory, with helper threads
+ * where it is shared. `chunksPerThread`: how finely the threads share a job from the counter. More
+ * chunks balance better, but a driver whose every call walks all of its input (the filter
+ * gradient's, over every output row) pays that walk again per chunk: such a driver takes 1, which
+ * still lets the main thread take the helper's chunk when the helper has not started on it yet.
+ */
+export function threadedKernel(build: () => WasmFunction[], driver: Driver, chunksPerThread = 4): ThreadedKernel {
   const made = new WeakMap<WebAssembly.Memory, Made | null>();
   const over = (memory: WebAssembly.Memory): Made | null => {
     if (!made.has(memory)) {
@@ -177,7 +214,7 @@ export function threadedKernel(build: () => WasmFunction[], driver: Driver): Thr
       if (!memory || !k) return false;
       if (!k.helpers && threads > 1 && isShared(memory)) {
         const names = k.functions.map((f) => f.name);
-        k.helpers = new WasmHelperThreads(threads - 1, memory, moduleBytes(k.functions, true), names, driver, k.fns);
+        k.helpers = new WasmHelperThreads(threads - 1, memory, moduleBytes(k.functions, true), names, driver, k.fns, chunksPerThread);
       }
       if (k.helpers && threads > 1 && macs >= MIN_THREADED_MACS) k.helpers.run(params, items);
       else driver(k.fns, Int32Array.from(params), 0, items);
