@@ -291,6 +291,12 @@ function peakOf(marks: MemoryMark[], round?: number): number {
   return Math.max(0, ...marks.filter((m) => round === undefined || m.round === round).map((m) => m.peakRssBytes));
 }
 
+/** The wasm heap at each round's last mark, rounds 1 to the last, as "1.22 1.22 ...": a heap never shrinks, so any step up stays. */
+function heapByRound(marks: MemoryMark[]): string {
+  const last = Math.max(0, ...marks.map((m) => m.round));
+  return Array.from({ length: last }, (_, i) => gb(marks.filter((m) => m.round === i + 1).at(-1)?.wasmHeapBytes)).join(' ');
+}
+
 function gb(n: number | null | undefined): string {
   return n === null || n === undefined ? '-' : (n / GB).toFixed(2);
 }
@@ -365,16 +371,16 @@ function report(r: { slice: Run; fedavg: Run; echo: Run; lone: Run; torch: Torch
 
   let worstGrowth: number | null = null;
   if (r.fedavg.marks.size || r.lone.marks.size || agg.length) {
-    console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2; the echo aggregator with --echo-rounds > 2; the trainer alone)');
+    console.log('Growth: peak RSS of round 2 against the last round (fedavg W=2; the echo aggregator with --echo-rounds > 2; the trainer alone), and the wasm heap at the end of each round from 1');
     const growth: string[][] = [];
     const echoAgg: [string, MemoryMark[]][] = agg.length && Math.max(...agg.map((m) => m.round)) > 2 ? [[`aggregator, ${echoCount} echo trainers`, agg]] : [];
     for (const [who, ms] of [...r.fedavg.marks, ...echoAgg, ...[...r.lone.marks].map(([w, m]): [string, MemoryMark[]] => [`${w} alone`, m])]) {
       const lastRound = Math.max(...ms.map((m) => m.round));
       const g = peakOf(ms, lastRound) / peakOf(ms, 2) - 1;
       worstGrowth = Math.max(worstGrowth ?? -Infinity, g);
-      growth.push([who, gb(peakOf(ms, 2)), `${gb(peakOf(ms, lastRound))} (round ${lastRound})`, `${(100 * g).toFixed(1)}%`]);
+      growth.push([who, gb(peakOf(ms, 2)), `${gb(peakOf(ms, lastRound))} (round ${lastRound})`, `${(100 * g).toFixed(1)}%`, heapByRound(ms)]);
     }
-    table(['process', 'round 2 GB', 'last GB', 'growth'], growth);
+    table(['process', 'round 2 GB', 'last GB', 'growth', 'wasm heap GB by round'], growth);
   }
 
   const met = (ok: boolean) => (ok ? '  met' : '  NOT met');
