@@ -5,8 +5,8 @@
  * activation and of every weight a layer reads (201 MB for the three 4096x4096 dense weights at
  * full width) until the gradients were done, and the heap, which never shrinks, kept that peak.
  * The cpu backend shares the storage (a reference count on the data); so does this. Nothing writes
- * into a tensor that the tape may hold: the weights get a new tensor each step (core/training/adam.ts),
- * and only Adam's moments, which no op reads, are written in place.
+ * into a tensor while the tape may still read it: Adam writes a weight in place only once the step
+ * has no further use for it, and its moments, which no op reads (core/training/adam.ts).
  */
 import { Identity, type DataId, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';

@@ -9,6 +9,7 @@
  *   g' = useDecay ? g + w*decay : g
  *   m = m*b1 + g'*(1-b1);  v = v*b2 + (g'*g')*(1-b2)
  *   out = ((m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)) * (-lr) + w
+ * out may be w (Adam updates weights in place): each four lanes of w are read before they are written.
  */
 import { F32, I32, V128, fadd, fdiv, fmul, forLoop, fsqrt, get, iadd, load, set, splat, store, type WasmFunction } from './wasm-asm.ts';
 import { backendKernel } from './backend-kernel.ts';

@@ -6,6 +6,7 @@
  */
 import * as tf from '../compute/tf.ts';
 import { floatView } from '../compute/tensor-views.ts';
+import { releasePackedWeights } from '../compute/packed-weights.ts';
 import type { ParamTensors } from '../model/network.ts';
 import type { Weights } from '../model/tensor.ts';
 import { AdamState, type AdamHyper, type AdamSlot } from './adam.ts';
@@ -29,8 +30,7 @@ export class LocalModel {
       this.slots = weights.map((t) => ({ name: t.name, weight: zeros(t.shape, true), m: zeros(t.shape, false), v: zeros(t.shape, false) }));
     }
     this.slots.forEach((s, i) => {
-      // a new tensor, not a write in place: see core/training/adam.ts on the wasm backend's operator caches
-      assignDisposing(s.weight, tf.tensor(weights[i].data, s.weight.shape, 'float32'));
+      write(s.weight, weights[i].data);
       clear(s.m);
       clear(s.v);
     });
@@ -108,6 +108,14 @@ function clear(v: tf.Variable): void {
   const view = floatView(v);
   if (view) view.fill(0);
   else assignDisposing(v, tf.zerosLike(v));
+}
+
+/** Copies `data` into the variable's own block (see core/training/adam.ts on why weights stay put), its packed copies dropped first. */
+function write(v: tf.Variable, data: Float32Array): void {
+  releasePackedWeights([v]);
+  const view = floatView(v);
+  if (view) view.set(data);
+  else assignDisposing(v, tf.tensor(data, v.shape, 'float32'));
 }
 
 function assignDisposing(v: tf.Variable, value: tf.Tensor): void {
