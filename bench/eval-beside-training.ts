@@ -4,8 +4,8 @@
  * core: runner/thread-budget.ts, core/role-priority.ts). This process trains width 1/8 on every
  * core (FEDSLICE_WASM_THREADS, default all), batch 32, as a W=1 round's trainer does; beside it a
  * child process evaluates width 1/8 on 1 wasm thread in a loop, as the aggregator evaluates the
- * previous round, started at nice 0 or at nice 19 (a fresh child each time: a process cannot
- * raise its priority again). Configurations interleaved (alone, nice 0, nice 19, then again), best
+ * previous round, started at nice 0, 10 or 19 (a fresh child each time: a process cannot
+ * raise its priority again). Configurations interleaved (alone, nice 0, 10, 19, then again), best
  * of --reps each: the trainer's wall and CPU ms per step, and the images the child evaluated per
  * second meanwhile (how much of the evaluation still ran), with the load average before and after.
  *
@@ -70,11 +70,11 @@ async function main(): Promise<void> {
   const info = await initBackend('wasm');
   const load0 = loadavg()[0];
   await timeTrainSteps(WIDTH, 2); // warm-up
-  const configs = ['alone', 'evaluation at nice 0', 'evaluation at nice 19'] as const;
+  const configs = ['alone', 'evaluation at nice 0', 'evaluation at nice 10', 'evaluation at nice 19'] as const;
   const best = new Map(configs.map((c) => [c, { wallMs: Infinity, cpuMs: Infinity, imagesPerS: 0 }]));
   for (let r = 0; r < reps; r++) {
     for (const c of configs) {
-      const ev = c === 'alone' ? null : await startEvaluator(c.endsWith('19') ? 19 : 0);
+      const ev = c === 'alone' ? null : await startEvaluator(Number(c.split(' ').pop()));
       const before = ev?.images() ?? 0;
       const t0 = performance.now();
       const t = await timeTrainSteps(WIDTH, steps);

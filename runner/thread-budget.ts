@@ -3,8 +3,8 @@
  * computing at once, at least one each; the aggregators share what the trainers leave free (they
  * evaluate while the trainers train), at least one each. The runner passes each role its count in
  * FEDSLICE_WASM_THREADS; a role started by hand, alone, uses every core (core/compute/wasm-threads.ts).
- * An aggregator whose core the trainers already use runs at the lowest priority (core/role-priority.ts),
- * so its evaluation beside training takes only the cycles they leave idle.
+ * An aggregator whose core the trainers already use runs at a low priority (nice 10,
+ * core/role-priority.ts), so its evaluation beside training takes mostly the cycles they leave idle.
  */
 import { MAX_WASM_THREADS } from '../core/compute/backend-names.ts';
 import { YIELDING_NICE } from '../core/role-priority.ts';
@@ -12,7 +12,7 @@ import { YIELDING_NICE } from '../core/role-priority.ts';
 export interface ThreadBudget {
   trainer: number;
   aggregator: number;
-  /** The aggregators' nice value: 0 where the trainers leave each a core, else the lowest priority. */
+  /** The aggregators' nice value: 0 where the trainers leave each a core, else a low priority. */
   aggregatorNice: number;
   /** What the budget was made from, for the log. */
   cores: number;

@@ -166,8 +166,8 @@ describe('run layout and launch', () => {
     const threads = { trainer: 3, aggregator: 2, aggregatorNice: 0, cores: 8, trainersAtOnce: 2, runsAtOnce: 1 };
     expect(launchOf({ ...o, threads }).roleEnv).toEqual({ aggregator: { FEDSLICE_WASM_THREADS: '2' }, trainer: { FEDSLICE_WASM_THREADS: '3' } });
     // an aggregator on a core its trainers use yields to them
-    const borrowed = { ...threads, trainer: 4, aggregator: 1, aggregatorNice: 19 };
-    expect(launchOf({ ...o, threads: borrowed }).roleEnv).toEqual({ aggregator: { FEDSLICE_WASM_THREADS: '1', FEDSLICE_AGGREGATOR_NICE: '19' }, trainer: { FEDSLICE_WASM_THREADS: '4' } });
+    const borrowed = { ...threads, trainer: 4, aggregator: 1, aggregatorNice: 10 };
+    expect(launchOf({ ...o, threads: borrowed }).roleEnv).toEqual({ aggregator: { FEDSLICE_WASM_THREADS: '1', FEDSLICE_AGGREGATOR_NICE: '10' }, trainer: { FEDSLICE_WASM_THREADS: '4' } });
   });
 });
 

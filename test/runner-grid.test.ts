@@ -168,12 +168,12 @@ describe('scheduling', () => {
     expect(fixed.describe).toMatch(/FEDSLICE_WASM_THREADS=1 for every role/);
   });
 
-  it('runs an aggregator at the lowest priority when its trainers take every core, unless FEDSLICE_AGGREGATOR_NICE fixes it', () => {
+  it('runs an aggregator at a low priority when its trainers take every core, unless FEDSLICE_AGGREGATOR_NICE fixes it', () => {
     const nice = (parallel: number | undefined, widths: number[], cores: number, env: NodeJS.ProcessEnv = {}) => scheduleFor(parallel, widths.map(run), cores, env).threads?.aggregatorNice;
     // a W=1 run alone on 2 cores: the trainer has both, the aggregator evaluates in what it leaves idle
-    expect(nice(undefined, [1], 2)).toBe(19);
-    expect(nice(1, [1, 1], 8)).toBe(19);
-    expect(nice(undefined, [1, 1, 2, 2, 2, 2], 2)).toBe(19);
+    expect(nice(undefined, [1], 2)).toBe(10);
+    expect(nice(1, [1, 1], 8)).toBe(10);
+    expect(nice(undefined, [1, 1, 2, 2, 2, 2], 2)).toBe(10);
     // a core left over for the aggregator: its own priority
     expect(threadBudget(8, 8, [{ trainers: 3, cost: 3 }]).aggregatorNice).toBe(0);
     expect(threadBudget(64, 64, [{ trainers: 1, cost: 1 }]).aggregatorNice).toBe(0);
@@ -181,7 +181,7 @@ describe('scheduling', () => {
     expect(threadBudget(8, 8, [{ trainers: 3, cost: 3 }, { trainers: 3, cost: 3 }])).toMatchObject({ trainer: 1, aggregatorNice: 0 });
     // the sweep's own value goes to the aggregators as it is (0 turns the lever off)
     expect(nice(undefined, [1], 2, { FEDSLICE_AGGREGATOR_NICE: '0' })).toBe(0);
-    expect(describeBudget(scheduleFor(undefined, [run(1)], 2, {}).threads!)).toMatch(/1 per aggregator at nice 19/);
+    expect(describeBudget(scheduleFor(undefined, [run(1)], 2, {}).threads!)).toMatch(/1 per aggregator at nice 10/);
   });
 
   /** Jobs that finish when the test says so; records what ran at once. */
