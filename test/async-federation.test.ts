@@ -3,8 +3,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunRecord } from '../core/results/types.ts';
-import { jsonl, startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
-import { makeTestData, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
+import { jsonl, startRole, stopAll, type Role } from './helpers/roles.ts';
+import { startTestBed, writeConfig, type TestConfigOptions } from './helpers/experiment.ts';
 import { runJob as runJobOf } from './helpers/job.ts';
 
 let dir: string;
@@ -13,10 +13,7 @@ let metaUrl: string;
 let metaserver: Role;
 
 beforeAll(async () => {
-  dir = tempDir('fedslice-async-');
-  dataDir = makeTestData(dir);
-  metaserver = startRole('metaserver', ['metaserver', '--port', '0']);
-  [, metaUrl] = await metaserver.waitFor(/listening on (ws:\/\/\S+)/);
+  ({ dir, dataDir, metaserver, metaUrl } = await startTestBed('fedslice-async-'));
 });
 afterAll(() => stopAll());
 

@@ -7,8 +7,8 @@ import { initialWeights } from '../core/model/init.ts';
 import { alexnetLayers } from '../core/model/spec.ts';
 import { runKey } from '../core/results/schema.ts';
 import { checkpointPath } from '../aggregator/run.ts';
-import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
-import { makeTestData, type TestConfigOptions } from './helpers/experiment.ts';
+import { startRole, stopAll, type Role } from './helpers/roles.ts';
+import { startTestBed, type TestConfigOptions } from './helpers/experiment.ts';
 import { runJob as runJobOf } from './helpers/job.ts';
 
 let dir: string;
@@ -17,10 +17,7 @@ let metaUrl: string;
 let metaserver: Role;
 
 beforeAll(async () => {
-  dir = tempDir('fedslice-fed-');
-  dataDir = makeTestData(dir);
-  metaserver = startRole('metaserver', ['metaserver', '--port', '0']);
-  [, metaUrl] = await metaserver.waitFor(/listening on (ws:\/\/\S+)/);
+  ({ dir, dataDir, metaserver, metaUrl } = await startTestBed('fedslice-fed-'));
 });
 afterAll(() => stopAll());
 

@@ -4,8 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { niceOf } from '../core/role-priority.ts';
-import { makeTestData, writeConfig } from './helpers/experiment.ts';
-import { startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
+import { startTestBed, writeConfig } from './helpers/experiment.ts';
+import { startRole, stopAll, type Role } from './helpers/roles.ts';
 
 let dir: string;
 let dataDir: string;
@@ -13,10 +13,7 @@ let metaserver: Role;
 let metaUrl: string;
 
 beforeAll(async () => {
-  dir = tempDir('fedslice-nice-');
-  dataDir = makeTestData(dir);
-  metaserver = startRole('metaserver', ['metaserver', '--port', '0']);
-  metaUrl = (await metaserver.waitFor(/listening on (ws:\/\/\S+)/))[1];
+  ({ dir, dataDir, metaserver, metaUrl } = await startTestBed('fedslice-nice-'));
 });
 afterAll(() => stopAll());
 

@@ -7,8 +7,8 @@ import { readJsonLines } from '../core/results/jsonl.ts';
 import { runKey } from '../core/results/schema.ts';
 import { PROFILE_FILE, runLogDir, type RunProfile } from '../core/results/profile.ts';
 import type { RoundRecord, StepRecord } from '../core/results/types.ts';
-import { jsonl, startRole, stopAll, tempDir, type Role } from './helpers/roles.ts';
-import { makeTestData, testConfig, writeConfig } from './helpers/experiment.ts';
+import { jsonl, startRole, stopAll, type Role } from './helpers/roles.ts';
+import { startTestBed, testConfig, writeConfig } from './helpers/experiment.ts';
 import { parseExperiment } from '../core/config.ts';
 
 let dir: string;
@@ -17,10 +17,7 @@ let metaUrl: string;
 let metaserver: Role;
 
 beforeAll(async () => {
-  dir = tempDir('fedslice-steps-');
-  dataDir = makeTestData(dir);
-  metaserver = startRole('metaserver', ['metaserver', '--port', '0']);
-  [, metaUrl] = await metaserver.waitFor(/listening on (ws:\/\/\S+)/);
+  ({ dir, dataDir, metaserver, metaUrl } = await startTestBed('fedslice-steps-'));
 });
 afterAll(() => stopAll());
 

@@ -1,7 +1,7 @@
 /** Small experiment configs and data for end-to-end tests: seconds per run on two cores. */
 import { join } from 'node:path';
 import { writeSynthetic } from '../../core/data/synthetic.ts';
-import { writeJson } from './roles.ts';
+import { startRole, tempDir, writeJson, type Role } from './roles.ts';
 
 export const TEST_DATA = { numClasses: 10, trainCount: 4000, testCount: 500, seed: 0 };
 
@@ -10,6 +10,22 @@ export function makeTestData(dir: string): string {
   const data = join(dir, 'data');
   writeSynthetic(data, TEST_DATA);
   return data;
+}
+
+/** What an end-to-end test file starts from: a temporary directory, test data in it, and a metaserver process. */
+export interface TestBed {
+  dir: string;
+  dataDir: string;
+  metaserver: Role;
+  metaUrl: string;
+}
+
+export async function startTestBed(prefix: string): Promise<TestBed> {
+  const dir = tempDir(prefix);
+  const dataDir = makeTestData(dir);
+  const metaserver = startRole('metaserver', ['metaserver', '--port', '0']);
+  const [, metaUrl] = await metaserver.waitFor(/listening on (ws:\/\/\S+)/);
+  return { dir, dataDir, metaserver, metaUrl };
 }
 
 export interface TestConfigOptions {
