@@ -17,8 +17,7 @@ import { setSimdAdam } from '../core/training/adam.ts';
 import { setFilterPixelMajor, setSimdConvFilter, setSimdConvInput, setThreadedConvKernels } from '../core/compute/conv-grad-kernels.ts';
 import { registerWasmConv2D, unregisterWasmConv2D } from '../core/compute/conv-forward-kernel.ts';
 import { registerWasmMatMul, setSimdFusedMatMul, setSimdMatMul, unregisterWasmMatMul } from '../core/compute/matmul-kernel.ts';
-import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
-import { registerWasmMulSub, unregisterWasmMulSub } from '../core/compute/mul-sub-kernel.ts';
+import { registerWasmAdd, registerWasmMulSub, unregisterWasmAdd, unregisterWasmMulSub } from '../core/compute/binary-kernel.ts';
 import { registerWasmRelu, unregisterWasmRelu } from '../core/compute/relu-kernel.ts';
 import { setSimdReluGrad } from '../core/compute/relu-grad-kernel.ts';
 import { registerWasmSum, unregisterWasmSum } from '../core/compute/sum-kernel.ts';
@@ -42,8 +41,8 @@ const LEVERS: Lever[] = [
   { name: 'helper-thread work in chunks from a shared counter (core/compute/wasm-helper-threads.ts; off: fixed equal parts, FEDSLICE_SHARED_WORK=off)', off: () => setSharedWork(false), on: () => setSharedWork(true) },
   { name: 'SIMD ReLU gradient (core/compute/relu-grad-kernel.ts; off: Step, Cast, Multiply)', off: () => setSimdReluGrad(false), on: () => setSimdReluGrad(true) },
   { name: 'SIMD Relu (core/compute/relu-kernel.ts; off: wasm own)', off: unregisterWasmRelu, on: registerWasmRelu },
-  { name: 'SIMD Add (core/compute/add-kernel.ts; off: wasm own)', off: unregisterWasmAdd, on: registerWasmAdd },
-  { name: 'SIMD Multiply and Sub on the calling thread (core/compute/mul-sub-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_MUL_SUB=off)', off: unregisterWasmMulSub, on: registerWasmMulSub },
+  { name: 'SIMD Add (core/compute/binary-kernel.ts; off: wasm own)', off: unregisterWasmAdd, on: registerWasmAdd },
+  { name: 'SIMD Multiply and Sub on the calling thread (core/compute/binary-kernel.ts; off: XNNPACK on the pthread pool, FEDSLICE_SIMD_MUL_SUB=off)', off: unregisterWasmMulSub, on: registerWasmMulSub },
   { name: 'SIMD Adam (core/compute/simd-adam-module.ts; off: the JS loop)', off: () => setSimdAdam(false), on: () => setSimdAdam(true) },
   { name: 'bias-gradient Sum (core/compute/sum-kernel.ts; off: wasm own)', off: unregisterWasmSum, on: registerWasmSum },
   { name: 'SIMD matMul products (core/compute/matmul-kernel.ts; off: XNNPACK)', off: () => setSimdMatMul(false), on: () => setSimdMatMul(true) },

@@ -1,8 +1,8 @@
-/** wasm Add as one SIMD pass (core/compute/add-kernel.ts) gives wasm's own bits, and leaves other shapes to it. */
+/** wasm Add as one SIMD pass (core/compute/binary-kernel.ts) gives wasm's own bits, and leaves other shapes to it. */
 import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
-import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/add-kernel.ts';
+import { registerWasmAdd, unregisterWasmAdd } from '../core/compute/binary-kernel.ts';
 import { Rng } from '../core/rng.ts';
 import { sameBits } from './helpers/bits.ts';
 

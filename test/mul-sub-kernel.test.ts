@@ -1,8 +1,8 @@
-/** wasm Multiply and Sub as one SIMD pass (core/compute/mul-sub-kernel.ts) give wasm's own bits, and leave other shapes to it. */
+/** wasm Multiply and Sub as one SIMD pass (core/compute/binary-kernel.ts) give wasm's own bits, and leave other shapes to it. */
 import * as tf from '../core/compute/tf.ts';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../core/compute/backend.ts';
-import { planOf, registerWasmMulSub, unregisterWasmMulSub } from '../core/compute/mul-sub-kernel.ts';
+import { planOf, registerWasmMulSub, unregisterWasmMulSub } from '../core/compute/binary-kernel.ts';
 import { Rng } from '../core/rng.ts';
 import { sameBits } from './helpers/bits.ts';
 

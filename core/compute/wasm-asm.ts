@@ -52,9 +52,10 @@ export const fmul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)];
 export const fdiv = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe7)];
 export const fsqrt = (a: Code): Code => [...a, ...simd(0xe3)];
 export const fsub = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe5)];
-/** Scalar f32: load / store at an address (alignment hint 4, offset 0), subtract, multiply. */
+/** Scalar f32: load / store at an address (alignment hint 4, offset 0), add, subtract, multiply. */
 export const f32load = (addr: Code): Code => [...addr, 0x2a, 0x02, 0x00];
 export const f32store = (addr: Code, value: Code): Code => [...addr, ...value, 0x38, 0x02, 0x00];
+export const f32add = (a: Code, b: Code): Code => [...a, ...b, 0x92];
 export const f32sub = (a: Code, b: Code): Code => [...a, ...b, 0x93];
 export const f32mul = (a: Code, b: Code): Code => [...a, ...b, 0x94];
 /** f32x4.max: the larger lane, NaN where either is NaN, +0 over -0. */

@@ -1,22 +1,23 @@
 /**
- * Multiply and Sub for the wasm backend as one SIMD pass on the calling thread, where each operand
- * is the whole output, a row repeated ([..., c] against [c]), a column repeated ([..., n, c] against
- * [..., n, 1]: the loss's log-softmax and its gradient) or one value. wasm's own kernels run these
- * through XNNPACK's broadcasting binary op on its thread pool, whose worker then spins and takes
- * the second core from our helper thread in the convolutions that follow; a column broadcast alone
- * cost ~0.4 ms of CPU a call against ~0.05 here. Each output is the same single f32 product or
- * difference, so the bits are wasm's (test/mul-sub-kernel.test.ts); other shapes and dtypes go to
- * wasm's own kernel. FEDSLICE_SIMD_MUL_SUB=off keeps wasm's own.
+ * Add, Multiply and Sub for the wasm backend as one SIMD pass on the calling thread, where each
+ * operand is the whole output, a row repeated ([..., c] against [c]: bias adds), a column repeated
+ * ([..., n, c] against [..., n, 1]: the loss's log-softmax and its gradient) or one value. wasm's own
+ * kernels run these through XNNPACK's broadcasting binary op on its thread pool, whose worker then
+ * spins and takes the second core from our helper thread in the convolutions that follow; a column
+ * broadcast alone cost ~0.4 ms of CPU a call against ~0.05 here. Each output is the same single f32
+ * sum, product or difference, so the bits are wasm's (test/add-kernel.test.ts,
+ * test/mul-sub-kernel.test.ts); other shapes and dtypes go to wasm's own kernel.
+ * FEDSLICE_SIMD_MUL_SUB=off keeps wasm's own Multiply and Sub.
  *
  * A function per op and operand kind ('vv' two rows, 'vs' a row and one value, 'sv' one value and
- * a row; a product is always taken as 'vs'): (a, b, out, rows, rowBytes, vecBytes, aRowBytes, bRowBytes) computes rows of rowBytes
+ * a row; a sum or product is always taken as 'vs'): (a, b, out, rows, rowBytes, vecBytes, aRowBytes, bRowBytes) computes rows of rowBytes
  * bytes, the first vecBytes (a multiple of 16) four lanes at a time and the rest one by one; an
  * operand's row r starts aRowBytes (bRowBytes) times r after its pointer (0: the same row each time).
  */
-import { backend_util, Multiply, Sub, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
+import { Add, backend_util, Multiply, Sub, util, type KernelConfig, type KernelFunc, type TensorInfo } from './tf.ts';
 import { backendKernel, type HeapBackend } from './backend-kernel.ts';
 import {
-  I32, f32load, f32mul, f32store, f32sub, fmul, forFrom, forLoop, fsub, get, iadd, imul, load, loadSplatAt, set, store,
+  I32, f32add, f32load, f32mul, f32store, f32sub, fadd, fmul, forFrom, forLoop, fsub, get, iadd, imul, load, loadSplatAt, set, store,
   type Code, type WasmFunction,
 } from './wasm-asm.ts';
 import { wasmKernelOverride } from './wasm-kernel-override.ts';
@@ -27,10 +28,13 @@ interface Op {
   name: string;
   lanes: (a: Code, b: Code) => Code;
   one: (a: Code, b: Code) => Code;
+  /** a op b = b op a: taken row first where one operand is a single value, as XNNPACK takes it. */
+  commutative: boolean;
 }
 
-const MUL: Op = { name: 'mul', lanes: fmul, one: f32mul };
-const SUB: Op = { name: 'sub', lanes: fsub, one: f32sub };
+const ADD: Op = { name: 'add', lanes: fadd, one: f32add, commutative: true };
+const MUL: Op = { name: 'mul', lanes: fmul, one: f32mul, commutative: true };
+const SUB: Op = { name: 'sub', lanes: fsub, one: f32sub, commutative: false };
 
 function rowsFunction(op: Op, kind: Kind): WasmFunction {
   const [A, B, OUT, ROWS, ROW_BYTES, VEC_BYTES, A_ROW, B_ROW] = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -49,7 +53,7 @@ function rowsFunction(op: Op, kind: Kind): WasmFunction {
 }
 
 const kernels = new Map<string, () => RowsKernel | null>();
-for (const op of [MUL, SUB]) for (const kind of ['vv', 'vs', 'sv'] as const) if (op !== MUL || kind !== 'sv') kernels.set(`${op.name}_${kind}`, backendKernel<RowsKernel>(() => rowsFunction(op, kind)));
+for (const op of [ADD, MUL, SUB]) for (const kind of ['vv', 'vs', 'sv'] as const) if (!op.commutative || kind !== 'sv') kernels.set(`${op.name}_${kind}`, backendKernel<RowsKernel>(() => rowsFunction(op, kind)));
 
 /** How the pass walks two operands: rows of `columns` outputs, and where each operand's rows start. */
 interface Plan {
@@ -97,8 +101,8 @@ function simdRows(op: Op, own: KernelConfig): KernelFunc {
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback();
     const shape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     const plan = planOf(a.shape, b.shape, util.sizeFromShape(shape));
-    // XNNPACK multiplies the row by the repeated value, in that order: which NaN a product of two keeps
-    const swap = op === MUL && plan?.kind === 'sv';
+    // XNNPACK takes the row, then the repeated value, in a sum or product: which NaN of two is kept
+    const swap = op.commutative && plan?.kind === 'sv';
     const kernel = plan ? kernels.get(`${op.name}_${swap ? 'vs' : plan.kind}`)?.() : null;
     if (!plan || !kernel) return fallback();
     const out = backend.makeOutput(shape, 'float32');
@@ -111,14 +115,21 @@ function simdRows(op: Op, own: KernelConfig): KernelFunc {
   };
 }
 
-const overrides = [wasmKernelOverride(Multiply, (own) => simdRows(MUL, own)), wasmKernelOverride(Sub, (own) => simdRows(SUB, own))];
+const addOverride = wasmKernelOverride(Add, (own) => simdRows(ADD, own));
+const mulSubOverrides = [wasmKernelOverride(Multiply, (own) => simdRows(MUL, own)), wasmKernelOverride(Sub, (own) => simdRows(SUB, own))];
+
+/** Replace wasm's Add with the pass above (idempotent). */
+export const registerWasmAdd = (): void => addOverride.register();
+
+/** Put wasm's own Add back (for comparisons). */
+export const unregisterWasmAdd = (): void => addOverride.unregister();
 
 /** Replace wasm's Multiply and Sub with the passes above (idempotent); FEDSLICE_SIMD_MUL_SUB=off keeps wasm's own. */
 export const registerWasmMulSub = (): void => {
-  if (process.env.FEDSLICE_SIMD_MUL_SUB !== 'off') for (const o of overrides) o.register();
+  if (process.env.FEDSLICE_SIMD_MUL_SUB !== 'off') for (const o of mulSubOverrides) o.register();
 };
 
 /** Put wasm's own Multiply and Sub back (for comparisons). */
 export const unregisterWasmMulSub = (): void => {
-  for (const o of overrides) o.unregister();
+  for (const o of mulSubOverrides) o.unregister();
 };
